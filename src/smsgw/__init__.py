@@ -1,0 +1,3 @@
+"""smsgw: a bulk SMS gateway."""
+
+__version__ = "0.1.0"

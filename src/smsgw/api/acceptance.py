@@ -1,0 +1,363 @@
+"""The partner API's rules: who is asking, what each entry is worth, and what gets stored.
+
+`Acceptance.submit` is shared by sendbulk, sendsms and sendotp: one list of entries in, one
+answer per entry out, in input order. Every entry is checked on its own (a bad entry gets its
+own code, never a failure of the batch); then the whole batch is charged and stored in one
+transaction, or, if the balance cannot pay for all of it, nothing is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..config import Settings
+from ..domain.apikeys import hash_api_key, verify_api_key
+from ..domain.codes import Code, describe
+from ..domain.encoding import count_parts
+from ..domain.money import format_units
+from ..domain.schedule import BadSchedule, parse_time_to_send
+from ..domain.states import DeliveryState
+from ..store.errors import IdempotencyConflict, StoreUnavailable
+from ..store.store import LowCredit, NewMessage, Partner, Store
+from .bodies import BadRequest
+
+log = logging.getLogger(__name__)
+
+MAX_CLIENTSMSID_LENGTH = 100
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+_VERIFIED_CACHE_LIMIT = 10_000
+# Verifying against this keeps an unknown partner id as slow as a wrong key, so that the
+# time of a 1006 answer does not tell which of the two was wrong.
+_DUMMY_HASH = hash_api_key("no such partner")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    partner_id: str
+    api_key: str
+
+
+def id_text(value: Any) -> str | None:
+    """A partner id, shortcode or similar given as a JSON string or number; None if absent,
+    raises TypeError for any other JSON type."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    raise TypeError
+
+
+def read_credentials(fields: dict[str, Any]) -> Credentials:
+    try:
+        partner_id = id_text(fields.get("partnerID"))
+    except TypeError:
+        raise BadRequest(Code.UNSUPPORTED_DATA_TYPE, "partnerID must be a string or a number") from None
+    if partner_id is None:
+        raise BadRequest(Code.NO_PARTNER_ID)
+    try:
+        api_key = id_text(fields.get("apikey"))
+    except TypeError:
+        raise BadRequest(Code.UNSUPPORTED_DATA_TYPE, "apikey must be a string") from None
+    if api_key is None:
+        raise BadRequest(Code.NO_API_KEY)
+    pass_type = fields.get("pass_type")
+    if pass_type is None or pass_type == "":
+        pass_type = "plain"
+    if not isinstance(pass_type, str) or pass_type.strip().lower() not in ("plain", "bm5"):
+        raise BadRequest(Code.UNSUPPORTED_DATA_TYPE, "pass_type must be plain or bm5")
+    if pass_type.strip().lower() == "bm5":
+        try:
+            api_key = base64.b64decode(api_key.encode("ascii"), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeError, ValueError):
+            raise BadRequest(Code.INVALID_CREDENTIALS) from None
+    return Credentials(partner_id, api_key)
+
+
+class Acceptance:
+    def __init__(self, settings: Settings, store: Store, routed_networks: frozenset[int] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.networks = settings.networks
+        # None: every network of the table has a route (the embedded simulated carrier).
+        self.routed_networks = routed_networks
+        self._verified: set[tuple[str, bytes]] = set()
+
+    # -- who is asking -------------------------------------------------------------------------
+
+    async def authenticate(self, fields: dict[str, Any]) -> Partner:
+        credentials = read_credentials(fields)
+        try:
+            partner = await self.store.get_partner(credentials.partner_id)
+        except StoreUnavailable:
+            raise BadRequest(Code.TRY_AGAIN_LATER) from None
+        stored_hash = partner.api_key_hash if partner is not None else _DUMMY_HASH
+        key_ok = await self._key_matches(credentials.api_key, stored_hash)
+        if partner is None or not key_ok or not partner.active:
+            raise BadRequest(Code.INVALID_CREDENTIALS)
+        return partner
+
+    async def _key_matches(self, key: str, stored_hash: str) -> bool:
+        # The memory holds (stored hash, SHA-256 of a key that matched it): a changed key
+        # or hash simply misses, and no plain key is kept.
+        memo = (stored_hash, hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest())
+        if memo in self._verified:
+            return True
+        if not await asyncio.to_thread(verify_api_key, key, stored_hash):
+            return False
+        if stored_hash is not _DUMMY_HASH:
+            if len(self._verified) >= _VERIFIED_CACHE_LIMIT:
+                self._verified.clear()
+            self._verified.add(memo)
+        return True
+
+    # -- sending -------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        partner: Partner,
+        shortcode_value: Any,
+        entries: list[Any],
+        *,
+        priority: int,
+        mobile_as_number: bool,
+        idempotency: tuple[str, str] | None,
+        kind: str,
+    ) -> bytes:
+        """The JSON answer (`{"responses": [...]}`) for `entries`, all charged and stored
+        before this returns. `idempotency` is (key, SHA-256 of the body): a repeated request
+        gets the first answer back and is not charged again."""
+        if idempotency is not None:
+            replayed = await self.stored_answer(partner, *idempotency)
+            if replayed is not None:
+                return replayed
+        try:
+            shortcode_text = id_text(shortcode_value)
+        except TypeError:
+            shortcode_text = None
+        if shortcode_text is None:
+            raise BadRequest(Code.INVALID_SENDER_ID, "shortcode missing")
+        try:
+            shortcode = await self.store.get_shortcode(shortcode_text)
+        except StoreUnavailable:
+            raise BadRequest(Code.TRY_AGAIN_LATER) from None
+        if shortcode is None or shortcode.partner_id != partner.id:
+            raise BadRequest(Code.INVALID_SENDER_ID)
+
+        now = time.time()
+        now_ms = int(now * 1000)
+        responses: list[dict[str, Any]] = []
+        candidates: list[tuple[int, NewMessage, Any, Any]] = []  # (position, row, mobile as sent, clientsmsid)
+        total_cost = 0
+        table = self.networks
+        routed = self.routed_networks
+        enabled = shortcode.networks
+        max_parts = self.settings.max_parts
+        zone = self.settings.timezone
+
+        for entry in entries:
+            if not isinstance(entry, dict):
+                responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, "each entry must be a JSON object", None, _ABSENT))
+                continue
+            mobile_raw = entry.get("mobile")
+            clientsmsid = entry.get("clientsmsid", _ABSENT)
+            try:
+                # -- number
+                if isinstance(mobile_raw, str):
+                    mobile_text = mobile_raw
+                elif isinstance(mobile_raw, int) and not isinstance(mobile_raw, bool):
+                    mobile_text = str(mobile_raw)
+                elif mobile_raw is None:
+                    responses.append(_failed(Code.INVALID_MOBILE, "mobile missing", mobile_raw, clientsmsid))
+                    continue
+                else:
+                    responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, "mobile must be a string or a number", mobile_raw, clientsmsid))
+                    continue
+                # -- message
+                text = entry.get("message")
+                if not isinstance(text, str) or not text.strip():
+                    detail = "message must be a non-empty string" if text is None or isinstance(text, str) else "message must be a string"
+                    responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, detail, mobile_raw, clientsmsid))
+                    continue
+                encoding, parts = count_parts(text)
+                if parts > max_parts:
+                    responses.append(
+                        _failed(Code.UNSUPPORTED_DATA_TYPE, f"message needs {parts} parts, the limit is {max_parts}", mobile_raw, clientsmsid)
+                    )
+                    continue
+                # -- clientsmsid
+                if clientsmsid is _ABSENT or clientsmsid is None:
+                    clientsmsid_json = None
+                elif isinstance(clientsmsid, (str, int, float)) and not isinstance(clientsmsid, bool):
+                    clientsmsid_json = orjson.dumps(clientsmsid).decode()
+                    if len(clientsmsid_json) > MAX_CLIENTSMSID_LENGTH:
+                        responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, "clientsmsid is too long", mobile_raw, clientsmsid))
+                        continue
+                else:
+                    responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, "clientsmsid must be a string or a number", mobile_raw, clientsmsid))
+                    continue
+                # -- schedule
+                when = entry.get("timeToSend")
+                if when is None or when == "":
+                    due_ms = now_ms
+                else:
+                    try:
+                        scheduled = parse_time_to_send(when, now, zone)
+                    except BadSchedule as exc:
+                        responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, str(exc), mobile_raw, clientsmsid))
+                        continue
+                    due_ms = now_ms if scheduled is None else int(scheduled * 1000)
+                # -- network
+                msisdn = table.normaliser.normalise(mobile_text)
+                if msisdn is None:
+                    responses.append(_failed(Code.INVALID_MOBILE, None, mobile_raw, clientsmsid))
+                    continue
+                network = table.network_of(msisdn)
+                if network is None or (routed is not None and network.id not in routed):
+                    responses.append(_failed(Code.NETWORK_NOT_ALLOWED, "no route to this number's network", mobile_raw, clientsmsid))
+                    continue
+                if enabled is not None and network.id not in enabled:
+                    responses.append(_failed(Code.NETWORK_NOT_ALLOWED, f"sender id not enabled on {network.name}", mobile_raw, clientsmsid))
+                    continue
+            except Exception:
+                log.exception("entry %d of a %s request could not be checked", len(responses), kind)
+                responses.append(_failed(Code.MESSAGE_SYSTEM_ERROR, None, mobile_raw, clientsmsid))
+                continue
+
+            cost = parts * network.price_cents
+            total_cost += cost
+            row = NewMessage(
+                0,  # id, assigned below once the batch is known to be worth storing
+                partner.id,
+                shortcode.shortcode,
+                msisdn.digits,
+                network.id,
+                text,
+                encoding.data_coding,
+                parts,
+                cost,
+                clientsmsid_json,
+                priority,
+                DeliveryState.SCHEDULED,
+                due_ms,
+                now_ms,
+            )
+            answered_mobile = int(msisdn.digits) if mobile_as_number else msisdn.digits
+            candidates.append((len(responses), row, mobile_raw, clientsmsid))
+            responses.append(_success_placeholder(answered_mobile, network.id, clientsmsid))
+
+        if not candidates:
+            return self._render(responses)
+        return await self._charge_and_store(partner, responses, candidates, total_cost, idempotency, kind)
+
+    async def _charge_and_store(
+        self,
+        partner: Partner,
+        responses: list[dict[str, Any]],
+        candidates: list[tuple[int, NewMessage, Any, Any]],
+        total_cost: int,
+        idempotency: tuple[str, str] | None,
+        kind: str,
+    ) -> bytes:
+        try:
+            ids = await self.store.next_message_ids(len(candidates))
+        except StoreUnavailable:
+            raise BadRequest(Code.TRY_AGAIN_LATER) from None
+        rows = []
+        for (position, row, _mobile, _clientsmsid), message_id in zip(candidates, ids):
+            rows.append(row._replace(id=message_id))
+            responses[position]["messageid"] = str(message_id)
+        body = self._render(responses)
+        reference = f"{kind} {ids[0]}" + (f"..{ids[-1]}" if len(ids) > 1 else "")
+        stored = (idempotency[0], idempotency[1], body) if idempotency is not None else None
+        try:
+            outcome = await self.store.accept(partner.id, total_cost, rows, reference, stored)
+        except StoreUnavailable:
+            raise BadRequest(Code.TRY_AGAIN_LATER) from None
+        except IdempotencyConflict:
+            assert idempotency is not None
+            replayed = await self.stored_answer(partner, *idempotency)
+            if replayed is None:
+                raise BadRequest(Code.TRY_AGAIN_LATER) from None
+            return replayed
+        except Exception:
+            log.exception("a %s batch of %d messages could not be stored; nothing was charged", kind, len(rows))
+            for position, _row, mobile, clientsmsid in candidates:
+                responses[position] = _failed(Code.MESSAGE_SYSTEM_ERROR, "not stored, not charged", mobile, clientsmsid)
+            return self._render(responses)
+        if isinstance(outcome, LowCredit):
+            detail = f"Balance {format_units(outcome.balance)}, required {format_units(total_cost)}"
+            for position, _row, mobile, clientsmsid in candidates:
+                responses[position] = _failed(Code.LOW_CREDIT, detail, mobile, clientsmsid)
+            return self._render(responses)
+        return body
+
+    async def stored_answer(self, partner: Partner, key: str, body_sha256: str) -> bytes | None:
+        """The answer given to an earlier request with this Idempotency-Key, None if there
+        was none within 24 h; BadRequest(1010) if that request had a different body."""
+        try:
+            answer = await self.store.find_answer(partner.id, key)
+        except StoreUnavailable:
+            raise BadRequest(Code.TRY_AGAIN_LATER) from None
+        if answer is None:
+            return None
+        if answer.body_sha256 != body_sha256:
+            raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "Idempotency-Key was already used with a different body")
+        return answer.response
+
+    def _render(self, responses: list[dict[str, Any]]) -> bytes:
+        if self.settings.legacy_respose_code:
+            for entry in responses:
+                entry["respose-code"] = entry["response-code"]
+        return orjson.dumps({"responses": responses})
+
+
+class _Absent:
+    """Marks a clientsmsid the partner did not send (so none is echoed)."""
+
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_ABSENT: Any = _Absent()
+
+
+def _failed(code: Code, detail: str | None, mobile: Any, clientsmsid: Any) -> dict[str, Any]:
+    entry = {"response-code": int(code), "response-description": describe(code, detail), "mobile": mobile}
+    if clientsmsid is not _ABSENT:
+        entry["clientsmsid"] = clientsmsid
+    return entry
+
+
+def _success_placeholder(mobile: Any, network_id: int, clientsmsid: Any) -> dict[str, Any]:
+    entry = {"response-code": 200, "response-description": "Success", "mobile": mobile, "messageid": ""}
+    if clientsmsid is not _ABSENT:
+        entry["clientsmsid"] = clientsmsid
+    entry["networkid"] = network_id
+    return entry
+
+
+def idempotency_key(raw: str | None) -> str | None:
+    """The Idempotency-Key header, or None; BadRequest(1010) when it is unusable."""
+    if raw is None:
+        return None
+    key = raw.strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+        raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters")
+    return key
+

@@ -1,0 +1,352 @@
+"""The HTTP application: partner API under /api/services/, admin API, health, docs."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..config import Settings
+from ..domain.codes import Code
+from ..domain.money import format_units, parse_units
+from ..domain.states import PRIORITY_BULK, PRIORITY_OTP, DeliveryState
+from ..store.errors import NotFound, StoreUnavailable
+from ..store.store import Store
+from . import schemas
+from .acceptance import Acceptance, id_text, idempotency_key
+from .bodies import BadRequest, parameters, parse_json, read_body
+from .responses import answer, bare, duration, local_time
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Request], Awaitable[Response]]
+BackgroundTask = Callable[[Store], contextlib.AbstractAsyncContextManager[Any]]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    routed_networks: frozenset[int] | None = None,
+    background: list[BackgroundTask] | None = None,
+) -> FastAPI:
+    """The ASGI app. Without `store`, one is opened from settings when the app starts.
+    `background` holds context managers (the dispatcher) run for the app's lifetime."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_store = store is None
+        active = store or Store.open(
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        )
+        app.state.store = active
+        app.state.acceptance = Acceptance(settings, active, routed_networks)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for task in background or []:
+                    await stack.enter_async_context(task(active))
+                yield
+        finally:
+            if own_store:
+                await active.close()
+
+    app = FastAPI(
+        title="smsgw partner API",
+        version="1",
+        description=(
+            "Bulk SMS gateway. Protocol outcomes are answered with HTTP 200 and a "
+            "`response-code` in the body; see the code table in docs/api.md."
+        ),
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    legacy = settings.legacy_respose_code
+    limit = settings.max_body_bytes
+
+    def guarded(handler: Handler) -> Handler:
+        """Turns every failure of a handler into the contract's bare error object."""
+
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except BadRequest as exc:
+                return bare(exc.code, exc.detail, legacy, exc.http_status)
+            except StoreUnavailable:
+                return bare(Code.TRY_AGAIN_LATER, None, legacy)
+            except Exception:
+                log.exception("%s %s failed", request.method, request.url.path)
+                return bare(Code.REQUEST_SYSTEM_ERROR, None, legacy)
+
+        return run
+
+    def acceptance(request: Request) -> Acceptance:
+        return request.app.state.acceptance
+
+    def route(path: str, methods: list[str], handler: Handler, summary: str, extra: dict[str, Any], docs: dict[Any, Any]) -> None:
+        endpoint = guarded(handler)
+        endpoint.__name__ = handler.__name__
+        endpoint.__doc__ = handler.__doc__
+        for with_slash in (False, True):
+            app.add_api_route(
+                path + ("/" if with_slash else ""),
+                endpoint,
+                methods=methods,
+                summary=summary,
+                include_in_schema=not with_slash,
+                openapi_extra=extra,
+                responses=docs,
+                response_class=Response,
+            )
+
+    # -- partner API ----------------------------------------------------------------------------
+
+    async def sendbulk(request: Request) -> Response:
+        """Up to 1000 messages, each with its own number and text. Credentials and shortcode
+        come from the first entry. One result per entry, in input order."""
+        key = idempotency_key(request.headers.get("idempotency-key"))
+        body = await read_body(request, limit)
+        doc = parse_json(body)
+        if not isinstance(doc, dict):
+            raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "body must be a JSON object")
+        smslist = doc.get("smslist")
+        if not isinstance(smslist, list):
+            raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "smslist missing or not a list")
+        if len(smslist) > settings.max_bulk_messages:
+            raise BadRequest(Code.TOO_MANY_MESSAGES, f"{len(smslist)} entries, the limit is {settings.max_bulk_messages}")
+        if not smslist:
+            raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "smslist is empty")
+        _check_count(doc.get("count"), len(smslist))
+        first = smslist[0]
+        if not isinstance(first, dict):
+            raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "the first smslist entry must be an object with the credentials")
+        gateway = acceptance(request)
+        partner = await gateway.authenticate(first)
+        fingerprint = hashlib.sha256(body).hexdigest()
+        result = await gateway.submit(
+            partner,
+            first.get("shortcode"),
+            smslist,
+            priority=PRIORITY_BULK,
+            mobile_as_number=False,
+            idempotency=(key, fingerprint) if key else None,
+            kind="sendbulk",
+        )
+        return answer_bytes(result)
+
+    async def send_to_numbers(request: Request, priority: int, kind: str) -> Response:
+        key = idempotency_key(request.headers.get("idempotency-key"))
+        fields = await parameters(request, limit)
+        gateway = acceptance(request)
+        partner = await gateway.authenticate(fields)
+        mobile = fields.get("mobile")
+        if isinstance(mobile, str):
+            numbers: list[Any] = [n.strip() for n in mobile.split(",") if n.strip()] or [None]
+        elif isinstance(mobile, list):
+            numbers = mobile or [None]
+        else:
+            numbers = [mobile]
+        if len(numbers) > settings.max_bulk_messages:
+            raise BadRequest(Code.TOO_MANY_CONTACTS, f"{len(numbers)} numbers, the limit is {settings.max_bulk_messages}")
+        template = {"message": fields.get("message"), "timeToSend": fields.get("timeToSend")}
+        if "clientsmsid" in fields:
+            template["clientsmsid"] = fields["clientsmsid"]
+        entries = [dict(template, mobile=number) for number in numbers]
+        fingerprint = hashlib.sha256(request.method.encode() + b" " + request.url.query.encode() + b" " + (await request.body())).hexdigest()
+        result = await gateway.submit(
+            partner,
+            fields.get("shortcode"),
+            entries,
+            priority=priority,
+            mobile_as_number=True,
+            idempotency=(key, fingerprint) if key else None,
+            kind=kind,
+        )
+        return answer_bytes(result)
+
+    async def sendsms(request: Request) -> Response:
+        """One message to one number, or to up to 1000 comma-separated numbers."""
+        return await send_to_numbers(request, PRIORITY_BULK, "sendsms")
+
+    async def sendotp(request: Request) -> Response:
+        """As sendsms, but the messages go ahead of bulk traffic in the queue."""
+        return await send_to_numbers(request, PRIORITY_OTP, "sendotp")
+
+    async def getbalance(request: Request) -> Response:
+        """The partner's credit balance."""
+        fields = await parameters(request, limit)
+        partner = await acceptance(request).authenticate(fields)
+        return answer(
+            {"response-code": 200, "response-description": "Success", "credit": format_units(partner.balance), "partner-id": partner.id},
+            legacy,
+        )
+
+    async def getdlr(request: Request) -> Response:
+        """The delivery status of one of the partner's messages."""
+        fields = await parameters(request, limit)
+        gateway = acceptance(request)
+        partner = await gateway.authenticate(fields)
+        raw = fields.get("messageID", fields.get("messageid"))
+        try:
+            text = id_text(raw)
+        except TypeError:
+            raise BadRequest(Code.UNSUPPORTED_DATA_TYPE, "messageID must be a string or a number") from None
+        if text is None:
+            raise BadRequest(Code.UNSUPPORTED_DATA_TYPE, "messageID missing")
+        if not (text.isascii() and text.isdigit()) or len(text) > 18:
+            raise BadRequest(Code.NO_DELIVERY_REPORT)
+        message = await gateway.store.get_message(partner.id, int(text))
+        if message is None:
+            raise BadRequest(Code.NO_DELIVERY_REPORT)
+        state = DeliveryState(message.state)
+        if state.is_final and message.done_at is not None:
+            reached = message.done_at
+        elif state is DeliveryState.SENT_TO_NETWORK and message.submitted_at is not None:
+            reached = message.submitted_at
+        else:
+            reached = message.created_at
+        return answer(
+            {
+                "response-code": 200,
+                "response-description": "Success",
+                "message-id": str(message.id),
+                "delivery-status": int(state),
+                "delivery-description": state.description,
+                "delivery-tat": duration(reached - message.created_at),
+                "delivery-networkid": message.network_id,
+                "delivery-time": local_time(reached, settings.timezone),
+            },
+            legacy,
+        )
+
+    def answer_bytes(body: bytes) -> Response:
+        return Response(body, media_type="application/json")
+
+    both = ["GET", "POST"]
+    route("/api/services/sendbulk", ["POST"], sendbulk, "Send up to 1000 messages", schemas.request_body(schemas.SendBulkRequest, forms=False), schemas.answer_doc(schemas.SendResponse, "One result per entry."))
+    route("/api/services/sendsms", both, sendsms, "Send one message to one or more numbers", schemas.request_body(schemas.SendSmsRequest, forms=True), schemas.answer_doc(schemas.SendResponse, "One result per number."))
+    route("/api/services/sendotp", both, sendotp, "Send a one-time password ahead of bulk traffic", schemas.request_body(schemas.SendSmsRequest, forms=True), schemas.answer_doc(schemas.SendResponse, "One result per number."))
+    route("/api/services/getbalance", both, getbalance, "Credit balance", schemas.request_body(schemas.CredentialsRequest, forms=True), schemas.answer_doc(schemas.BalanceResponse, "The balance."))
+    route("/api/services/getdlr", both, getdlr, "Delivery report of one message", schemas.request_body(schemas.DlrRequest, forms=True), schemas.answer_doc(schemas.DlrResponse, "The report."))
+
+    # -- admin API (operator) ---------------------------------------------------------------------
+
+    def admin_guard(request: Request) -> None:
+        token = settings.admin_token
+        presented = request.headers.get("authorization", "")
+        if token is None:
+            raise BadRequest(Code.INVALID_CREDENTIALS, "the admin API is off (set SMSGW_ADMIN_TOKEN)")
+        expected = f"Bearer {token}".encode()
+        if not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected):
+            raise BadRequest(Code.INVALID_CREDENTIALS)
+
+    async def admin_partner(request: Request) -> Response:
+        """A partner's status, balance and shortcodes (operator token required)."""
+        admin_guard(request)
+        store: Store = request.app.state.store
+        partner_id = request.path_params["partner_id"]
+        partner = await store.get_partner(partner_id)
+        if partner is None:
+            raise BadRequest(Code.DETAILS_NOT_FOUND, f"no partner {partner_id}")
+        codes = await store.list_shortcodes(partner_id)
+        return answer(
+            {
+                "response-code": 200,
+                "response-description": "Success",
+                "partner-id": partner.id,
+                "name": partner.name,
+                "status": partner.status,
+                "credit": format_units(partner.balance),
+                "shortcodes": [c.shortcode for c in codes],
+            },
+            legacy,
+        )
+
+    async def admin_topup(request: Request) -> Response:
+        """Adds credit to a partner, through the ledger (operator token required)."""
+        admin_guard(request)
+        store: Store = request.app.state.store
+        partner_id = request.path_params["partner_id"]
+        doc = parse_json(await read_body(request, limit))
+        if not isinstance(doc, dict):
+            raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "body must be a JSON object")
+        units = doc.get("units")
+        if isinstance(units, bool) or not isinstance(units, (str, int)):
+            raise BadRequest(Code.UNSUPPORTED_DATA_TYPE, "units must be a number of units, e.g. '100' or '12.50'")
+        try:
+            amount = parse_units(str(units))
+        except ValueError as exc:
+            raise BadRequest(Code.UNSUPPORTED_DATA_TYPE, str(exc)) from None
+        if amount <= 0:
+            raise BadRequest(Code.UNSUPPORTED_DATA_TYPE, "units must be positive")
+        reference = doc.get("reference")
+        if reference is not None and not isinstance(reference, str):
+            raise BadRequest(Code.UNSUPPORTED_DATA_TYPE, "reference must be a string")
+        try:
+            balance = await store.top_up(partner_id, amount, (reference or "admin api top-up")[:200])
+        except NotFound:
+            raise BadRequest(Code.DETAILS_NOT_FOUND, f"no partner {partner_id}") from None
+        return answer({"response-code": 200, "response-description": "Success", "partner-id": partner_id, "credit": format_units(balance)}, legacy)
+
+    app.add_api_route("/api/admin/partners/{partner_id}", guarded(admin_partner), methods=["GET"], summary="Show a partner", response_class=Response, responses={200: {"content": {"application/json": {"schema": schemas.ref(schemas.PartnerView)}}}})
+    app.add_api_route(
+        "/api/admin/partners/{partner_id}/topup",
+        guarded(admin_topup),
+        methods=["POST"],
+        summary="Top up a partner",
+        response_class=Response,
+        openapi_extra=schemas.request_body(schemas.TopUpRequest, forms=False),
+    )
+
+    async def health(request: Request) -> Response:
+        """200 when the store answers, 503 when it does not."""
+        try:
+            await request.app.state.store.count_partners()
+        except StoreUnavailable:
+            return answer({"status": "store unavailable"}, False, status_code=503)
+        return answer({"status": "ok"}, False)
+
+    app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
+
+    # -- HTTP-level errors carry a code too --------------------------------------------------------
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            return bare(Code.UNSUPPORTED_REQUEST_TYPE, f"method {request.method} not allowed here", legacy, 405)
+        if exc.status_code == 404:
+            return bare(Code.UNSUPPORTED_REQUEST_TYPE, f"no such path {request.url.path}", legacy, 404)
+        return bare(Code.UNSUPPORTED_REQUEST_TYPE, str(exc.detail), legacy, exc.status_code)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            document.setdefault("components", {}).setdefault("schemas", {}).update(schemas.component_schemas())
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _check_count(count: Any, length: int) -> None:
+    if count is None:
+        return
+    if isinstance(count, bool):
+        raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "count must be a number")
+    if isinstance(count, str):
+        text = count.strip()
+        if not (text.isascii() and text.isdigit()):
+            raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "count must be a number")
+        count = int(text)
+    if not isinstance(count, (int, float)) or count != length:
+        raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, f"count {count} does not match the {length} entries of smslist")

@@ -1,0 +1,128 @@
+"""Reading request bodies: a size limit, then JSON, form or query parameters.
+
+Nothing here raises anything but `BadRequest`, which the routes turn into the contract's
+bare error object.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.requests import ClientDisconnect, Request
+
+from ..domain.codes import Code
+
+JSON_CONTENT_TYPES = ("application/json", "text/json", "application/javascript", "text/plain")
+_ORJSON_MAX_INT = 2**63 - 1
+
+
+class BadRequest(Exception):
+    def __init__(self, code: Code, detail: str | None = None, http_status: int = 200) -> None:
+        super().__init__(detail or code.name)
+        self.code = code
+        self.detail = detail
+        self.http_status = http_status
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, or BadRequest(1010, HTTP 413) as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, f"body larger than {limit} bytes", http_status=413)
+        except ValueError:
+            raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "Content-Length is not a number") from None
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, f"body larger than {limit} bytes", http_status=413)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "client went away before the body arrived") from None
+    body = b"".join(chunks)
+    # Later readers (the form parser) read the body from here instead of the finished stream.
+    request._body = body  # noqa: SLF001 - Starlette's documented cache for a consumed body
+    return body
+
+
+def parse_json(body: bytes) -> Any:
+    """orjson for speed; the standard library only for what orjson refuses but JSON allows
+    (integers beyond 64 bits). A body that is not JSON, or holds a lone surrogate, is 1010."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        text = body.decode("utf-8")
+        doc = json.loads(text, parse_constant=_reject_constant, parse_int=_int_or_digits)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "body is not valid JSON") from None
+    if _has_lone_surrogate(doc):
+        raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "body is not valid JSON (lone surrogate)")
+    return doc
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _int_or_digits(text: str) -> int | str:
+    # Integers past 64 bits cannot be echoed by orjson; carry them on as their digits.
+    value = int(text)
+    return value if -_ORJSON_MAX_INT <= value <= _ORJSON_MAX_INT else text
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+async def parameters(request: Request, limit: int) -> dict[str, Any]:
+    """The fields of a request that may come as JSON, a form or a query string
+    (sendsms, sendotp, getbalance, getdlr). Body fields win over query fields."""
+    fields: dict[str, Any] = dict(request.query_params)
+    if request.method == "GET":
+        return fields
+    body = await read_body(request, limit)
+    if not body.strip():
+        return fields
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/x-www-form-urlencoded":
+        try:
+            fields.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "form body is not UTF-8") from None
+        return fields
+    if content_type == "multipart/form-data":
+        try:
+            form = await request.form()
+        except Exception:  # the multipart parser raises several types for a broken body
+            raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "multipart body cannot be read") from None
+        fields.update({k: v for k, v in form.items() if isinstance(v, str)})
+        return fields
+    if content_type and content_type not in JSON_CONTENT_TYPES:
+        raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, f"content type {content_type} is not JSON or a form")
+    doc = parse_json(body)
+    if not isinstance(doc, dict):
+        raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "body must be a JSON object")
+    fields.update(doc)
+    return fields

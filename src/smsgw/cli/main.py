@@ -1,0 +1,213 @@
+"""`smsgw`: the operator's command line (spec/CONTRACT.md, "Operator CLI")."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from typing import Any, Awaitable, Callable, TypeVar
+
+import click
+
+from ..config import ConfigError, Settings
+from ..domain.apikeys import generate_api_key, hash_api_key
+from ..domain.money import format_units, parse_units
+from ..store.errors import AlreadyExists, NotFound, SchemaOutOfDate, StoreUnavailable
+from ..store.store import Store
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        fail(str(exc), 2)
+        raise AssertionError  # unreachable
+
+
+def with_store(operation: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+    """Runs an async command body with an open, up-to-date store and clean error messages."""
+
+    @functools.wraps(operation)
+    def run(*args: Any, **kwargs: Any) -> T:
+        settings = load_settings()
+
+        async def body() -> T:
+            store = open_store(settings)
+            try:
+                await store.prepare()
+                return await operation(store, settings, *args, **kwargs)
+            finally:
+                await store.close()
+
+        try:
+            return asyncio.run(body())
+        except StoreUnavailable as exc:
+            fail(f"the database at {settings.database_url.display} is unavailable: {exc}")
+        except SchemaOutOfDate as exc:
+            fail(str(exc))
+        except (NotFound, AlreadyExists, ValueError) as exc:
+            fail(str(exc))
+        raise AssertionError  # unreachable
+
+    return run
+
+
+def open_store(settings: Settings) -> Store:
+    return Store.open(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+
+
+def units_option(value: str) -> int:
+    try:
+        return parse_units(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="smsgw")
+def main() -> None:
+    """smsgw: bulk SMS gateway. The store is chosen by SMSGW_DATABASE_URL
+    (default sqlite:///./smsgw.db)."""
+
+
+@main.command()
+@with_store
+async def migrate(store: Store, settings: Settings) -> None:
+    """Bring the database schema to this version."""
+    await store.migrate()
+    click.echo(f"schema of {settings.database_url.display} is up to date")
+
+
+@main.group()
+def partner() -> None:
+    """Create partners, sell them credit, show them."""
+
+
+@partner.command("create")
+@click.argument("partner_id")
+@click.option("--name", default=None, help="Display name (default: the id).")
+@click.option("--api-key", default=None, help="Use this key instead of a generated one (at least 16 characters).")
+@click.option("--credits", default="0", help="Initial credit in units, e.g. 1000 or 12.50.")
+@with_store
+async def partner_create(store: Store, settings: Settings, partner_id: str, name: str | None, api_key: str | None, credits: str) -> None:
+    """Create a partner and print its API key (shown only this once)."""
+    check_partner_id(partner_id)
+    amount = units_option(credits)
+    if api_key is not None and len(api_key) < 16:
+        raise click.BadParameter("an API key must have at least 16 characters", param_hint="--api-key")
+    key = api_key or generate_api_key()
+    await store.create_partner(partner_id, name or partner_id, hash_api_key(key), amount)
+    click.echo(f"partner {partner_id} created with {format_units(amount)} units")
+    click.echo(f"api key: {key}")
+    click.echo("store the key now: smsgw keeps only its hash and cannot show it again")
+
+
+@partner.command("topup")
+@click.argument("partner_id")
+@click.argument("units")
+@click.option("--reference", default=None, help="Invoice or payment reference for the ledger.")
+@with_store
+async def partner_topup(store: Store, settings: Settings, partner_id: str, units: str, reference: str | None) -> None:
+    """Add UNITS of credit (negative to correct a mistake; never below zero)."""
+    negative = units.startswith("-")
+    amount = units_option(units[1:] if negative else units)
+    balance = await store.top_up(partner_id, -amount if negative else amount, reference or "cli top-up")
+    click.echo(f"partner {partner_id} balance: {format_units(balance)}")
+
+
+@partner.command("show")
+@click.argument("partner_id")
+@with_store
+async def partner_show(store: Store, settings: Settings, partner_id: str) -> None:
+    """Status, balance, shortcodes and callback of a partner."""
+    found = await store.get_partner(partner_id)
+    if found is None:
+        raise NotFound(f"partner {partner_id} does not exist")
+    codes = await store.list_shortcodes(partner_id)
+    click.echo(f"partner:    {found.id}")
+    click.echo(f"name:       {found.name}")
+    click.echo(f"status:     {found.status}")
+    click.echo(f"balance:    {format_units(found.balance)}")
+    if codes:
+        for code in codes:
+            nets = "all networks" if code.networks is None else "networks " + ",".join(str(n) for n in sorted(code.networks))
+            click.echo(f"shortcode:  {code.shortcode} ({nets})")
+    else:
+        click.echo("shortcode:  none (add one with `smsgw shortcode add`)")
+    click.echo(f"callback:   {found.callback_url or 'none'}")
+
+
+@partner.command("suspend")
+@click.argument("partner_id")
+@with_store
+async def partner_suspend(store: Store, settings: Settings, partner_id: str) -> None:
+    """Refuse the partner's requests (1006) until `activate`."""
+    await store.set_partner_status(partner_id, "suspended")
+    click.echo(f"partner {partner_id} suspended")
+
+
+@partner.command("activate")
+@click.argument("partner_id")
+@with_store
+async def partner_activate(store: Store, settings: Settings, partner_id: str) -> None:
+    """Accept the partner's requests again."""
+    await store.set_partner_status(partner_id, "active")
+    click.echo(f"partner {partner_id} active")
+
+
+@partner.command("rotate-key")
+@click.argument("partner_id")
+@with_store
+async def partner_rotate_key(store: Store, settings: Settings, partner_id: str) -> None:
+    """Replace the partner's API key and print the new one (the old one stops working)."""
+    key = generate_api_key()
+    await store.set_api_key_hash(partner_id, hash_api_key(key))
+    click.echo(f"api key: {key}")
+
+
+@main.group()
+def shortcode() -> None:
+    """Sender ids (shortcodes) of partners."""
+
+
+@shortcode.command("add")
+@click.argument("shortcode_value", metavar="SHORTCODE")
+@click.option("--partner", "partner_id", required=True, help="Partner that owns the sender id.")
+@click.option("--networks", default=None, help="Comma-separated network ids it is enabled on (default: all).")
+@with_store
+async def shortcode_add(store: Store, settings: Settings, shortcode_value: str, partner_id: str, networks: str | None) -> None:
+    """Give a partner a sender id (case-sensitive)."""
+    if not shortcode_value or len(shortcode_value) > 32 or not shortcode_value.isprintable():
+        raise click.BadParameter("a shortcode has 1 to 32 printable characters", param_hint="SHORTCODE")
+    network_ids = parse_network_ids(networks, settings) if networks is not None else None
+    await store.add_shortcode(shortcode_value, partner_id, network_ids)
+    where = "every network" if network_ids is None else "networks " + ",".join(map(str, sorted(network_ids)))
+    click.echo(f"shortcode {shortcode_value} added for {partner_id} on {where}")
+
+
+def parse_network_ids(text: str, settings: Settings) -> set[int]:
+    try:
+        ids = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of network ids", param_hint="--networks") from None
+    unknown = ids - set(settings.networks.networks)
+    if not ids or unknown:
+        known = ", ".join(f"{n.id} {n.name}" for n in settings.networks.networks.values())
+        raise click.BadParameter(f"unknown network ids {sorted(unknown) or text!r}; the table has {known}", param_hint="--networks")
+    return ids
+
+
+def check_partner_id(partner_id: str) -> None:
+    if not (1 <= len(partner_id) <= 64) or not all(ch.isalnum() or ch in "-_." for ch in partner_id):
+        raise click.BadParameter("a partner id has 1 to 64 letters, digits, '-', '_' or '.'", param_hint="PARTNER_ID")
+
+
+# Commands defined in their own modules register themselves on `main`.
+from . import serve as _serve  # noqa: E402,F401

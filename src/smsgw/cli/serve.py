@@ -1,0 +1,93 @@
+"""`smsgw serve`: the API (and, in the embedded default, everything else) in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+
+import click
+import orjson
+import uvicorn
+
+from ..api.app import create_app
+from ..config import Settings
+from ..domain.apikeys import generate_api_key, hash_api_key
+from ..domain.money import format_units
+from ..store.errors import SchemaOutOfDate, StoreUnavailable
+from ..store.store import Store
+from .main import fail, load_settings, main, open_store
+
+log = logging.getLogger("smsgw")
+
+DEMO_PARTNER = "demo"
+DEMO_SHORTCODE = "SMSGW"
+DEMO_CREDITS = 1000_00
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(host: str, port: int, log_level: str) -> None:
+    """Run the partner API and delivery in one process.
+
+    On first start with an empty embedded database, a demo partner and shortcode are created
+    and printed with a ready-to-paste curl command.
+    """
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    try:
+        asyncio.run(run_server(settings, host, port, log_level))
+    except StoreUnavailable as exc:
+        fail(f"the database at {settings.database_url.display} is unavailable: {exc}")
+    except SchemaOutOfDate as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
+async def run_server(settings: Settings, host: str, port: int, log_level: str) -> None:
+    store = open_store(settings)
+    try:
+        await store.prepare()
+        if store.is_sqlite and await store.count_partners() == 0:
+            await create_demo(store, host, port)
+        app = create_app(settings, store=store)
+        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on", server_header=False)
+        server = uvicorn.Server(config)
+        click.echo(f"smsgw listening on http://{host}:{port} (store {settings.database_url.display}); API docs at /docs")
+        await server.serve()
+    finally:
+        await store.close()
+
+
+async def create_demo(store: Store, host: str, port: int) -> None:
+    key = generate_api_key()
+    await store.create_partner(DEMO_PARTNER, "Demo partner", hash_api_key(key), DEMO_CREDITS)
+    await store.add_shortcode(DEMO_SHORTCODE, DEMO_PARTNER, None)
+    body = {
+        "count": 1,
+        "smslist": [
+            {
+                "partnerID": DEMO_PARTNER,
+                "apikey": key,
+                "pass_type": "plain",
+                "clientsmsid": 1,
+                "mobile": "0712345678",
+                "message": "Hello from smsgw",
+                "shortcode": DEMO_SHORTCODE,
+            }
+        ],
+    }
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown_host}:{port}/api/services/sendbulk"
+    click.echo("")
+    click.echo("First start on an empty database: created a demo partner.")
+    click.echo(f"  partnerID: {DEMO_PARTNER}")
+    click.echo(f"  apikey:    {key}   (shown once; `smsgw partner rotate-key {DEMO_PARTNER}` makes a new one)")
+    click.echo(f"  shortcode: {DEMO_SHORTCODE}")
+    click.echo(f"  credit:    {format_units(DEMO_CREDITS)} units")
+    click.echo("Send a message:")
+    click.echo(f"  curl -s {url} -H 'Content-Type: application/json' -d {shlex.quote(orjson.dumps(body).decode())}")
+    click.echo("")

@@ -1,0 +1,102 @@
+"""Settings, read from SMSGW_* environment variables. A wrong value stops the gateway at start
+with a message that names the variable, never later with a traceback."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .domain.networks import KENYA, NetworkTable, NetworkTableError
+from .store.urls import DEFAULT_DATABASE_URL, BadDatabaseUrl, StoreUrl
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} must be a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} must be true or false")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: StoreUrl
+    timezone: ZoneInfo
+    networks: NetworkTable
+    max_bulk_messages: int = 1000
+    max_parts: int = 6
+    max_body_bytes: int = 8 * 1024 * 1024
+    legacy_respose_code: bool = False
+    sqlite_synchronous: str = "FULL"
+    sqlite_busy_timeout_ms: int = 10_000
+    admin_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        try:
+            url = StoreUrl.parse(env.get("SMSGW_DATABASE_URL") or DEFAULT_DATABASE_URL)
+        except BadDatabaseUrl as exc:
+            raise ConfigError(str(exc)) from None
+        tz_name = env.get("SMSGW_TIMEZONE") or "Africa/Nairobi"
+        try:
+            timezone = ZoneInfo(tz_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"SMSGW_TIMEZONE={tz_name!r} is not a known time zone (e.g. Africa/Nairobi)") from None
+        networks = load_network_table(env.get("SMSGW_NETWORKS_FILE"))
+        synchronous = (env.get("SMSGW_SQLITE_SYNCHRONOUS") or "FULL").upper()
+        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ConfigError(f"SMSGW_SQLITE_SYNCHRONOUS={synchronous!r} must be FULL, EXTRA or NORMAL (OFF would lose accepted messages)")
+        return cls(
+            database_url=url,
+            timezone=timezone,
+            networks=networks,
+            max_bulk_messages=_int(env, "SMSGW_MAX_BULK_MESSAGES", 1000, minimum=1),
+            max_parts=_int(env, "SMSGW_MAX_PARTS", 6, minimum=1),
+            max_body_bytes=_int(env, "SMSGW_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024),
+            legacy_respose_code=_bool(env, "SMSGW_LEGACY_RESPOSE_CODE", False),
+            sqlite_synchronous=synchronous,
+            sqlite_busy_timeout_ms=_int(env, "SMSGW_SQLITE_BUSY_TIMEOUT_MS", 10_000),
+            admin_token=env.get("SMSGW_ADMIN_TOKEN") or None,
+        )
+
+
+def load_network_table(path: str | None) -> NetworkTable:
+    """The network table from a TOML file (see docs/configuration.md), Kenya by default."""
+    if not path:
+        return NetworkTable.from_mapping(KENYA)
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"SMSGW_NETWORKS_FILE={path!r} cannot be read: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"SMSGW_NETWORKS_FILE={path!r} is not valid TOML: {exc}") from None
+    try:
+        return NetworkTable.from_mapping(data)
+    except NetworkTableError as exc:
+        raise ConfigError(f"SMSGW_NETWORKS_FILE={path!r}: {exc}") from None

@@ -1,0 +1,109 @@
+"""Tables of the store (SQLAlchemy Core). Migrations in store/migrations create exactly this;
+tests/store/test_migrations.py compares the two.
+
+Times are integer Unix milliseconds and money is integer hundredths of a unit: both compare
+and add exactly on every database and need no conversion on the hot insert path.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+metadata = MetaData()
+
+partners = Table(
+    "partners",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("api_key_hash", String(200), nullable=False),
+    Column("balance", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("callback_url", String(2000)),
+    Column("callback_secret", String(200)),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+shortcodes = Table(
+    "shortcodes",
+    metadata,
+    Column("shortcode", String(32), primary_key=True),
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=False),
+    # Comma-separated network ids the sender id is enabled on; NULL means every network.
+    Column("networks", String(200)),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),  # signed: top-ups and refunds > 0, charges < 0
+    Column("balance_after", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),  # topup | charge | refund
+    Column("reference", String(200), nullable=False),
+    Column("message_count", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_ledger_partner", "partner_id", "id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("partner_id", String(64), nullable=False),
+    Column("shortcode", String(32), nullable=False),
+    Column("msisdn", String(20), nullable=False),
+    Column("network_id", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("data_coding", SmallInteger, nullable=False),
+    Column("parts", SmallInteger, nullable=False),
+    Column("cost", BigInteger, nullable=False),
+    # The partner's clientsmsid as JSON text, so that it is echoed with the type it came in.
+    Column("clientsmsid", String(200)),
+    Column("priority", SmallInteger, nullable=False),
+    Column("state", SmallInteger, nullable=False),
+    Column("due_at", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("ledger_id", Integer, nullable=False),
+    Column("attempts", SmallInteger, nullable=False, server_default=text("0")),
+    Column("lease_owner", String(64)),
+    Column("lease_until", BigInteger),
+    Column("submitted_at", BigInteger),
+    Column("done_at", BigInteger),
+    Column("error", String(200)),
+    Index("ix_messages_due", "state", "priority", "due_at"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("partner_id", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("body_sha256", String(64), nullable=False),
+    Column("response", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Hi/lo allocation of message ids: each process reserves a block in one short transaction
+# and hands ids out from memory, so ids are unique across processes without a hot row.
+id_blocks = Table(
+    "id_blocks",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("next_value", BigInteger, nullable=False),
+)

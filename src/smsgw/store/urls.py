@@ -1,0 +1,46 @@
+"""`SMSGW_DATABASE_URL`: `sqlite:///PATH` or `postgresql://USER:PASSWORD@HOST:PORT/DB`.
+The gateway chooses the async driver itself (aiosqlite, asyncpg)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_DATABASE_URL = "sqlite:///./smsgw.db"
+
+
+class BadDatabaseUrl(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class StoreUrl:
+    raw: str
+    sqlalchemy_url: str
+    is_sqlite: bool
+
+    @classmethod
+    def parse(cls, raw: str) -> "StoreUrl":
+        try:
+            url = make_url(raw)
+        except ArgumentError:
+            raise BadDatabaseUrl(f"SMSGW_DATABASE_URL {raw!r} is not a database URL; use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB") from None
+        backend = url.get_backend_name()
+        if backend == "sqlite":
+            if not url.database or url.database == ":memory:":
+                raise BadDatabaseUrl("SMSGW_DATABASE_URL must name a SQLite file (sqlite:///PATH); an in-memory database would lose every message")
+            return cls(raw, url.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False), True)
+        if backend in ("postgresql", "postgres"):
+            return cls(raw, url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False), False)
+        raise BadDatabaseUrl(f"SMSGW_DATABASE_URL scheme {backend!r} is not supported; use sqlite:///PATH or postgresql://...")
+
+    @property
+    def display(self) -> str:
+        """The URL with any password masked, for logs and banners."""
+        return make_url(self.raw).render_as_string(hide_password=True)
+
+    @property
+    def sqlite_path(self) -> str | None:
+        return make_url(self.raw).database if self.is_sqlite else None
