@@ -92,21 +92,24 @@ def create_app(
     def acceptance(request: Request) -> Acceptance:
         return request.app.state.acceptance
 
-    def route(path: str, methods: list[str], handler: Handler, summary: str, extra: dict[str, Any], docs: dict[Any, Any]) -> None:
+    def route(path: str, methods: list[str], handler: Handler, summary: str, model: type, forms: bool, docs: dict[Any, Any]) -> None:
         endpoint = guarded(handler)
-        endpoint.__name__ = handler.__name__
         endpoint.__doc__ = handler.__doc__
-        for with_slash in (False, True):
-            app.add_api_route(
-                path + ("/" if with_slash else ""),
-                endpoint,
-                methods=methods,
-                summary=summary,
-                include_in_schema=not with_slash,
-                openapi_extra=extra,
-                responses=docs,
-                response_class=Response,
-            )
+        name = path.rsplit("/", 1)[-1]
+        for method in methods:
+            extra = schemas.request_body(model, forms) if method == "POST" else schemas.query_parameters(model)
+            for with_slash in (False, True):
+                app.add_api_route(
+                    path + ("/" if with_slash else ""),
+                    endpoint,
+                    methods=[method],
+                    summary=summary,
+                    operation_id=f"{name}_{method.lower()}",
+                    include_in_schema=not with_slash,
+                    openapi_extra=extra,
+                    responses=docs,
+                    response_class=Response,
+                )
 
     # -- partner API ----------------------------------------------------------------------------
 
@@ -232,11 +235,11 @@ def create_app(
         return Response(body, media_type="application/json")
 
     both = ["GET", "POST"]
-    route("/api/services/sendbulk", ["POST"], sendbulk, "Send up to 1000 messages", schemas.request_body(schemas.SendBulkRequest, forms=False), schemas.answer_doc(schemas.SendResponse, "One result per entry."))
-    route("/api/services/sendsms", both, sendsms, "Send one message to one or more numbers", schemas.request_body(schemas.SendSmsRequest, forms=True), schemas.answer_doc(schemas.SendResponse, "One result per number."))
-    route("/api/services/sendotp", both, sendotp, "Send a one-time password ahead of bulk traffic", schemas.request_body(schemas.SendSmsRequest, forms=True), schemas.answer_doc(schemas.SendResponse, "One result per number."))
-    route("/api/services/getbalance", both, getbalance, "Credit balance", schemas.request_body(schemas.CredentialsRequest, forms=True), schemas.answer_doc(schemas.BalanceResponse, "The balance."))
-    route("/api/services/getdlr", both, getdlr, "Delivery report of one message", schemas.request_body(schemas.DlrRequest, forms=True), schemas.answer_doc(schemas.DlrResponse, "The report."))
+    route("/api/services/sendbulk", ["POST"], sendbulk, "Send up to 1000 messages", schemas.SendBulkRequest, False, schemas.answer_doc(schemas.SendResponse, "One result per entry."))
+    route("/api/services/sendsms", both, sendsms, "Send one message to one or more numbers", schemas.SendSmsRequest, True, schemas.answer_doc(schemas.SendResponse, "One result per number."))
+    route("/api/services/sendotp", both, sendotp, "Send a one-time password ahead of bulk traffic", schemas.SendSmsRequest, True, schemas.answer_doc(schemas.SendResponse, "One result per number."))
+    route("/api/services/getbalance", both, getbalance, "Credit balance", schemas.CredentialsRequest, True, schemas.answer_doc(schemas.BalanceResponse, "The balance."))
+    route("/api/services/getdlr", both, getdlr, "Delivery report of one message", schemas.DlrRequest, True, schemas.answer_doc(schemas.DlrResponse, "The report."))
 
     # -- admin API (operator) ---------------------------------------------------------------------
 

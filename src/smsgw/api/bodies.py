@@ -7,6 +7,7 @@ bare error object.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -17,6 +18,9 @@ from ..domain.codes import Code
 
 JSON_CONTENT_TYPES = ("application/json", "text/json", "application/javascript", "text/plain")
 _ORJSON_MAX_INT = 2**63 - 1
+# orjson reads integers past 64 bits as floats, which would mangle an echoed clientsmsid;
+# a body that may hold one goes through the standard library instead.
+_LONG_INTEGER = re.compile(rb"[\[:,]\s*-?\d{19,}")
 
 
 class BadRequest(Exception):
@@ -53,12 +57,13 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def parse_json(body: bytes) -> Any:
-    """orjson for speed; the standard library only for what orjson refuses but JSON allows
+    """orjson for speed; the standard library for what orjson reads differently from JSON
     (integers beyond 64 bits). A body that is not JSON, or holds a lone surrogate, is 1010."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
+    if not _LONG_INTEGER.search(body):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     try:
         text = body.decode("utf-8")
         doc = json.loads(text, parse_constant=_reject_constant, parse_int=_int_or_digits)

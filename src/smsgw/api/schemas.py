@@ -133,6 +133,22 @@ def request_body(model: type[BaseModel], forms: bool) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}}
 
 
+def query_parameters(model: type[BaseModel]) -> dict[str, Any]:
+    """The same fields as query-string parameters, for the GET form of an endpoint."""
+    parameters = []
+    for name, field in model.model_fields.items():
+        parameters.append(
+            {
+                "name": field.alias or name,
+                "in": "query",
+                "required": field.is_required(),
+                "description": field.description or "",
+                "schema": {"type": "string"},
+            }
+        )
+    return {"parameters": parameters}
+
+
 def answer_doc(model: type[BaseModel], text: str) -> dict[int | str, dict[str, Any]]:
     return {
         200: {

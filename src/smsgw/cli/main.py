@@ -109,7 +109,7 @@ async def partner_create(store: Store, settings: Settings, partner_id: str, name
     click.echo("store the key now: smsgw keeps only its hash and cannot show it again")
 
 
-@partner.command("topup")
+@partner.command("topup", context_settings={"ignore_unknown_options": True})
 @click.argument("partner_id")
 @click.argument("units")
 @click.option("--reference", default=None, help="Invoice or payment reference for the ledger.")

@@ -48,25 +48,6 @@ DESCRIPTIONS: dict[Code, str] = {
     Code.DETAILS_NOT_FOUND: "Details Not Found",
 }
 
-# Codes a client may see for a whole request (a bare object, not inside `responses`).
-REQUEST_LEVEL: frozenset[Code] = frozenset(
-    {
-        Code.INVALID_SENDER_ID,
-        Code.INVALID_CREDENTIALS,
-        Code.REQUEST_SYSTEM_ERROR,
-        Code.NO_DELIVERY_REPORT,
-        Code.UNSUPPORTED_DATA_TYPE,
-        Code.UNSUPPORTED_REQUEST_TYPE,
-        Code.TOO_MANY_MESSAGES,
-        Code.TOO_MANY_CONTACTS,
-        Code.TRY_AGAIN_LATER,
-        Code.NO_PARTNER_ID,
-        Code.NO_API_KEY,
-        Code.DETAILS_NOT_FOUND,
-    }
-)
-
-
 def describe(code: Code, detail: str | None = None) -> str:
     """The table's text for `code`, followed by `detail` when there is one."""
     text = DESCRIPTIONS[code]

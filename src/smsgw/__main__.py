@@ -1,0 +1,3 @@
+from smsgw.cli.main import main
+
+main()

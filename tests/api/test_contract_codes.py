@@ -1,0 +1,186 @@
+"""Every response code of the contract's table, reached over a real HTTP server.
+
+The scenarios are keyed by the code table itself (`smsgw.domain.codes.Code`): a code added to
+the table without a scenario here fails `test_every_code_has_a_scenario`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import httpx
+import pytest
+
+from smsgw.domain.codes import DESCRIPTIONS, Code
+
+from ..helpers import DEFAULT_KEY, Gateway, LiveServer, Operator, bulk, entry, make_settings
+
+
+def send(gw: Gateway, *entries, **kw) -> httpx.Response:
+    return gw.post("/api/services/sendbulk", bulk(*entries), **kw)
+
+
+def scenario_success(gw: Gateway):
+    return send(gw, entry())
+
+
+def scenario_invalid_sender(gw: Gateway):
+    gw.operator.partner("other", shortcode="OTHER")
+    return send(gw, entry(shortcode="OTHER"))
+
+
+def scenario_network_not_allowed(gw: Gateway):
+    # 0747... is a JTL number: valid in Kenya, but JTL is not in the network table.
+    return send(gw, entry(mobile="0747123456"))
+
+
+def scenario_invalid_mobile(gw: Gateway):
+    return send(gw, entry(mobile="12345"))
+
+
+def scenario_low_credit(gw: Gateway):
+    gw.operator.partner("poor", credits=50, shortcode="POOR")
+    return send(gw, entry(partner="poor", shortcode="POOR"))
+
+
+def scenario_message_system_error(gw: Gateway):
+    # A real database fault while storing: the messages table refuses this one number.
+    gw.operator.sql(
+        "CREATE TRIGGER refuse_number BEFORE INSERT ON messages WHEN NEW.msisdn = '254712000999' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
+    )
+    return send(gw, entry(mobile="0712000999"))
+
+
+def scenario_invalid_credentials(gw: Gateway):
+    return send(gw, entry(key="wrong-key-0000000000"))
+
+
+def scenario_request_system_error(gw: Gateway):
+    # Corrupt data the gateway cannot make sense of: a balance that is not a number.
+    gw.operator.sql("UPDATE partners SET balance = 'not a number' WHERE id = 'p1'")
+    return gw.post("/api/services/getbalance", {"partnerID": "p1", "apikey": DEFAULT_KEY})
+
+
+def scenario_no_delivery_report(gw: Gateway):
+    return gw.post("/api/services/getdlr", {"partnerID": "p1", "apikey": DEFAULT_KEY, "messageID": "99999999"})
+
+
+def scenario_unsupported_data_type(gw: Gateway):
+    return send(gw, entry(message=""))
+
+
+def scenario_unsupported_request_type(gw: Gateway):
+    return gw.post("/api/services/sendbulk", content=b"this is not json", headers={"content-type": "application/json"})
+
+
+def scenario_too_many_messages(gw: Gateway):
+    return send(gw, *[entry() for _ in range(1001)])
+
+
+def scenario_too_many_contacts(gw: Gateway):
+    numbers = ",".join(f"0712{i:06d}" for i in range(1001))
+    return gw.post(
+        "/api/services/sendsms",
+        {"partnerID": "p1", "apikey": DEFAULT_KEY, "shortcode": "SC1", "message": "hi", "mobile": numbers},
+    )
+
+
+def scenario_try_again_later(gw: Gateway):
+    # Another process holds the database's write lock longer than the gateway waits.
+    holder = sqlite3.connect(gw.server.settings.database_url.sqlite_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        return send(gw, entry())
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def scenario_no_partner_id(gw: Gateway):
+    item = entry()
+    del item["partnerID"]
+    return send(gw, item)
+
+
+def scenario_no_api_key(gw: Gateway):
+    item = entry()
+    del item["apikey"]
+    return send(gw, item)
+
+
+def scenario_details_not_found(gw: Gateway):
+    return gw.get("/api/admin/partners/nobody", headers={"authorization": "Bearer admin-token-for-tests"})
+
+
+REQUEST, ENTRY = "request", "entry"
+
+# code -> (scenario, whether the code comes as a bare object or inside `responses`)
+SCENARIOS = {
+    Code.SUCCESS: (scenario_success, ENTRY),
+    Code.INVALID_SENDER_ID: (scenario_invalid_sender, REQUEST),
+    Code.NETWORK_NOT_ALLOWED: (scenario_network_not_allowed, ENTRY),
+    Code.INVALID_MOBILE: (scenario_invalid_mobile, ENTRY),
+    Code.LOW_CREDIT: (scenario_low_credit, ENTRY),
+    Code.MESSAGE_SYSTEM_ERROR: (scenario_message_system_error, ENTRY),
+    Code.INVALID_CREDENTIALS: (scenario_invalid_credentials, REQUEST),
+    Code.REQUEST_SYSTEM_ERROR: (scenario_request_system_error, REQUEST),
+    Code.NO_DELIVERY_REPORT: (scenario_no_delivery_report, REQUEST),
+    Code.UNSUPPORTED_DATA_TYPE: (scenario_unsupported_data_type, ENTRY),
+    Code.UNSUPPORTED_REQUEST_TYPE: (scenario_unsupported_request_type, REQUEST),
+    Code.TOO_MANY_MESSAGES: (scenario_too_many_messages, REQUEST),
+    Code.TOO_MANY_CONTACTS: (scenario_too_many_contacts, REQUEST),
+    Code.TRY_AGAIN_LATER: (scenario_try_again_later, REQUEST),
+    Code.NO_PARTNER_ID: (scenario_no_partner_id, REQUEST),
+    Code.NO_API_KEY: (scenario_no_api_key, REQUEST),
+    Code.DETAILS_NOT_FOUND: (scenario_details_not_found, REQUEST),
+}
+
+
+def test_every_code_has_a_scenario():
+    assert set(SCENARIOS) == set(Code)
+
+
+@pytest.fixture
+def contract_gateway(tmp_path):
+    settings = make_settings(tmp_path, SMSGW_SQLITE_BUSY_TIMEOUT_MS="300", SMSGW_ADMIN_TOKEN="admin-token-for-tests")
+    operator = Operator(settings)
+    operator.partner("p1", shortcode="SC1")
+    with LiveServer(settings) as server, httpx.Client(timeout=30) as client:
+        yield Gateway(server, operator, client)
+
+
+@pytest.mark.parametrize("code", list(Code), ids=lambda c: f"{int(c)}-{c.name}")
+def test_code_is_reachable(contract_gateway: Gateway, code: Code):
+    scenario, level = SCENARIOS[code]
+    response = scenario(contract_gateway)
+    assert response.status_code == 200
+    body = response.json()
+    if level == REQUEST:
+        assert set(body) == {"response-code", "response-description"}, body
+        found = body
+    else:
+        assert set(body) == {"responses"}, body
+        (found,) = body["responses"]
+    assert found["response-code"] == int(code)
+    assert found["response-description"].startswith(DESCRIPTIONS[code])
+
+
+def test_nothing_is_charged_or_stored_when_the_store_refuses_a_batch(contract_gateway: Gateway):
+    before = contract_gateway.operator.balance("p1")
+    response = scenario_message_system_error(contract_gateway).json()
+    assert response["responses"][0]["response-code"] == 1005
+    # The same request with a good number beside the refused one: all or nothing.
+    both = send(contract_gateway, entry(mobile="0712000999"), entry(mobile="0712000111"), entry(mobile="123")).json()["responses"]
+    assert [r["response-code"] for r in both] == [1005, 1005, 1003]
+    assert contract_gateway.operator.balance("p1") == before
+    assert contract_gateway.operator.sql("SELECT count(*) FROM messages") == [(0,)]
+
+
+def test_store_unavailable_accepts_nothing_and_recovers(contract_gateway: Gateway):
+    before = contract_gateway.operator.balance("p1")
+    assert scenario_try_again_later(contract_gateway).json()["response-code"] == 4090
+    assert contract_gateway.operator.balance("p1") == before
+    assert contract_gateway.operator.sql("SELECT count(*) FROM messages") == [(0,)]
+    # Once the lock is gone the same request goes through.
+    assert send(contract_gateway, entry()).json()["responses"][0]["response-code"] == 200

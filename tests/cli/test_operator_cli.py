@@ -1,0 +1,116 @@
+"""The operator CLI of the contract, run as a real command."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import time
+
+import httpx
+
+from ..helpers import free_port, smsgw_command
+
+
+def smsgw(tmp_path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ, SMSGW_DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}")
+    full_env.update(env or {})
+    return subprocess.run(smsgw_command() + list(args), cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=60)
+
+
+def test_partner_lifecycle(tmp_path):
+    created = smsgw(tmp_path, "partner", "create", "acme", "--name", "Acme Ltd", "--credits", "250.50")
+    assert created.returncode == 0, created.stderr
+    key = re.search(r"api key: (\S+)", created.stdout).group(1)
+    assert len(key) == 32
+    assert smsgw(tmp_path, "partner", "topup", "acme", "100").stdout.strip() == "partner acme balance: 350.50"
+    assert smsgw(tmp_path, "partner", "topup", "acme", "-0.50").stdout.strip() == "partner acme balance: 350.00"
+    added = smsgw(tmp_path, "shortcode", "add", "ACME", "--partner", "acme", "--networks", "1,2")
+    assert added.returncode == 0 and "networks 1,2" in added.stdout
+    shown = smsgw(tmp_path, "partner", "show", "acme").stdout
+    assert "Acme Ltd" in shown and "350.00" in shown and "ACME (networks 1,2)" in shown and "active" in shown
+    assert key not in shown
+    assert "suspended" in smsgw(tmp_path, "partner", "suspend", "acme").stdout
+    assert "status:     suspended" in smsgw(tmp_path, "partner", "show", "acme").stdout
+
+
+def test_clear_errors_and_exit_codes(tmp_path):
+    smsgw(tmp_path, "partner", "create", "acme")
+    again = smsgw(tmp_path, "partner", "create", "acme")
+    assert again.returncode == 1 and "already exists" in again.stderr and "Traceback" not in again.stderr
+    missing = smsgw(tmp_path, "partner", "topup", "ghost", "10")
+    assert missing.returncode == 1 and "ghost does not exist" in missing.stderr
+    overdraw = smsgw(tmp_path, "partner", "topup", "acme", "-5")
+    assert overdraw.returncode == 1 and "below zero" in overdraw.stderr
+    bad_amount = smsgw(tmp_path, "partner", "topup", "acme", "ten")
+    assert bad_amount.returncode == 2 and "not an amount" in bad_amount.stderr
+    bad_network = smsgw(tmp_path, "shortcode", "add", "X", "--partner", "acme", "--networks", "1,9")
+    assert bad_network.returncode == 2 and "unknown network ids [9]" in bad_network.stderr
+    taken = smsgw(tmp_path, "shortcode", "add", "X", "--partner", "acme")
+    assert taken.returncode == 0
+    assert "already registered" in smsgw(tmp_path, "shortcode", "add", "X", "--partner", "acme").stderr
+    weak = smsgw(tmp_path, "partner", "create", "b", "--api-key", "short")
+    assert weak.returncode == 2 and "16 characters" in weak.stderr
+    bad_url = smsgw(tmp_path, "partner", "show", "acme", env={"SMSGW_DATABASE_URL": "mysql://x"})
+    assert bad_url.returncode == 2 and "not supported" in bad_url.stderr
+    bad_tz = smsgw(tmp_path, "partner", "show", "acme", env={"SMSGW_TIMEZONE": "Mars/Olympus"})
+    assert bad_tz.returncode == 2 and "SMSGW_TIMEZONE" in bad_tz.stderr
+
+
+def test_migrate_command(tmp_path):
+    result = smsgw(tmp_path, "migrate")
+    assert result.returncode == 0 and "up to date" in result.stdout
+
+
+def test_first_serve_prints_a_demo_partner_and_a_working_curl(tmp_path):
+    port = free_port()
+    env = dict(os.environ, SMSGW_DATABASE_URL=f"sqlite:///{tmp_path / 'first.db'}")
+    process = subprocess.Popen(
+        smsgw_command() + ["serve", "--port", str(port), "--log-level", "warning"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if "listening on" in line:
+                break
+        banner = "".join(lines)
+        curl = next(line.strip() for line in lines if line.strip().startswith("curl "))
+        words = shlex.split(curl)
+        url, body = words[2], json.loads(words[words.index("-d") + 1])
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                answer = httpx.post(url, json=body, timeout=10).json()
+                break
+            except httpx.ConnectError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        assert answer["responses"][0]["response-code"] == 200
+        assert "partnerID: demo" in banner and "shortcode: SMSGW" in banner
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    # The second start finds partners and prints no demo.
+    again = subprocess.Popen(smsgw_command() + ["serve", "--port", str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = ""
+        deadline = time.monotonic() + 30
+        seen = []
+        while "listening on" not in line and time.monotonic() < deadline:
+            line = again.stdout.readline()
+            seen.append(line)
+        assert not any("demo partner" in s for s in seen)
+    finally:
+        again.terminate()
+        again.wait(timeout=20)

@@ -1,0 +1,185 @@
+"""Test helpers: a real gateway on loopback, and an operator that sets up partners."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import uvicorn
+
+from smsgw.api.app import create_app
+from smsgw.config import Settings
+from smsgw.domain.apikeys import hash_api_key
+from smsgw.store.store import Store
+
+DEFAULT_KEY = "test-key-0123456789abcdef"
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+class Operator:
+    """Sets up and inspects the store from the test's side, with its own connections."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def _with_store(self, operation: Callable[[Store], Any]) -> Any:
+        async def body():
+            store = Store.open(self.settings.database_url, sqlite_synchronous=self.settings.sqlite_synchronous)
+            try:
+                await store.prepare()
+                return await operation(store)
+            finally:
+                await store.close()
+
+        return asyncio.run(body())
+
+    def partner(self, partner_id: str, credits: int = 1000_00, key: str = DEFAULT_KEY, shortcode: str | None = None, networks=None) -> str:
+        async def op(store: Store):
+            await store.create_partner(partner_id, partner_id, hash_api_key(key), credits)
+            if shortcode is not None:
+                await store.add_shortcode(shortcode, partner_id, networks)
+
+        self._with_store(op)
+        return key
+
+    def balance(self, partner_id: str) -> int:
+        async def op(store: Store):
+            return (await store.get_partner(partner_id)).balance
+
+        return self._with_store(op)
+
+    def ledger(self, partner_id: str) -> list[dict[str, Any]]:
+        return self._with_store(lambda store: store.ledger_entries(partner_id))
+
+    def sql(self, statement: str, params: dict | None = None) -> list[tuple]:
+        from sqlalchemy import text
+
+        async def op(store: Store):
+            async with store.engine.begin() as conn:
+                result = await conn.execute(text(statement), params or {})
+                return [tuple(r) for r in result.all()] if result.returns_rows else []
+
+        return self._with_store(op)
+
+    def suspend(self, partner_id: str) -> None:
+        self._with_store(lambda store: store.set_partner_status(partner_id, "suspended"))
+
+
+def make_settings(tmp_path: Path, **env: str) -> Settings:
+    values = {"SMSGW_DATABASE_URL": f"sqlite:///{tmp_path / 'smsgw.db'}"}
+    values.update(env)
+    return Settings.from_env(values)
+
+
+class LiveServer:
+    """The real ASGI app under uvicorn on 127.0.0.1, in a thread with its own event loop."""
+
+    def __init__(self, settings: Settings, **app_options: Any) -> None:
+        self.settings = settings
+        app = create_app(settings, **app_options)
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+
+@dataclass
+class Gateway:
+    """A running gateway plus what tests need to talk to it."""
+
+    server: LiveServer
+    operator: Operator
+    client: httpx.Client
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> httpx.Response:
+        return self.client.post(self.url + path, json=json, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.client.get(self.url + path, **kwargs)
+
+
+def entry(mobile: Any = "0712345678", message: str = "Hello", *, partner: str = "p1", key: str = DEFAULT_KEY, shortcode: str = "SC1", **extra: Any) -> dict[str, Any]:
+    item = {"partnerID": partner, "apikey": key, "pass_type": "plain", "mobile": mobile, "message": message, "shortcode": shortcode}
+    item.update(extra)
+    return item
+
+
+def bulk(*entries: dict[str, Any], count: Any = "auto") -> dict[str, Any]:
+    body: dict[str, Any] = {"smslist": list(entries)}
+    if count == "auto":
+        body["count"] = len(entries)
+    elif count is not None:
+        body["count"] = count
+    return body
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def smsgw_command() -> list[str]:
+    """The installed console script, run with this interpreter's environment."""
+    return [sys.executable, "-m", "smsgw"]
+
+
+def start_serve(env: dict[str, str], port: int, cwd: Path, extra: list[str] | None = None) -> subprocess.Popen:
+    full_env = dict(os.environ)
+    full_env.update(env)
+    process = subprocess.Popen(
+        smsgw_command() + ["serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"] + (extra or []),
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_until_healthy(f"http://127.0.0.1:{port}", process)
+    return process
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise RuntimeError(f"smsgw serve exited with {process.returncode}:\n{output}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("smsgw serve did not become healthy")
