@@ -66,12 +66,11 @@ class Operator:
     def sql(self, statement: str, params: dict | None = None) -> list[tuple]:
         from sqlalchemy import text
 
-        async def op(store: Store):
-            async with store.engine.begin() as conn:
-                result = await conn.execute(text(statement), params or {})
-                return [tuple(r) for r in result.all()] if result.returns_rows else []
+        def run_sql(conn):
+            result = conn.execute(text(statement), params or {})
+            return [tuple(r) for r in result.all()] if result.returns_rows else []
 
-        return self._with_store(op)
+        return self._with_store(lambda store: store.write(run_sql))
 
     def suspend(self, partner_id: str) -> None:
         self._with_store(lambda store: store.set_partner_status(partner_id, "suspended"))

@@ -50,11 +50,12 @@ def test_every_answered_message_survives_sigkill(tmp_path):
 
     # Charged once: every stored message belongs to exactly one charge, and the balance is the
     # initial credit minus exactly the charges.
-    charges = operator.sql("SELECT id, amount, message_count FROM ledger WHERE kind = 'charge'")
-    per_charge = dict((lid, (n, cost)) for lid, n, cost in operator.sql("SELECT ledger_id, count(*), sum(cost) FROM messages GROUP BY ledger_id"))
-    assert {lid for lid, _, _ in charges} == set(per_charge)
-    for ledger_id, amount, count in charges:
-        assert per_charge[ledger_id] == (count, -amount)
+    charges = operator.sql("SELECT batch_id, amount, message_count FROM ledger WHERE kind = 'charge'")
+    per_batch = dict((batch, (n, cost)) for batch, n, cost in operator.sql("SELECT batch_id, count(*), sum(cost) FROM messages GROUP BY batch_id"))
+    assert {batch for batch, _, _ in charges} == set(per_batch)
+    assert len(charges) == len(per_batch)
+    for batch_id, amount, count in charges:
+        assert per_batch[batch_id] == (count, -amount)
     assert operator.balance("p1") == 1_000_000_00 + sum(amount for _, amount, _ in charges)
 
     # After a restart the gateway reports every promised message.

@@ -19,12 +19,11 @@ def test_migrated_schema_matches_the_metadata(tmp_path):
         try:
             await store.migrate()
             await store.migrate()  # a second run is a no-op
-            async with store.engine.connect() as conn:
-                def compare(sync_conn):
-                    context = MigrationContext.configure(sync_conn)
-                    return context.get_current_revision(), compare_metadata(context, metadata)
+            def compare(conn):
+                context = MigrationContext.configure(conn)
+                return context.get_current_revision(), compare_metadata(context, metadata)
 
-                return await conn.run_sync(compare)
+            return await store.read(compare)
         finally:
             await store.close()
 

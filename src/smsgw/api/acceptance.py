@@ -28,12 +28,13 @@ from ..domain.money import format_units
 from ..domain.schedule import BadSchedule, parse_time_to_send
 from ..domain.states import DeliveryState
 from ..store.errors import IdempotencyConflict, StoreUnavailable
-from ..store.store import LowCredit, NewMessage, Partner, Store
+from ..store.store import LowCredit, Partner, Store
 from .bodies import BadRequest
 
 log = logging.getLogger(__name__)
 
 MAX_CLIENTSMSID_LENGTH = 100
+_LONGEST_EXACT_INTEGER = 2.0**63
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 _VERIFIED_CACHE_LIMIT = 10_000
 # Verifying against this keeps an unknown partner id as slow as a wrong key, so that the
@@ -159,18 +160,29 @@ class Acceptance:
         if shortcode is None or shortcode.partner_id != partner.id:
             raise BadRequest(Code.INVALID_SENDER_ID)
 
+        # One id per entry, reserved before checking them: a refused entry wastes its id, which
+        # costs nothing, and every accepted row and answer is built once, complete.
+        try:
+            ids = await self.store.next_message_ids(len(entries))
+        except StoreUnavailable:
+            raise BadRequest(Code.TRY_AGAIN_LATER) from None
         now = time.time()
         now_ms = int(now * 1000)
         responses: list[dict[str, Any]] = []
-        candidates: list[tuple[int, NewMessage, Any, Any]] = []  # (position, row, mobile as sent, clientsmsid)
+        rows: list[tuple] = []  # NewMessage field order
+        batch_id = ids[0]
+        candidates: list[tuple[int, Any, Any]] = []  # (position, mobile as sent, clientsmsid)
         total_cost = 0
+        partner_id = partner.id
+        shortcode_text = shortcode.shortcode
+        scheduled_state = int(DeliveryState.SCHEDULED)
         table = self.networks
         routed = self.routed_networks
         enabled = shortcode.networks
         max_parts = self.settings.max_parts
         zone = self.settings.timezone
 
-        for entry in entries:
+        for message_id, entry in zip(ids, entries):
             if not isinstance(entry, dict):
                 responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, "each entry must be a JSON object", None, _ABSENT))
                 continue
@@ -204,6 +216,11 @@ class Acceptance:
                 if clientsmsid is _ABSENT or clientsmsid is None:
                     clientsmsid_json = None
                 elif isinstance(clientsmsid, (str, int, float)) and not isinstance(clientsmsid, bool):
+                    if isinstance(clientsmsid, float) and abs(clientsmsid) >= _LONGEST_EXACT_INTEGER:
+                        # The JSON reader keeps 64-bit integers exact; past that, echoing
+                        # would change the partner's id, so it is refused instead.
+                        responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, "clientsmsid number too large; send it as a string", mobile_raw, clientsmsid))
+                        continue
                     clientsmsid_json = orjson.dumps(clientsmsid).decode()
                     if len(clientsmsid_json) > MAX_CLIENTSMSID_LENGTH:
                         responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, "clientsmsid is too long", mobile_raw, clientsmsid))
@@ -241,52 +258,50 @@ class Acceptance:
 
             cost = parts * network.price_cents
             total_cost += cost
-            row = NewMessage(
-                0,  # id, assigned below once the batch is known to be worth storing
-                partner.id,
-                shortcode.shortcode,
-                msisdn.digits,
-                network.id,
-                text,
-                encoding.data_coding,
-                parts,
-                cost,
-                clientsmsid_json,
-                priority,
-                DeliveryState.SCHEDULED,
-                due_ms,
-                now_ms,
+            digits = msisdn.digits
+            rows.append(
+                (
+                    message_id,
+                    partner_id,
+                    shortcode_text,
+                    digits,
+                    network.id,
+                    text,
+                    int(encoding),  # the SMPP data_coding; a plain int binds faster than the IntEnum
+                    parts,
+                    cost,
+                    clientsmsid_json,
+                    priority,
+                    scheduled_state,
+                    due_ms,
+                    now_ms,
+                    batch_id,
+                )
             )
-            answered_mobile = int(msisdn.digits) if mobile_as_number else msisdn.digits
-            candidates.append((len(responses), row, mobile_raw, clientsmsid))
-            responses.append(_success_placeholder(answered_mobile, network.id, clientsmsid))
+            candidates.append((len(responses), mobile_raw, clientsmsid))
+            responses.append(_success(int(digits) if mobile_as_number else digits, message_id, network.id, clientsmsid))
 
-        if not candidates:
+        if not rows:
             return self._render(responses)
-        return await self._charge_and_store(partner, responses, candidates, total_cost, idempotency, kind)
+        return await self._charge_and_store(partner, responses, rows, batch_id, candidates, total_cost, idempotency, kind)
 
     async def _charge_and_store(
         self,
         partner: Partner,
         responses: list[dict[str, Any]],
-        candidates: list[tuple[int, NewMessage, Any, Any]],
+        rows: list[tuple],
+        batch_id: int,
+        candidates: list[tuple[int, Any, Any]],
         total_cost: int,
         idempotency: tuple[str, str] | None,
         kind: str,
     ) -> bytes:
-        try:
-            ids = await self.store.next_message_ids(len(candidates))
-        except StoreUnavailable:
-            raise BadRequest(Code.TRY_AGAIN_LATER) from None
-        rows = []
-        for (position, row, _mobile, _clientsmsid), message_id in zip(candidates, ids):
-            rows.append(row._replace(id=message_id))
-            responses[position]["messageid"] = str(message_id)
         body = self._render(responses)
-        reference = f"{kind} {ids[0]}" + (f"..{ids[-1]}" if len(ids) > 1 else "")
+        first_id, last_id = rows[0][0], rows[-1][0]
+        reference = f"{kind} {first_id}" + (f"..{last_id}" if last_id != first_id else "")
         stored = (idempotency[0], idempotency[1], body) if idempotency is not None else None
         try:
-            outcome = await self.store.accept(partner.id, total_cost, rows, reference, stored)
+            outcome = await self.store.accept(partner.id, total_cost, rows, batch_id, reference, stored)
         except StoreUnavailable:
             raise BadRequest(Code.TRY_AGAIN_LATER) from None
         except IdempotencyConflict:
@@ -297,12 +312,12 @@ class Acceptance:
             return replayed
         except Exception:
             log.exception("a %s batch of %d messages could not be stored; nothing was charged", kind, len(rows))
-            for position, _row, mobile, clientsmsid in candidates:
+            for position, mobile, clientsmsid in candidates:
                 responses[position] = _failed(Code.MESSAGE_SYSTEM_ERROR, "not stored, not charged", mobile, clientsmsid)
             return self._render(responses)
         if isinstance(outcome, LowCredit):
             detail = f"Balance {format_units(outcome.balance)}, required {format_units(total_cost)}"
-            for position, _row, mobile, clientsmsid in candidates:
+            for position, mobile, clientsmsid in candidates:
                 responses[position] = _failed(Code.LOW_CREDIT, detail, mobile, clientsmsid)
             return self._render(responses)
         return body
@@ -344,8 +359,8 @@ def _failed(code: Code, detail: str | None, mobile: Any, clientsmsid: Any) -> di
     return entry
 
 
-def _success_placeholder(mobile: Any, network_id: int, clientsmsid: Any) -> dict[str, Any]:
-    entry = {"response-code": 200, "response-description": "Success", "mobile": mobile, "messageid": ""}
+def _success(mobile: Any, message_id: int, network_id: int, clientsmsid: Any) -> dict[str, Any]:
+    entry = {"response-code": 200, "response-description": "Success", "mobile": mobile, "messageid": str(message_id)}
     if clientsmsid is not _ABSENT:
         entry["clientsmsid"] = clientsmsid
     entry["networkid"] = network_id

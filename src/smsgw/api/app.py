@@ -134,14 +134,13 @@ def create_app(
             raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "the first smslist entry must be an object with the credentials")
         gateway = acceptance(request)
         partner = await gateway.authenticate(first)
-        fingerprint = hashlib.sha256(body).hexdigest()
         result = await gateway.submit(
             partner,
             first.get("shortcode"),
             smslist,
             priority=PRIORITY_BULK,
             mobile_as_number=False,
-            idempotency=(key, fingerprint) if key else None,
+            idempotency=(key, hashlib.sha256(body).hexdigest()) if key else None,
             kind="sendbulk",
         )
         return answer_bytes(result)

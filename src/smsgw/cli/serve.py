@@ -29,7 +29,14 @@ DEMO_CREDITS = 1000_00
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(host: str, port: int, log_level: str) -> None:
+@click.option(
+    "--role",
+    default="all",
+    show_default=True,
+    type=click.Choice(["all", "api"]),
+    help="all: API and delivery in this process; api: only the partner API.",
+)
+def serve(host: str, port: int, log_level: str, role: str) -> None:
     """Run the partner API and delivery in one process.
 
     On first start with an empty embedded database, a demo partner and shortcode are created
@@ -38,7 +45,7 @@ def serve(host: str, port: int, log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     try:
-        asyncio.run(run_server(settings, host, port, log_level))
+        asyncio.run(run_server(settings, host, port, log_level, role))
     except StoreUnavailable as exc:
         fail(f"the database at {settings.database_url.display} is unavailable: {exc}")
     except SchemaOutOfDate as exc:
@@ -47,7 +54,7 @@ def serve(host: str, port: int, log_level: str) -> None:
         pass
 
 
-async def run_server(settings: Settings, host: str, port: int, log_level: str) -> None:
+async def run_server(settings: Settings, host: str, port: int, log_level: str, role: str) -> None:
     store = open_store(settings)
     try:
         await store.prepare()

@@ -52,17 +52,22 @@ UCS2_SINGLE_PART = 70
 UCS2_MULTI_PART = 67
 
 
-class Encoding(enum.Enum):
-    GSM7 = "gsm7"
-    UCS2 = "ucs2"
+class Encoding(enum.IntEnum):
+    """The two encodings; each value is its SMPP data_coding (0 = SMSC default alphabet,
+    sent as unpacked GSM-7 septets; 8 = UCS-2)."""
+
+    GSM7 = 0
+    UCS2 = 8
 
     @property
     def data_coding(self) -> int:
-        """SMPP data_coding value: 0 = SMSC default alphabet (GSM-7), 8 = UCS-2."""
-        return 0 if self is Encoding.GSM7 else 8
+        return int(self)
 
 
 def encoding_of(text: str) -> Encoding:
+    if text.isascii() and text.isprintable():
+        # Printable ASCII is all GSM-7 but for the backtick: three C calls instead of a scan.
+        return Encoding.UCS2 if "`" in text else Encoding.GSM7
     return Encoding.UCS2 if _NON_GSM.search(text) else Encoding.GSM7
 
 
@@ -106,6 +111,17 @@ def count_parts(text: str) -> tuple[Encoding, int]:
     Texts without two-unit characters (the vast majority) are counted arithmetically; the
     rest go through `split`, so that one rule decides where a part ends.
     """
+    if text.isascii() and text.isprintable() and "`" not in text:
+        # The common case, without the general scans: printable ASCII but the backtick is
+        # GSM-7, and only its extension characters ({}[]\^~|) cost two septets.
+        length = len(text)
+        if _GSM_EXTENSION_CHAR.search(text) is not None:
+            length += len(_GSM_EXTENSION_CHAR.findall(text))
+        if length <= GSM_SINGLE_PART:
+            return Encoding.GSM7, 1
+        if length == len(text):
+            return Encoding.GSM7, -(-length // GSM_MULTI_PART)
+        return Encoding.GSM7, len(split(text, Encoding.GSM7))
     encoding = encoding_of(text)
     single, multi = _limits(encoding)
     length = units(text, encoding)

@@ -14,11 +14,11 @@ but in a bulk list letters mean a broken cell, not a number to charge for.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumberType
-from phonenumbers.carrierdata import CARRIER_DATA, CARRIER_LONGEST_PREFIX
+from phonenumbers.carrierdata import CARRIER_DATA
 
 # Characters people put between digits; anything else makes the input invalid.
 _FORMATTING = re.compile(r"^\+?[0-9 \-().\/]+$")
@@ -37,8 +37,7 @@ _SPECIAL_DESCS = (
 MAX_INPUT_LENGTH = 40
 
 
-@dataclass(frozen=True, slots=True)
-class Msisdn:
+class Msisdn(NamedTuple):
     digits: str  # international form without '+', e.g. 254712345678
     region: str  # ISO 3166 region, e.g. KE
 
@@ -46,16 +45,26 @@ class Msisdn:
 class _Desc:
     """One PhoneNumberDesc: possible lengths and a whole-string pattern."""
 
-    __slots__ = ("lengths", "pattern")
+    __slots__ = ("lengths", "pattern", "source")
 
     def __init__(self, desc) -> None:
-        self.lengths = frozenset(desc.possible_length or ())
-        self.pattern = re.compile(desc.national_number_pattern) if desc.national_number_pattern else None
+        self.lengths = tuple(sorted(desc.possible_length or ()))
+        self.source = desc.national_number_pattern
+        self.pattern = re.compile(self.source) if self.source else None
 
     def matches(self, national: str) -> bool:
         if self.lengths and len(national) not in self.lengths:
             return False
         return self.pattern is not None and self.pattern.fullmatch(national) is not None
+
+    def whole_match_regex(self) -> str | None:
+        """The same test as `matches`, as regex text for a lookahead at position 0."""
+        if self.source is None:
+            return None
+        length_check = ""
+        if self.lengths:
+            length_check = "(?=(?:" + "|".join(f"[0-9]{{{n}}}" for n in self.lengths) + r")\Z)"
+        return f"{length_check}(?:{self.source})\\Z"
 
 
 class _RegionPlan:
@@ -69,6 +78,7 @@ class _RegionPlan:
         self.country_code = str(meta.country_code)
         self.national_prefix = meta.national_prefix or ""
         self.general = _Desc(meta.general_desc)
+        self.general_test = re.compile(self.general.whole_match_regex() or "(?!)")
         self.general_max_length = max(meta.general_desc.possible_length or (0,))
         self.specials = [_Desc(d) for d in (getattr(meta, name) for name in _SPECIAL_DESCS) if d is not None]
         self.fixed = _Desc(meta.fixed_line) if meta.fixed_line is not None else None
@@ -82,16 +92,31 @@ class _RegionPlan:
         sole_owner = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(meta.country_code, ()) == (region,)
         self.fast = simple_prefix and sole_owner and self.mobile is not None
 
-    def is_mobile(self, national: str) -> bool:
-        """libphonenumber's number-type decision, answering MOBILE or FIXED_LINE_OR_MOBILE."""
-        if not self.general.matches(national):
-            return False
+        self.mobile_test = self._compile_mobile_test()
+
+    def _compile_mobile_test(self) -> re.Pattern[str]:
+        """libphonenumber's number-type decision for "is it MOBILE or FIXED_LINE_OR_MOBILE",
+        folded into one regex so that a number costs one C call instead of one per type.
+
+        libphonenumber answers: unknown unless the general pattern matches; a special type
+        (premium, toll-free, ...) if one matches; otherwise, when fixed-line and mobile share
+        a pattern, FIXED_LINE_OR_MOBILE iff fixed-line matches, else MOBILE or
+        FIXED_LINE_OR_MOBILE iff the mobile pattern matches.
+        """
+        never = "(?!)"
+        general = self.general.whole_match_regex() or never
+        parts = [f"(?={general})"]
         for desc in self.specials:
-            if desc.matches(national):
-                return False
-        if self.fixed is not None and self.fixed.matches(national):
-            return self.same_mobile_and_fixed or (self.mobile is not None and self.mobile.matches(national))
-        return not self.same_mobile_and_fixed and self.mobile is not None and self.mobile.matches(national)
+            special = desc.whole_match_regex()
+            if special is not None:
+                parts.append(f"(?!{special})")
+        deciding = self.fixed if self.same_mobile_and_fixed else self.mobile
+        decided = deciding.whole_match_regex() if deciding is not None else None
+        parts.append(f"(?={decided or never})")
+        return re.compile("".join(parts))
+
+    def is_mobile(self, national: str) -> bool:
+        return self.mobile_test.match(national) is not None
 
 
 _SLOW = object()
@@ -107,6 +132,18 @@ class NumberNormaliser:
         self._by_country_code = {plan.country_code: plan for plan in self._plans.values()}
         self._default = self._plans[default_region]
         self._carriers = _carrier_prefixes({plan.country_code for plan in self._plans.values()})
+        self._carrier_prefix_lengths = sorted({len(p) for p in self._carriers}, reverse=True)
+
+    def carrier_prefixes(self) -> dict[str, str]:
+        """libphonenumber's carrier prefixes (international digits) of the served regions."""
+        return dict(self._carriers)
+
+    def region_of_prefix(self, prefix: str) -> str | None:
+        for length in (1, 2, 3):
+            plan = self._by_country_code.get(prefix[:length])
+            if plan is not None:
+                return plan.region
+        return None
 
     def normalise(self, raw: str) -> Msisdn | None:
         """The number in international digits if it is a valid mobile number of a served
@@ -118,7 +155,7 @@ class NumberNormaliser:
 
     def carrier(self, digits: str) -> str:
         """libphonenumber's original carrier name (English) for international digits."""
-        for length in range(min(CARRIER_LONGEST_PREFIX, len(digits)), 0, -1):
+        for length in self._carrier_prefix_lengths:
             name = self._carriers.get(digits[:length])
             if name is not None:
                 return name
@@ -140,7 +177,7 @@ class NumberNormaliser:
             national = digits[len(plan.country_code) :]
             if not plan.fast or not national or national.startswith("0"):
                 return _SLOW
-            return self._judge(plan, national)
+            return Msisdn(plan.country_code + national, plan.region) if plan.mobile_test.match(national) else None
 
         if not (text.isascii() and text.isdigit()):
             return _SLOW
@@ -154,24 +191,18 @@ class NumberNormaliser:
             # libphonenumber strips a leading country code when the whole is too long to be
             # national; shorter cases depend on pattern matches and go the slow way.
             if len(text) > plan.general_max_length and len(national) in plan.mobile_lengths and not (prefix and national.startswith(prefix)):
-                return self._judge(plan, national)
+                return Msisdn(plan.country_code + national, plan.region) if plan.mobile_test.match(national) else None
             return _SLOW
         if prefix and text.startswith(prefix):
             national = text[len(prefix) :]
             if len(national) not in plan.mobile_lengths or national.startswith(prefix):
                 return _SLOW
-            if plan.general.matches(text) and not plan.general.matches(national):
+            if plan.general_test.match(text) and not plan.general_test.match(national):
                 return _SLOW
-            return self._judge(plan, national)
+            return Msisdn(plan.country_code + national, plan.region) if plan.mobile_test.match(national) else None
         if len(text) in plan.mobile_lengths:
-            return self._judge(plan, text)
+            return Msisdn(plan.country_code + text, plan.region) if plan.mobile_test.match(text) else None
         return _SLOW
-
-    @staticmethod
-    def _judge(plan: _RegionPlan, national: str) -> Msisdn | None:
-        if plan.is_mobile(national):
-            return Msisdn(plan.country_code + national, plan.region)
-        return None
 
     def _slow(self, raw: str) -> Msisdn | None:
         text = raw.strip()

@@ -68,7 +68,15 @@ class NetworkTable:
     def __post_init__(self) -> None:
         self._by_prefix = {p: n for n in self.networks.values() for p in n.prefixes}
         self._prefix_lengths = sorted({len(p) for p in self._by_prefix}, reverse=True)
-        self._by_carrier = {(n.region, c): n for n in self.networks.values() for c in n.carriers}
+        # libphonenumber's carrier prefixes resolved to networks once, so that a number costs
+        # a couple of dict lookups. A prefix whose carrier no network takes maps to None: the
+        # longest carrier prefix decides, as it does in libphonenumber.
+        by_carrier = {(n.region, c): n for n in self.networks.values() for c in n.carriers}
+        self._by_carrier_prefix: dict[str, Network | None] = {
+            prefix: by_carrier.get((self.normaliser.region_of_prefix(prefix), name))
+            for prefix, name in self.normaliser.carrier_prefixes().items()
+        }
+        self._carrier_prefix_lengths = sorted({len(p) for p in self._by_carrier_prefix}, reverse=True)
 
     def normalise(self, raw: str) -> Msisdn | None:
         return self.normaliser.normalise(raw)
@@ -79,7 +87,11 @@ class NetworkTable:
             network = self._by_prefix.get(digits[:length])
             if network is not None:
                 return network
-        return self._by_carrier.get((msisdn.region, self.normaliser.carrier(digits)))
+        for length in self._carrier_prefix_lengths:
+            prefix = digits[:length]
+            if prefix in self._by_carrier_prefix:
+                return self._by_carrier_prefix[prefix]
+        return None
 
 
 def _network_from_entry(entry: Any, position: int) -> Network:

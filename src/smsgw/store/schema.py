@@ -57,8 +57,11 @@ ledger = Table(
     Column("kind", String(16), nullable=False),  # topup | charge | refund
     Column("reference", String(200), nullable=False),
     Column("message_count", Integer, nullable=False, server_default=text("0")),
+    # For a charge: the batch of messages it paid for (messages.batch_id).
+    Column("batch_id", BigInteger),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_ledger_partner", "partner_id", "id"),
+    Index("ix_ledger_batch", "batch_id"),
 )
 
 messages = Table(
@@ -79,7 +82,9 @@ messages = Table(
     Column("state", SmallInteger, nullable=False),
     Column("due_at", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),
-    Column("ledger_id", Integer, nullable=False),
+    # The messages accepted by one request share a batch id, chosen before the transaction
+    # (the first id reserved for the request); the ledger charge carries the same id.
+    Column("batch_id", BigInteger, nullable=False),
     Column("attempts", SmallInteger, nullable=False, server_default=text("0")),
     Column("lease_owner", String(64)),
     Column("lease_until", BigInteger),

@@ -1,8 +1,9 @@
 """The one interface through which the gateway reads and writes its database.
 
-Every query lives here (and in the dispatcher's queue module next to it), written in
-SQLAlchemy Core that SQLite and PostgreSQL both run. Where the two differ (locking,
-pragmas), the difference stays inside this package.
+Every query lives in this package, written in SQLAlchemy Core that SQLite and PostgreSQL both
+run. Each operation is a plain function of a Connection that runs as one transaction
+(store/database.py decides how: a thread for SQLite, asyncpg for PostgreSQL); the `Store`
+methods are the async face of those functions.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterable, NamedTuple, Sequence
 
-from sqlalchemy import delete, event, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from .database import Database, PostgresDatabase, SqliteDatabase
 from .errors import AlreadyExists, IdempotencyConflict, NotFound, SchemaOutOfDate, StoreUnavailable
 from .migrate import current_revision, head_revision, upgrade_to_head
 from .schema import id_blocks, idempotency_keys, ledger, messages, partners, shortcodes
@@ -57,8 +59,9 @@ class Shortcode:
 
 
 class NewMessage(NamedTuple):
-    """One accepted message as the acceptance path hands it to `Store.accept`; the field
-    order is the column order of the insert, so rows go to the driver as they are."""
+    """One accepted message as the acceptance path hands it to `Store.accept`: the field
+    order is the column order of the insert, so rows go to the driver as they are (the hot
+    path builds plain tuples in this order)."""
 
     id: int
     partner_id: str
@@ -74,14 +77,12 @@ class NewMessage(NamedTuple):
     state: int
     due_at: int
     created_at: int
-
-
-_MESSAGE_INSERT_COLUMNS = (*NewMessage._fields, "ledger_id")
+    batch_id: int
 
 
 @dataclass(frozen=True)
 class Accepted:
-    ledger_id: int
+    batch_id: int
 
 
 @dataclass(frozen=True)
@@ -128,44 +129,52 @@ async def _availability() -> AsyncIterator[None]:
         raise
 
 
+class _Refused(Exception):
+    """Rolls a transaction back and carries the answer out of it."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+
 class Store:
-    def __init__(self, engine: AsyncEngine, url: StoreUrl) -> None:
-        self.engine = engine
+    def __init__(self, db: Database, url: StoreUrl) -> None:
+        self.db = db
         self.url = url
         self.is_sqlite = url.is_sqlite
-        # SQLite has one writer at a time; queueing writers of this process here instead of
-        # in SQLite's busy handler keeps them in order and off the sleep-and-retry loop.
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._id_lock = asyncio.Lock()
         self._id_next = 0
         self._id_end = 0
         # The hot insert is compiled once for this database and sent with plain tuples:
         # per-row dictionaries and bind processing cost more than the insert itself.
-        compiled = insert(messages).compile(dialect=engine.dialect, column_keys=list(_MESSAGE_INSERT_COLUMNS))
+        compiled = insert(messages).compile(dialect=db.dialect, column_keys=list(NewMessage._fields))
+        if list(compiled.positiontup or []) != list(NewMessage._fields):
+            raise RuntimeError(f"unexpected parameter order for the message insert: {compiled.positiontup}")
         self._message_insert_sql = str(compiled)
-        order = compiled.positiontup or []
-        if list(order) != list(_MESSAGE_INSERT_COLUMNS):
-            raise RuntimeError(f"unexpected parameter order for the message insert: {order}")
 
     # -- lifecycle -------------------------------------------------------------------------
 
     @classmethod
     def open(cls, url: StoreUrl, *, sqlite_synchronous: str = "FULL", busy_timeout_ms: int = 10_000, pool_size: int = 10) -> "Store":
         if url.is_sqlite:
-            engine = create_async_engine(url.sqlalchemy_url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
-            _configure_sqlite(engine, sqlite_synchronous, busy_timeout_ms)
-        else:
-            engine = create_async_engine(url.sqlalchemy_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True)
-        return cls(engine, url)
+            return cls(SqliteDatabase(url, synchronous=sqlite_synchronous, busy_timeout_ms=busy_timeout_ms), url)
+        return cls(PostgresDatabase(url, pool_size=pool_size), url)
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        await self.db.close()
+
+    async def read(self, fn, *args: Any) -> Any:
+        """Runs `fn(conn, *args)` as one read transaction; StoreUnavailable if it cannot."""
+        async with _availability():
+            return await self.db.read(fn, *args)
+
+    async def write(self, fn, *args: Any) -> Any:
+        """Runs `fn(conn, *args)` as one write transaction; StoreUnavailable if it cannot."""
+        async with _availability():
+            return await self.db.write(fn, *args)
 
     async def migrate(self) -> None:
         """Brings the schema to the newest revision (Alembic)."""
-        async with _availability():
-            async with self.engine.begin() as conn:
-                await conn.run_sync(upgrade_to_head)
+        await self.write(upgrade_to_head)
 
     async def prepare(self) -> None:
         """Makes the store usable by this version: the embedded SQLite store migrates itself;
@@ -174,136 +183,107 @@ class Store:
         if self.is_sqlite:
             await self.migrate()
             return
-        async with _availability():
-            async with self.engine.connect() as conn:
-                current = await conn.run_sync(current_revision)
+        current = await self.read(current_revision)
         if current != head_revision():
             raise SchemaOutOfDate(f"the database schema is at {current or 'nothing'}, this version needs {head_revision()}: run `smsgw migrate`")
-
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: serialised per process on SQLite and begun IMMEDIATE there,
-        so that a transaction that reads before it writes cannot meet a stale snapshot."""
-        async with _availability():
-            if self._write_lock is None:
-                async with self.engine.begin() as conn:
-                    yield conn
-                return
-            async with self._write_lock:
-                async with self.engine.connect() as conn:
-                    conn = await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-                    async with conn.begin():
-                        yield conn
-
-    @contextlib.asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        async with _availability():
-            async with self.engine.connect() as conn:
-                yield conn
 
     # -- partners and shortcodes -------------------------------------------------------------
 
     async def count_partners(self) -> int:
-        async with self._read() as conn:
-            return (await conn.execute(select(func.count()).select_from(partners))).scalar_one()
+        return await self.read(lambda conn: conn.execute(select(func.count()).select_from(partners)).scalar_one())
 
     async def create_partner(self, partner_id: str, name: str, api_key_hash: str, credits: int) -> None:
-        now = now_ms()
-        try:
-            async with self._write() as conn:
-                await conn.execute(
-                    insert(partners).values(
-                        id=partner_id, name=name, api_key_hash=api_key_hash, balance=credits, status="active", created_at=now
+        def create(conn: Connection) -> None:
+            now = now_ms()
+            conn.execute(insert(partners).values(id=partner_id, name=name, api_key_hash=api_key_hash, balance=credits, status="active", created_at=now))
+            if credits:
+                conn.execute(
+                    insert(ledger).values(
+                        partner_id=partner_id, amount=credits, balance_after=credits, kind="topup", reference="initial credit", created_at=now
                     )
                 )
-                if credits:
-                    await conn.execute(
-                        insert(ledger).values(
-                            partner_id=partner_id, amount=credits, balance_after=credits, kind="topup", reference="initial credit", created_at=now
-                        )
-                    )
+
+        try:
+            await self.write(create)
         except IntegrityError:
             raise AlreadyExists(f"partner {partner_id} already exists") from None
 
     async def get_partner(self, partner_id: str) -> Partner | None:
-        async with self._read() as conn:
-            row = (await conn.execute(select(partners).where(partners.c.id == partner_id))).first()
-        if row is None:
-            return None
-        return Partner(row.id, row.name, row.api_key_hash, row.balance, row.status, row.callback_url, row.callback_secret)
+        def get(conn: Connection) -> Partner | None:
+            row = conn.execute(select(partners).where(partners.c.id == partner_id)).first()
+            if row is None:
+                return None
+            return Partner(row.id, row.name, row.api_key_hash, row.balance, row.status, row.callback_url, row.callback_secret)
+
+        return await self.read(get)
 
     async def top_up(self, partner_id: str, amount: int, reference: str) -> int:
-        """Adds `amount` (hundredths, may be negative for a correction that keeps the balance
-        at or above zero) and returns the new balance."""
-        async with self._write() as conn:
-            row = (
-                await conn.execute(
-                    update(partners)
-                    .where(partners.c.id == partner_id, partners.c.balance + amount >= 0)
-                    .values(balance=partners.c.balance + amount)
-                    .returning(partners.c.balance)
-                )
+        """Adds `amount` (hundredths; negative for a correction that keeps the balance at or
+        above zero) through the ledger and returns the new balance."""
+
+        def top_up(conn: Connection) -> int:
+            row = conn.execute(
+                update(partners)
+                .where(partners.c.id == partner_id, partners.c.balance + amount >= 0)
+                .values(balance=partners.c.balance + amount)
+                .returning(partners.c.balance)
             ).first()
             if row is None:
-                exists = (await conn.execute(select(partners.c.balance).where(partners.c.id == partner_id))).first()
+                exists = conn.execute(select(partners.c.balance).where(partners.c.id == partner_id)).first()
                 if exists is None:
                     raise NotFound(f"partner {partner_id} does not exist")
-                raise ValueError(f"a change of {amount} would take the balance {exists.balance} below zero")
-            await conn.execute(
+                raise ValueError(f"a change of {amount / 100:.2f} would take the balance {exists.balance / 100:.2f} below zero")
+            conn.execute(
                 insert(ledger).values(
                     partner_id=partner_id, amount=amount, balance_after=row.balance, kind="topup", reference=reference, created_at=now_ms()
                 )
             )
             return row.balance
 
-    async def set_partner_status(self, partner_id: str, status: str) -> None:
-        async with self._write() as conn:
-            result = await conn.execute(update(partners).where(partners.c.id == partner_id).values(status=status))
-            if result.rowcount == 0:
+        return await self.write(top_up)
+
+    async def _update_partner(self, partner_id: str, **values: Any) -> None:
+        def change(conn: Connection) -> None:
+            if conn.execute(update(partners).where(partners.c.id == partner_id).values(**values)).rowcount == 0:
                 raise NotFound(f"partner {partner_id} does not exist")
+
+        await self.write(change)
+
+    async def set_partner_status(self, partner_id: str, status: str) -> None:
+        await self._update_partner(partner_id, status=status)
 
     async def set_api_key_hash(self, partner_id: str, api_key_hash: str) -> None:
-        async with self._write() as conn:
-            result = await conn.execute(update(partners).where(partners.c.id == partner_id).values(api_key_hash=api_key_hash))
-            if result.rowcount == 0:
-                raise NotFound(f"partner {partner_id} does not exist")
+        await self._update_partner(partner_id, api_key_hash=api_key_hash)
 
     async def set_callback(self, partner_id: str, url: str | None, secret: str | None) -> None:
-        async with self._write() as conn:
-            result = await conn.execute(
-                update(partners).where(partners.c.id == partner_id).values(callback_url=url, callback_secret=secret)
-            )
-            if result.rowcount == 0:
-                raise NotFound(f"partner {partner_id} does not exist")
+        await self._update_partner(partner_id, callback_url=url, callback_secret=secret)
 
     async def add_shortcode(self, shortcode: str, partner_id: str, networks: Iterable[int] | None) -> None:
         network_text = ",".join(str(n) for n in sorted(set(networks))) if networks is not None else None
+
+        def add(conn: Connection) -> None:
+            if conn.execute(select(partners.c.id).where(partners.c.id == partner_id)).first() is None:
+                raise NotFound(f"partner {partner_id} does not exist")
+            conn.execute(insert(shortcodes).values(shortcode=shortcode, partner_id=partner_id, networks=network_text, created_at=now_ms()))
+
         try:
-            async with self._write() as conn:
-                owner = (await conn.execute(select(partners.c.id).where(partners.c.id == partner_id))).first()
-                if owner is None:
-                    raise NotFound(f"partner {partner_id} does not exist")
-                await conn.execute(
-                    insert(shortcodes).values(shortcode=shortcode, partner_id=partner_id, networks=network_text, created_at=now_ms())
-                )
+            await self.write(add)
         except IntegrityError:
             raise AlreadyExists(f"shortcode {shortcode} is already registered") from None
 
     async def get_shortcode(self, shortcode: str) -> Shortcode | None:
-        async with self._read() as conn:
-            row = (await conn.execute(select(shortcodes).where(shortcodes.c.shortcode == shortcode))).first()
-        if row is None:
-            return None
-        networks = frozenset(int(n) for n in row.networks.split(",") if n) if row.networks is not None else None
-        return Shortcode(row.shortcode, row.partner_id, networks)
+        def get(conn: Connection) -> Shortcode | None:
+            row = conn.execute(select(shortcodes).where(shortcodes.c.shortcode == shortcode)).first()
+            return _shortcode(row) if row is not None else None
+
+        return await self.read(get)
 
     async def list_shortcodes(self, partner_id: str) -> list[Shortcode]:
-        async with self._read() as conn:
-            rows = (await conn.execute(select(shortcodes).where(shortcodes.c.partner_id == partner_id).order_by(shortcodes.c.shortcode))).all()
-        return [
-            Shortcode(r.shortcode, r.partner_id, frozenset(int(n) for n in r.networks.split(",") if n) if r.networks is not None else None)
-            for r in rows
-        ]
+        def list_(conn: Connection) -> list[Shortcode]:
+            rows = conn.execute(select(shortcodes).where(shortcodes.c.partner_id == partner_id).order_by(shortcodes.c.shortcode)).all()
+            return [_shortcode(r) for r in rows]
+
+        return await self.read(list_)
 
     # -- acceptance ----------------------------------------------------------------------------
 
@@ -313,165 +293,148 @@ class Store:
             ids: list[int] = []
             while len(ids) < count:
                 if self._id_next >= self._id_end:
-                    await self._reserve_id_block(max(ID_BLOCK_SIZE, count))
+                    size = max(ID_BLOCK_SIZE, count)
+                    end = await self.write(_reserve_id_block, size)
+                    self._id_next, self._id_end = end - size, end
                 take = min(count - len(ids), self._id_end - self._id_next)
                 ids.extend(range(self._id_next, self._id_next + take))
                 self._id_next += take
             return ids
 
-    async def _reserve_id_block(self, size: int) -> None:
-        async with self._write() as conn:
-            end = (
-                await conn.execute(
-                    update(id_blocks)
-                    .where(id_blocks.c.name == "message")
-                    .values(next_value=id_blocks.c.next_value + size)
-                    .returning(id_blocks.c.next_value)
-                )
-            ).scalar_one()
-        self._id_next, self._id_end = end - size, end
-
     async def accept(
         self,
         partner_id: str,
         cost: int,
-        rows: Sequence[NewMessage],
+        rows: Sequence[tuple],
+        batch_id: int,
         reference: str,
         idempotency: tuple[str, str, bytes] | None = None,
     ) -> Accepted | LowCredit:
         """Charges `cost`, writes the ledger entry, every message row and the idempotency
         record in one transaction, or nothing at all.
 
-        Each row carries its own `id` (from `next_message_ids`). Raises IdempotencyConflict when another request with the same key won,
-        StoreUnavailable when the database could not be used (after checking that an
+        Each row is a tuple in `NewMessage` field order with its own id from
+        `next_message_ids`. Raises IdempotencyConflict when another request with the same key
+        won, StoreUnavailable when the database could not be used (after checking that an
         interrupted commit did not in fact land).
         """
-        now = now_ms()
+        insert_messages = self._message_insert_sql
+
+        def accept(conn: Connection) -> Accepted:
+            now = now_ms()
+            charged = conn.execute(
+                update(partners)
+                .where(partners.c.id == partner_id, partners.c.status == "active", partners.c.balance >= cost)
+                .values(balance=partners.c.balance - cost)
+                .returning(partners.c.balance)
+            ).first()
+            if charged is None:
+                balance = conn.execute(select(partners.c.balance).where(partners.c.id == partner_id)).scalar()
+                raise _Refused(LowCredit(balance or 0))
+            conn.execute(
+                insert(ledger).values(
+                    partner_id=partner_id,
+                    amount=-cost,
+                    balance_after=charged.balance,
+                    kind="charge",
+                    reference=reference,
+                    message_count=len(rows),
+                    batch_id=batch_id,
+                    created_at=now,
+                )
+            )
+            conn.exec_driver_sql(insert_messages, rows)
+            if idempotency is not None:
+                key, body_sha256, response = idempotency
+                conn.execute(
+                    delete(idempotency_keys).where(
+                        idempotency_keys.c.partner_id == partner_id,
+                        idempotency_keys.c.key == key,
+                        idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL_MS,
+                    )
+                )
+                conn.execute(
+                    insert(idempotency_keys).values(partner_id=partner_id, key=key, body_sha256=body_sha256, response=response, created_at=now)
+                )
+            return Accepted(batch_id)
+
         try:
-            async with self._write() as conn:
-                charged = (
-                    await conn.execute(
-                        update(partners)
-                        .where(partners.c.id == partner_id, partners.c.status == "active", partners.c.balance >= cost)
-                        .values(balance=partners.c.balance - cost)
-                        .returning(partners.c.balance)
-                    )
-                ).first()
-                if charged is None:
-                    balance = (await conn.execute(select(partners.c.balance).where(partners.c.id == partner_id))).scalar()
-                    await conn.rollback()
-                    return LowCredit(balance or 0)
-                ledger_id = (
-                    await conn.execute(
-                        insert(ledger)
-                        .values(
-                            partner_id=partner_id,
-                            amount=-cost,
-                            balance_after=charged.balance,
-                            kind="charge",
-                            reference=reference,
-                            message_count=len(rows),
-                            created_at=now,
-                        )
-                        .returning(ledger.c.id)
-                    )
-                ).scalar_one()
-                await conn.exec_driver_sql(self._message_insert_sql, [(*row, ledger_id) for row in rows])
-                if idempotency is not None:
-                    key, body_sha256, response = idempotency
-                    await conn.execute(
-                        delete(idempotency_keys).where(
-                            idempotency_keys.c.partner_id == partner_id,
-                            idempotency_keys.c.key == key,
-                            idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL_MS,
-                        )
-                    )
-                    await conn.execute(
-                        insert(idempotency_keys).values(
-                            partner_id=partner_id, key=key, body_sha256=body_sha256, response=response, created_at=now
-                        )
-                    )
-            return Accepted(ledger_id)
+            return await self.write(accept)
+        except _Refused as refused:
+            return refused.answer
         except IntegrityError:
             if idempotency is not None and await self.find_answer(partner_id, idempotency[0]) is not None:
                 raise IdempotencyConflict(idempotency[0]) from None
             raise
         except StoreUnavailable:
             # A commit cut off half-way may have landed; the first message id tells.
-            if rows and await self._message_exists(rows[0].id):
+            if rows and await self._message_exists(rows[0][0]):
                 log.warning("commit reported failure but the batch is stored; answering accepted")
-                return Accepted(-1)
+                return Accepted(batch_id)
             raise
 
     async def _message_exists(self, message_id: int) -> bool:
         try:
-            async with self._read() as conn:
-                return (await conn.execute(select(messages.c.id).where(messages.c.id == message_id))).first() is not None
+            return await self.read(lambda conn: conn.execute(select(messages.c.id).where(messages.c.id == message_id)).first() is not None)
         except StoreUnavailable:
             return False
 
     async def find_answer(self, partner_id: str, key: str) -> StoredAnswer | None:
         """The stored answer of an earlier request with this Idempotency-Key, if within 24 h."""
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(idempotency_keys.c.body_sha256, idempotency_keys.c.response).where(
-                        idempotency_keys.c.partner_id == partner_id,
-                        idempotency_keys.c.key == key,
-                        idempotency_keys.c.created_at >= now_ms() - IDEMPOTENCY_TTL_MS,
-                    )
+
+        def find(conn: Connection) -> StoredAnswer | None:
+            row = conn.execute(
+                select(idempotency_keys.c.body_sha256, idempotency_keys.c.response).where(
+                    idempotency_keys.c.partner_id == partner_id,
+                    idempotency_keys.c.key == key,
+                    idempotency_keys.c.created_at >= now_ms() - IDEMPOTENCY_TTL_MS,
                 )
             ).first()
-        return StoredAnswer(row.body_sha256, bytes(row.response)) if row is not None else None
+            return StoredAnswer(row.body_sha256, bytes(row.response)) if row is not None else None
+
+        return await self.read(find)
 
     async def purge_idempotency_keys(self) -> int:
-        async with self._write() as conn:
-            result = await conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < now_ms() - IDEMPOTENCY_TTL_MS))
-            return result.rowcount
+        return await self.write(
+            lambda conn: conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < now_ms() - IDEMPOTENCY_TTL_MS)).rowcount
+        )
 
     # -- reporting ----------------------------------------------------------------------------
 
     async def get_message(self, partner_id: str, message_id: int) -> MessageView | None:
         """The message if it exists and belongs to `partner_id`; otherwise None, the same
         answer for both so that one partner cannot probe another's ids."""
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        messages.c.id,
-                        messages.c.partner_id,
-                        messages.c.msisdn,
-                        messages.c.network_id,
-                        messages.c.state,
-                        messages.c.created_at,
-                        messages.c.submitted_at,
-                        messages.c.done_at,
-                        messages.c.clientsmsid,
-                    ).where(messages.c.id == message_id, messages.c.partner_id == partner_id)
-                )
+
+        def get(conn: Connection) -> MessageView | None:
+            row = conn.execute(
+                select(
+                    messages.c.id,
+                    messages.c.partner_id,
+                    messages.c.msisdn,
+                    messages.c.network_id,
+                    messages.c.state,
+                    messages.c.created_at,
+                    messages.c.submitted_at,
+                    messages.c.done_at,
+                    messages.c.clientsmsid,
+                ).where(messages.c.id == message_id, messages.c.partner_id == partner_id)
             ).first()
-        if row is None:
-            return None
-        return MessageView(*row)
+            return MessageView(*row) if row is not None else None
+
+        return await self.read(get)
 
     async def ledger_entries(self, partner_id: str) -> list[dict[str, Any]]:
-        async with self._read() as conn:
-            rows = (await conn.execute(select(ledger).where(ledger.c.partner_id == partner_id).order_by(ledger.c.id))).mappings().all()
-        return [dict(r) for r in rows]
+        return await self.read(
+            lambda conn: [dict(r) for r in conn.execute(select(ledger).where(ledger.c.partner_id == partner_id).order_by(ledger.c.id)).mappings()]
+        )
 
 
-def _configure_sqlite(engine: AsyncEngine, synchronous: str, busy_timeout_ms: int) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:
-        # Take transaction control from the driver so that BEGIN is ours (see `_on_begin`).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+def _reserve_id_block(conn: Connection, size: int) -> int:
+    return conn.execute(
+        update(id_blocks).where(id_blocks.c.name == "message").values(next_value=id_blocks.c.next_value + size).returning(id_blocks.c.next_value)
+    ).scalar_one()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn) -> None:
-        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+def _shortcode(row: Any) -> Shortcode:
+    networks = frozenset(int(n) for n in row.networks.split(",") if n) if row.networks is not None else None
+    return Shortcode(row.shortcode, row.partner_id, networks)

@@ -37,6 +37,11 @@ class StoreUrl:
         raise BadDatabaseUrl(f"SMSGW_DATABASE_URL scheme {backend!r} is not supported; use sqlite:///PATH or postgresql://...")
 
     @property
+    def sync_url(self) -> str:
+        """The URL for a synchronous SQLAlchemy engine (SQLite runs its transactions in threads)."""
+        return make_url(self.raw).set(drivername="sqlite+pysqlite").render_as_string(hide_password=False)
+
+    @property
     def display(self) -> str:
         """The URL with any password masked, for logs and banners."""
         return make_url(self.raw).render_as_string(hide_password=True)

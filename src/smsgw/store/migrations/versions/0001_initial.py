@@ -42,9 +42,11 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("reference", sa.String(200), nullable=False),
         sa.Column("message_count", sa.Integer, nullable=False, server_default=sa.text("0")),
+        sa.Column("batch_id", sa.BigInteger),
         sa.Column("created_at", sa.BigInteger, nullable=False),
     )
     op.create_index("ix_ledger_partner", "ledger", ["partner_id", "id"])
+    op.create_index("ix_ledger_batch", "ledger", ["batch_id"])
     op.create_table(
         "messages",
         sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
@@ -61,7 +63,7 @@ def upgrade() -> None:
         sa.Column("state", sa.SmallInteger, nullable=False),
         sa.Column("due_at", sa.BigInteger, nullable=False),
         sa.Column("created_at", sa.BigInteger, nullable=False),
-        sa.Column("ledger_id", sa.Integer, nullable=False),
+        sa.Column("batch_id", sa.BigInteger, nullable=False),
         sa.Column("attempts", sa.SmallInteger, nullable=False, server_default=sa.text("0")),
         sa.Column("lease_owner", sa.String(64)),
         sa.Column("lease_until", sa.BigInteger),

@@ -1,0 +1,222 @@
+"""Acceptance throughput of sendbulk, against the raw floor measured in the same run.
+
+Starts a real `smsgw serve` process on loopback with a fresh store, posts 1000-message
+sendbulk bodies at concurrency 1, 4 and 16 for a bounded time each, and prints accepted
+messages per second, p50/p99 latency and the server's RSS. Then measures the floor: the
+same bodies parsed with orjson and the same rows inserted straight into SQLite with the same
+durability settings, in one transaction per body, with no HTTP and no checks. No gateway
+can beat the floor; the ratio says what the gateway's work costs.
+
+    python bench/accept.py [--seconds 10] [--concurrency 1,4,16] [--database-url URL]
+
+Not a test: figures go to docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from smsgw.domain.apikeys import hash_api_key  # noqa: E402
+from smsgw.store.store import Store  # noqa: E402
+from smsgw.store.urls import StoreUrl  # noqa: E402
+
+KEY = "bench-key-0123456789abcdef"
+PREFIXES = ["70", "71", "72", "79", "11", "73", "75", "78", "77"]  # Safaricom, Airtel, Telkom
+
+
+def make_bodies(count: int, seed: int = 7) -> list[bytes]:
+    rng = random.Random(seed)
+    bodies = []
+    for b in range(count):
+        smslist = []
+        for i in range(1000):
+            number = "0" + rng.choice(PREFIXES) + f"{rng.randrange(10**7):07d}"
+            text = f"Dear customer {b}-{i}, your statement for November is ready. Reply STOP to opt out."
+            smslist.append(
+                {"partnerID": "bench", "apikey": KEY, "pass_type": "plain", "clientsmsid": b * 1000 + i, "mobile": number, "message": text, "shortcode": "BENCH"}
+            )
+        bodies.append(orjson.dumps({"count": 1000, "smslist": smslist}))
+    return bodies
+
+
+async def prepare_store(url: str) -> None:
+    store = Store.open(StoreUrl.parse(url))
+    try:
+        if store.is_sqlite:
+            await store.migrate()
+        else:
+            await store.migrate()
+        await store.create_partner("bench", "bench", hash_api_key(KEY), 10**13)
+        await store.add_shortcode("BENCH", "bench", None)
+    finally:
+        await store.close()
+
+
+def wait_healthy(base: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited: {process.stdout.read() if process.stdout else ''}")
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise SystemExit("server did not start")
+
+
+async def load(base: str, bodies: list[bytes], concurrency: int, seconds: float) -> tuple[int, list[float], int]:
+    """`concurrency` keep-alive connections, each posting bodies back to back.
+
+    A minimal HTTP/1.1 client on asyncio streams: the load generator shares the machine's two
+    cores with the server, so it must cost as little CPU as possible (a full HTTP client
+    library and a full JSON decode of each answer cost about as much as the server's work).
+    Accepted messages are counted in the answer's bytes.
+    """
+    host, port = base.removeprefix("http://").split(":")
+    requests = [
+        b"POST /api/services/sendbulk HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+        for body in bodies
+    ]
+    latencies: list[float] = []
+    accepted = 0
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+    counter = 0
+
+    async def worker() -> None:
+        nonlocal accepted, counter, errors
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            while time.perf_counter() < stop_at:
+                request = requests[counter % len(requests)]
+                counter += 1
+                started = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                answer = await reader.readexactly(length)
+                latencies.append(time.perf_counter() - started)
+                ok = answer.count(b'"response-code":200')
+                accepted += ok
+                if ok != 1000:
+                    errors += 1
+        finally:
+            writer.close()
+
+    began = time.perf_counter()
+    await asyncio.gather(*[worker() for _ in range(concurrency)])
+    elapsed = time.perf_counter() - began
+    return int(accepted / elapsed), latencies, errors
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def raw_floor(bodies: list[bytes], directory: Path, synchronous: str, seconds: float) -> int:
+    """Parse each body and insert its rows into SQLite directly: the limit no gateway passes."""
+    path = directory / "floor.db"
+    asyncio.run(_migrate(f"sqlite:///{path}"))
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    columns = "id, partner_id, shortcode, msisdn, network_id, text, data_coding, parts, cost, clientsmsid, priority, state, due_at, created_at, batch_id"
+    sql = f"INSERT INTO messages ({columns}) VALUES ({','.join('?' * 15)})"
+    next_id = 1
+    done = 0
+    stop_at = time.perf_counter() + seconds
+    began = time.perf_counter()
+    index = 0
+    while time.perf_counter() < stop_at:
+        doc = orjson.loads(bodies[index % len(bodies)])
+        index += 1
+        now = int(time.time() * 1000)
+        rows = []
+        for item in doc["smslist"]:
+            rows.append((next_id, "bench", item["shortcode"], item["mobile"], 1, item["message"], 0, 1, 100, str(item["clientsmsid"]), 1, 1, now, now, 1))
+            next_id += 1
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(sql, rows)
+        conn.execute("COMMIT")
+        done += len(rows)
+    elapsed = time.perf_counter() - began
+    conn.close()
+    return int(done / elapsed)
+
+
+async def _migrate(url: str) -> None:
+    store = Store.open(StoreUrl.parse(url))
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each concurrency level")
+    parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temporary directory")
+    parser.add_argument("--port", type=int, default=18765)
+    parser.add_argument("--synchronous", default="FULL", help="SQLite synchronous setting for both server and floor")
+    args = parser.parse_args()
+
+    bodies = make_bodies(20)
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        url = args.database_url or f"sqlite:///{directory / 'bench.db'}"
+        asyncio.run(prepare_store(url))
+        env = dict(os.environ, SMSGW_DATABASE_URL=url, SMSGW_SQLITE_SYNCHRONOUS=args.synchronous)
+        command = [sys.executable, "-m", "smsgw", "serve", "--host", "127.0.0.1", "--port", str(args.port), "--log-level", "warning", "--role", "api"]
+        server = subprocess.Popen(command, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        base = f"http://127.0.0.1:{args.port}"
+        try:
+            wait_healthy(base, server)
+            process = psutil.Process(server.pid)
+            asyncio.run(load(base, bodies[:2], 2, 2.0))  # warm-up: caches, first id block
+            process.cpu_percent()
+            print(f"store: {url.split('://')[0]}   body: 1000 messages, {len(bodies[0]) // 1024} KiB   cores: {os.cpu_count()}")
+            print(f"{'concurrency':>11} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'rss MiB':>8} {'server cpu':>10}")
+            results = {}
+            for concurrency in [int(c) for c in args.concurrency.split(",")]:
+                rate, latencies, errors = asyncio.run(load(base, bodies, concurrency, args.seconds))
+                rss = process.memory_info().rss / 2**20
+                cpu = process.cpu_percent()
+                results[concurrency] = rate
+                note = f"  ({errors} requests not fully accepted)" if errors else ""
+                print(f"{concurrency:>11} {rate:>9} {percentile(latencies, 0.5) * 1000:>8.1f} {percentile(latencies, 0.99) * 1000:>8.1f} {len(latencies):>9} {rss:>8.0f} {cpu:>9.0f}%{note}")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        if url.startswith("sqlite"):
+            floor = raw_floor(bodies, directory, args.synchronous, args.seconds)
+            best = max(results.values())
+            print(f"raw floor (orjson + sqlite3 executemany, synchronous={args.synchronous}): {floor} msg/s")
+            print(f"best gateway rate / floor: {best / floor:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Running transactions: one body of SQLAlchemy Core code, two ways to run it.
+
+Every query of the store is a plain function `fn(conn: Connection, ...)` that runs inside one
+transaction. How it runs depends on the database:
+
+- SQLite (embedded): in a thread, on a synchronous pysqlite connection. Writes go through one
+  writer thread, which is SQLite's own rule (one writer at a time) made explicit: writers of
+  this process queue in order instead of sleeping in SQLite's busy handler, and a whole
+  transaction costs one hop to that thread instead of one per statement.
+- PostgreSQL (scale-out): on the event loop through asyncpg, with the same function run by
+  `AsyncConnection.run_sync`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import QueuePool
+
+from .urls import StoreUrl
+
+T = TypeVar("T")
+Transaction = Callable[..., T]
+
+
+class SqliteDatabase:
+    def __init__(self, url: StoreUrl, *, synchronous: str, busy_timeout_ms: int, readers: int = 4) -> None:
+        self.engine = create_engine(
+            url.sync_url,
+            poolclass=QueuePool,
+            pool_size=readers + 1,
+            max_overflow=readers,
+            connect_args={"check_same_thread": False},
+            hide_parameters=True,
+        )
+        _configure_sqlite(self.engine, synchronous, busy_timeout_ms)
+        self.dialect: Dialect = self.engine.dialect
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="smsgw-sqlite-writer")
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="smsgw-sqlite-reader")
+
+    async def write(self, fn: Transaction[T], *args: Any) -> T:
+        """Runs `fn(conn, *args)` in a write transaction (BEGIN IMMEDIATE: the write lock is
+        taken up front, so a transaction that reads before writing never meets a stale
+        snapshot)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self._transaction, "BEGIN IMMEDIATE", fn, args)
+
+    async def read(self, fn: Transaction[T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._transaction, "BEGIN", fn, args)
+
+    def _transaction(self, begin: str, fn: Transaction[T], args: tuple[Any, ...]) -> T:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(sqlite_begin=begin)
+            with conn.begin():
+                return fn(conn, *args)
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        # Let queued transactions finish: an accepted batch in the writer's queue must land.
+        await loop.run_in_executor(None, self._writer.shutdown, True)
+        await loop.run_in_executor(None, self._readers.shutdown, True)
+        self.engine.dispose()
+
+
+class PostgresDatabase:
+    def __init__(self, url: StoreUrl, *, pool_size: int = 10) -> None:
+        self.engine = create_async_engine(
+            url.sqlalchemy_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+        )
+        self.dialect = self.engine.dialect
+
+    async def write(self, fn: Transaction[T], *args: Any) -> T:
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(fn, *args)
+
+    async def read(self, fn: Transaction[T], *args: Any) -> T:
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(fn, *args)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.engine.dispose()
+
+
+Database = SqliteDatabase | PostgresDatabase
+
+
+def _configure_sqlite(engine, synchronous: str, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        # Take transaction control from the driver so that BEGIN is ours (see `_on_begin`).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
