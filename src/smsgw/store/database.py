@@ -32,7 +32,7 @@ Transaction = Callable[..., T]
 class SqliteDatabase:
     def __init__(self, url: StoreUrl, *, synchronous: str, busy_timeout_ms: int, readers: int = 4) -> None:
         self.engine = create_engine(
-            url.sync_url,
+            url.sqlalchemy_url,
             poolclass=QueuePool,
             pool_size=readers + 1,
             max_overflow=readers,

@@ -1,5 +1,6 @@
 """`SMSGW_DATABASE_URL`: `sqlite:///PATH` or `postgresql://USER:PASSWORD@HOST:PORT/DB`.
-The gateway chooses the async driver itself (aiosqlite, asyncpg)."""
+The gateway chooses the driver itself: the standard library's sqlite3 (run in threads, see
+store/database.py) or asyncpg."""
 
 from __future__ import annotations
 
@@ -31,15 +32,10 @@ class StoreUrl:
         if backend == "sqlite":
             if not url.database or url.database == ":memory:":
                 raise BadDatabaseUrl("SMSGW_DATABASE_URL must name a SQLite file (sqlite:///PATH); an in-memory database would lose every message")
-            return cls(raw, url.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False), True)
+            return cls(raw, url.set(drivername="sqlite+pysqlite").render_as_string(hide_password=False), True)
         if backend in ("postgresql", "postgres"):
             return cls(raw, url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False), False)
         raise BadDatabaseUrl(f"SMSGW_DATABASE_URL scheme {backend!r} is not supported; use sqlite:///PATH or postgresql://...")
-
-    @property
-    def sync_url(self) -> str:
-        """The URL for a synchronous SQLAlchemy engine (SQLite runs its transactions in threads)."""
-        return make_url(self.raw).set(drivername="sqlite+pysqlite").render_as_string(hide_password=False)
 
     @property
     def display(self) -> str:
