@@ -143,8 +143,8 @@ def raw_floor(bodies: list[bytes], directory: Path, synchronous: str, seconds: f
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
-    columns = "id, partner_id, shortcode, msisdn, network_id, text, data_coding, parts, cost, clientsmsid, priority, state, due_at, created_at, batch_id"
-    sql = f"INSERT INTO messages ({columns}) VALUES ({','.join('?' * 15)})"
+    columns = "id, partner_id, shortcode, msisdn, network_id, text, data_coding, parts, cost, clientsmsid, priority, state, due_at, created_at, batch_id, expires_at"
+    sql = f"INSERT INTO messages ({columns}) VALUES ({','.join('?' * 16)})"
     next_id = 1
     done = 0
     stop_at = time.perf_counter() + seconds
@@ -156,7 +156,7 @@ def raw_floor(bodies: list[bytes], directory: Path, synchronous: str, seconds: f
         now = int(time.time() * 1000)
         rows = []
         for item in doc["smslist"]:
-            rows.append((next_id, "bench", item["shortcode"], item["mobile"], 1, item["message"], 0, 1, 100, str(item["clientsmsid"]), 1, 1, now, now, 1))
+            rows.append((next_id, "bench", item["shortcode"], item["mobile"], 1, item["message"], 0, 1, 100, str(item["clientsmsid"]), 1, 1, now, now, 1, now))
             next_id += 1
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(sql, rows)

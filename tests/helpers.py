@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import socket
 import subprocess
@@ -43,7 +44,9 @@ class Operator:
             finally:
                 await store.close()
 
-        return asyncio.run(body())
+        # A thread of its own, so that async tests (with a running loop) can use it too.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, body()).result()
 
     def partner(self, partner_id: str, credits: int = 1000_00, key: str = DEFAULT_KEY, shortcode: str | None = None, networks=None) -> str:
         async def op(store: Store):

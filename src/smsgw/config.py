@@ -55,6 +55,13 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     sqlite_busy_timeout_ms: int = 10_000
     admin_token: str | None = field(default=None, repr=False)
+    # How long the gateway keeps trying a message it cannot hand to a carrier.
+    validity_seconds: int = 48 * 3600
+    # A dispatcher that dies holds its claimed messages this long before others take them.
+    lease_seconds: int = 60
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 300.0
+    callback_retry_base_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -83,6 +90,11 @@ class Settings:
             sqlite_synchronous=synchronous,
             sqlite_busy_timeout_ms=_int(env, "SMSGW_SQLITE_BUSY_TIMEOUT_MS", 10_000),
             admin_token=env.get("SMSGW_ADMIN_TOKEN") or None,
+            validity_seconds=_int(env, "SMSGW_VALIDITY_SECONDS", 48 * 3600, minimum=1),
+            lease_seconds=_int(env, "SMSGW_LEASE_SECONDS", 60, minimum=1),
+            retry_base_seconds=_int(env, "SMSGW_RETRY_BASE_SECONDS", 2, minimum=0),
+            retry_max_seconds=_int(env, "SMSGW_RETRY_MAX_SECONDS", 300, minimum=1),
+            callback_retry_base_seconds=_int(env, "SMSGW_CALLBACK_RETRY_BASE_SECONDS", 10, minimum=1),
         )
 
 

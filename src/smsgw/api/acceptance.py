@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 
@@ -97,6 +97,8 @@ class Acceptance:
         self.networks = settings.networks
         # None: every network of the table has a route (the embedded simulated carrier).
         self.routed_networks = routed_networks
+        # Called after each stored batch, so that an in-process dispatcher starts at once.
+        self.on_accepted: Callable[[], None] | None = None
         self._verified: set[tuple[str, bytes]] = set()
 
     # -- who is asking -------------------------------------------------------------------------
@@ -176,6 +178,7 @@ class Acceptance:
         partner_id = partner.id
         shortcode_text = shortcode.shortcode
         scheduled_state = int(DeliveryState.SCHEDULED)
+        validity_ms = self.settings.validity_seconds * 1000
         table = self.networks
         routed = self.routed_networks
         enabled = shortcode.networks
@@ -276,6 +279,7 @@ class Acceptance:
                     due_ms,
                     now_ms,
                     batch_id,
+                    due_ms + validity_ms,
                 )
             )
             candidates.append((len(responses), mobile_raw, clientsmsid))
@@ -320,6 +324,8 @@ class Acceptance:
             for position, mobile, clientsmsid in candidates:
                 responses[position] = _failed(Code.LOW_CREDIT, detail, mobile, clientsmsid)
             return self._render(responses)
+        if self.on_accepted is not None:
+            self.on_accepted()
         return body
 
     async def stored_answer(self, partner: Partner, key: str, body_sha256: str) -> bytes | None:

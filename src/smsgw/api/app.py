@@ -23,12 +23,14 @@ from ..store.store import Store
 from . import schemas
 from .acceptance import Acceptance, id_text, idempotency_key
 from .bodies import BadRequest, parameters, parse_json, read_body
-from .responses import answer, bare, duration, local_time
+from ..domain.reports import duration, local_time
+from .responses import answer, bare
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
-BackgroundTask = Callable[[Store], contextlib.AbstractAsyncContextManager[Any]]
+# Runs delivery for the app's lifetime; what it yields has wake(), called after each accept.
+Delivery = Callable[[Store], contextlib.AbstractAsyncContextManager[Any]]
 
 
 def create_app(
@@ -36,10 +38,10 @@ def create_app(
     *,
     store: Store | None = None,
     routed_networks: frozenset[int] | None = None,
-    background: list[BackgroundTask] | None = None,
+    delivery: Delivery | None = None,
 ) -> FastAPI:
     """The ASGI app. Without `store`, one is opened from settings when the app starts.
-    `background` holds context managers (the dispatcher) run for the app's lifetime."""
+    With `delivery`, the dispatcher runs in this process too (the embedded default)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,10 +53,13 @@ def create_app(
         )
         app.state.store = active
         app.state.acceptance = Acceptance(settings, active, routed_networks)
+        app.state.dispatcher = None
         try:
             async with contextlib.AsyncExitStack() as stack:
-                for task in background or []:
-                    await stack.enter_async_context(task(active))
+                if delivery is not None:
+                    dispatcher = await stack.enter_async_context(delivery(active))
+                    app.state.dispatcher = dispatcher
+                    app.state.acceptance.on_accepted = dispatcher.wake
                 yield
         finally:
             if own_store:

@@ -3,9 +3,7 @@ time formats of delivery reports."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 from starlette.responses import Response
@@ -26,15 +24,3 @@ def answer(payload: dict[str, Any], legacy: bool, status_code: int = 200, header
 def bare(code: Code, detail: str | None, legacy: bool, status_code: int = 200) -> Response:
     """A request-level outcome: `{"response-code": ..., "response-description": ...}`."""
     return answer({"response-code": int(code), "response-description": describe(code, detail)}, legacy, status_code)
-
-
-def local_time(ms: int, zone: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ms / 1000, zone).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def duration(ms: int) -> str:
-    """Turnaround as HH:MM:SS; hours go past 24 rather than wrapping."""
-    seconds = max(0, ms) // 1000
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours:02d}:{minutes:02d}:{seconds:02d}"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import secrets
 import sys
+from urllib.parse import urlsplit
 from typing import Any, Awaitable, Callable, TypeVar
 
 import click
@@ -172,6 +174,30 @@ async def partner_rotate_key(store: Store, settings: Settings, partner_id: str) 
     click.echo(f"api key: {key}")
 
 
+@partner.command("callback")
+@click.argument("partner_id")
+@click.argument("url", required=False)
+@click.option("--secret", default=None, help="Signing secret (default: a new random one, printed once).")
+@click.option("--clear", is_flag=True, help="Stop sending delivery reports to the partner.")
+@with_store
+async def partner_callback(store: Store, settings: Settings, partner_id: str, url: str | None, secret: str | None, clear: bool) -> None:
+    """Send the partner's final delivery reports to URL, signed with HMAC-SHA256."""
+    if clear:
+        await store.set_callback(partner_id, None, None)
+        click.echo(f"partner {partner_id}: no callback")
+        return
+    if url is None:
+        raise click.BadParameter("give the callback URL, or --clear", param_hint="URL")
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise click.BadParameter("the callback URL must be http:// or https:// with a host", param_hint="URL")
+    signing_secret = secret or secrets.token_hex(32)
+    await store.set_callback(partner_id, url, signing_secret)
+    click.echo(f"partner {partner_id}: final delivery reports go to {url}")
+    click.echo(f"signing secret: {signing_secret}")
+    click.echo("each POST carries X-Smsgw-Signature: hex HMAC-SHA256 of the body with this secret")
+
+
 @main.group()
 def shortcode() -> None:
     """Sender ids (shortcodes) of partners."""
@@ -211,3 +237,4 @@ def check_partner_id(partner_id: str) -> None:
 
 # Commands defined in their own modules register themselves on `main`.
 from . import serve as _serve  # noqa: E402,F401
+from . import smsc_sim as _smsc_sim  # noqa: E402,F401

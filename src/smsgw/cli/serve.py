@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shlex
+import signal
 
 import click
 import orjson
@@ -13,6 +14,8 @@ import uvicorn
 from ..api.app import create_app
 from ..config import Settings
 from ..domain.apikeys import generate_api_key, hash_api_key
+from ..dispatch.routing import RouteError
+from ..dispatch.runtime import DeliveryPlan, run_delivery
 from ..domain.money import format_units
 from ..store.errors import SchemaOutOfDate, StoreUnavailable
 from ..store.store import Store
@@ -28,16 +31,24 @@ DEMO_CREDITS = 1000_00
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
-@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--smsc",
+    "smsc_urls",
+    multiple=True,
+    metavar="URL",
+    help="smpp://SYSTEM_ID:PASSWORD@HOST:PORT?window=64&tps=500&networks=1,2 (repeat for several "
+    "carriers); without it the built-in simulated carrier is used.",
+)
 @click.option(
     "--role",
     default="all",
     show_default=True,
-    type=click.Choice(["all", "api"]),
-    help="all: API and delivery in this process; api: only the partner API.",
+    type=click.Choice(["all", "api", "dispatcher"]),
+    help="all: API and delivery in this process; api: only the partner API; dispatcher: only delivery.",
 )
-def serve(host: str, port: int, log_level: str, role: str) -> None:
-    """Run the partner API and delivery in one process.
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(host: str, port: int, smsc_urls: tuple[str, ...], role: str, log_level: str) -> None:
+    """Run the partner API and delivery.
 
     On first start with an empty embedded database, a demo partner and shortcode are created
     and printed with a ready-to-paste curl command.
@@ -45,7 +56,11 @@ def serve(host: str, port: int, log_level: str, role: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     try:
-        asyncio.run(run_server(settings, host, port, log_level, role))
+        plan = DeliveryPlan.from_urls(list(smsc_urls), settings)
+    except RouteError as exc:
+        raise click.BadParameter(str(exc), param_hint="--smsc") from None
+    try:
+        asyncio.run(run_server(settings, plan, host, port, log_level, role))
     except StoreUnavailable as exc:
         fail(f"the database at {settings.database_url.display} is unavailable: {exc}")
     except SchemaOutOfDate as exc:
@@ -54,19 +69,39 @@ def serve(host: str, port: int, log_level: str, role: str) -> None:
         pass
 
 
-async def run_server(settings: Settings, host: str, port: int, log_level: str, role: str) -> None:
+async def run_server(settings: Settings, plan: DeliveryPlan, host: str, port: int, log_level: str, role: str) -> None:
     store = open_store(settings)
     try:
         await store.prepare()
-        if store.is_sqlite and await store.count_partners() == 0:
+        if role == "dispatcher":
+            await run_dispatcher_only(store, settings, plan)
+            return
+        if role == "all" and store.is_sqlite and await store.count_partners() == 0:
             await create_demo(store, host, port)
-        app = create_app(settings, store=store)
+
+        def delivery(active: Store):
+            return run_delivery(active, settings, plan)
+
+        app = create_app(settings, store=store, routed_networks=plan.routed_networks(settings), delivery=delivery if role == "all" else None)
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on", server_header=False)
         server = uvicorn.Server(config)
-        click.echo(f"smsgw listening on http://{host}:{port} (store {settings.database_url.display}); API docs at /docs")
+        carrier = "the built-in simulated carrier" if plan.simulated else ", ".join(c.display for c in plan.connectors)
+        what = "API and delivery via " + carrier if role == "all" else "API only"
+        click.echo(f"smsgw listening on http://{host}:{port} ({what}; store {settings.database_url.display}); API docs at /docs")
         await server.serve()
     finally:
         await store.close()
+
+
+async def run_dispatcher_only(store: Store, settings: Settings, plan: DeliveryPlan) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with run_delivery(store, settings, plan) as dispatcher:
+        carrier = "the built-in simulated carrier" if plan.simulated else ", ".join(c.display for c in plan.connectors)
+        click.echo(f"smsgw dispatcher {dispatcher.owner} delivering via {carrier} (store {settings.database_url.display})")
+        await stop.wait()
 
 
 async def create_demo(store: Store, host: str, port: int) -> None:

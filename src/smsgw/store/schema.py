@@ -64,10 +64,14 @@ ledger = Table(
     Index("ix_ledger_batch", "batch_id"),
 )
 
+# On SQLite the message id is the table's rowid (INTEGER PRIMARY KEY), which spares the
+# accept path a separate primary-key index; elsewhere it is a BIGINT.
+MESSAGE_ID = BigInteger().with_variant(Integer, "sqlite")
+
 messages = Table(
     "messages",
     metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", MESSAGE_ID, primary_key=True, autoincrement=False),
     Column("partner_id", String(64), nullable=False),
     Column("shortcode", String(32), nullable=False),
     Column("msisdn", String(20), nullable=False),
@@ -85,13 +89,81 @@ messages = Table(
     # The messages accepted by one request share a batch id, chosen before the transaction
     # (the first id reserved for the request); the ledger charge carries the same id.
     Column("batch_id", BigInteger, nullable=False),
+    # After this the gateway stops trying (AbsentSubscriber): due time plus the validity period.
+    Column("expires_at", BigInteger),
     Column("attempts", SmallInteger, nullable=False, server_default=text("0")),
     Column("lease_owner", String(64)),
     Column("lease_until", BigInteger),
     Column("submitted_at", BigInteger),
     Column("done_at", BigInteger),
     Column("error", String(200)),
-    Index("ix_messages_due", "state", "priority", "due_at"),
+    Column("connector", String(64)),  # the SMSC connection that took it
+    # The claim order, whole: a claim reads the first due rows and stops.
+    Index("ix_messages_due", "state", "priority", "due_at", "id"),
+)
+
+# One row per submit_sm a message went out as, with the SMSC's id for it.
+message_parts = Table(
+    "message_parts",
+    metadata,
+    Column("message_id", BigInteger, primary_key=True),
+    Column("part_no", SmallInteger, primary_key=True),
+    Column("connector", String(64), nullable=False),
+    Column("smsc_message_id", String(80), nullable=False),
+    Column("state", SmallInteger, nullable=False),
+    Column("stat", String(16)),
+    Column("error", String(16)),
+    Column("receipt_at", BigInteger),
+)
+
+# Every form under which an SMSC may quote a part's id in its receipt (hex or decimal, with or
+# without leading zeros): a receipt matches a part when they share a key on one connector.
+receipt_keys = Table(
+    "receipt_keys",
+    metadata,
+    # The key leads the primary key: receipts are looked up by key alone, for a whole batch.
+    Column("key", String(80), primary_key=True),
+    Column("connector", String(64), primary_key=True),
+    Column("message_id", BigInteger, primary_key=True),
+    Column("part_no", SmallInteger, primary_key=True),
+    Column("parts", SmallInteger, nullable=False),  # how many SMSC ids the message went out with
+)
+
+# Receipts that matched no part (yet): kept and counted, matched again when a late
+# submit_sm_resp records the id they quote.
+unmatched_receipts = Table(
+    "unmatched_receipts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connector", String(64), nullable=False),
+    Column("smsc_message_id", String(80), nullable=False),
+    Column("keys", String(400), nullable=False),  # comma-separated matching keys
+    Column("state", SmallInteger, nullable=False),
+    Column("stat", String(16)),
+    Column("error", String(16)),
+    Column("done_at", BigInteger),
+    Column("received_at", BigInteger, nullable=False),
+    Column("matched_at", BigInteger),
+    Index("ix_unmatched_open", "matched_at", "connector"),
+)
+
+# Delivery reports to POST to partners' callback URLs (an outbox: written in the transaction
+# that makes a message final, sent until a 2xx).
+callbacks = Table(
+    "callbacks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("partner_id", String(64), nullable=False),
+    Column("message_id", BigInteger, nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("lease_until", BigInteger),
+    Column("delivered_at", BigInteger),
+    Column("last_error", String(200)),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_callbacks_due", "delivered_at", "next_attempt_at"),
 )
 
 idempotency_keys = Table(

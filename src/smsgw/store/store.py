@@ -78,6 +78,7 @@ class NewMessage(NamedTuple):
     due_at: int
     created_at: int
     batch_id: int
+    expires_at: int
 
 
 @dataclass(frozen=True)

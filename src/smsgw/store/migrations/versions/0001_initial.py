@@ -49,7 +49,7 @@ def upgrade() -> None:
     op.create_index("ix_ledger_batch", "ledger", ["batch_id"])
     op.create_table(
         "messages",
-        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
         sa.Column("partner_id", sa.String(64), nullable=False),
         sa.Column("shortcode", sa.String(32), nullable=False),
         sa.Column("msisdn", sa.String(20), nullable=False),
@@ -71,7 +71,7 @@ def upgrade() -> None:
         sa.Column("done_at", sa.BigInteger),
         sa.Column("error", sa.String(200)),
     )
-    op.create_index("ix_messages_due", "messages", ["state", "priority", "due_at"])
+    op.create_index("ix_messages_due", "messages", ["state", "priority", "due_at", "id"])
     op.create_table(
         "idempotency_keys",
         sa.Column("partner_id", sa.String(64), primary_key=True),

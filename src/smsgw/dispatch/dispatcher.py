@@ -1,0 +1,356 @@
+"""The dispatcher: claims due messages from the store, hands them to SMSC connections, and
+writes back what happened.
+
+- Claims are leases: a claimed message belongs to this dispatcher until its lease runs out,
+  so a dispatcher killed mid-run loses nothing: another claims the messages again.
+- At most `window` messages per connection are sent and not yet recorded: a message takes
+  one of `window` slots before its submit_sm and frees it only once its outcome is committed.
+  So a dispatcher killed at any moment has sent at most `window` messages per connection
+  that the store does not know were sent, and only those can go out twice. Messages claimed
+  but not yet sent are merely leased: another dispatcher takes them after the lease.
+- It claims OTP before bulk, oldest first, a few windows ahead (so that claims are batches,
+  not single rows), and no more than its connections can send within a lease (TPS).
+- Outcomes and receipts are group-committed: whatever arrived while one transaction was
+  being written goes into the next. A receipt is acknowledged to the SMSC only after it is
+  committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Protocol
+from zoneinfo import ZoneInfo
+
+from ..connectors.smpp.client import OutboundMessage, SubmitOutcome
+from ..connectors.smpp.receipt import Receipt, smsc_id_keys
+from ..domain.encoding import Encoding
+from ..domain.states import DeliveryState
+from ..store import delivery
+from ..store.delivery import Claimed, Failure, IncomingReceipt, Retry, Submitted
+from ..store.errors import StoreUnavailable
+from ..store.store import Store
+from .routing import ConnectorConfig
+
+log = logging.getLogger(__name__)
+
+
+class Connector(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def submit(self, message: OutboundMessage) -> SubmitOutcome: ...
+
+
+@dataclass
+class Lane:
+    """One SMSC connection and what it may carry."""
+
+    config: ConnectorConfig
+    connector: Connector
+    in_flight: int = 0  # claimed and not yet recorded
+    unrecorded: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.unrecorded = asyncio.Semaphore(self.config.window)
+
+    @property
+    def capacity(self) -> int:
+        """Messages this lane may hold from claim until their outcome is committed: a few
+        windows, and no more than it can send well within a lease (a low TPS must not hoard
+        claimed messages)."""
+        limit = self.config.window * 4
+        if self.config.tps:
+            limit = min(limit, max(1, int(self.config.tps * 10)))
+        return limit
+
+    @property
+    def free(self) -> int:
+        return self.capacity - self.in_flight
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    batch_size: int = 500
+    lease_seconds: float = 60.0
+    poll_interval: float = 0.25
+    sweep_interval: float = 2.0
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 300.0
+    stop_grace_seconds: float = 10.0
+
+
+@dataclass
+class _Pending:
+    """Outcomes waiting for the next transaction, and who waits for it to commit."""
+
+    submitted: list[Submitted] = field(default_factory=list)
+    retries: list[Retry] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    receipts: list[IncomingReceipt] = field(default_factory=list)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.submitted or self.retries or self.failures or self.receipts)
+
+    def put_back(self, batch: "_Pending") -> None:
+        """A batch that could not be written goes back in front of what came meanwhile."""
+        self.submitted[:0] = batch.submitted
+        self.retries[:0] = batch.retries
+        self.failures[:0] = batch.failures
+        self.receipts[:0] = batch.receipts
+        self.waiters[:0] = batch.waiters
+
+
+def new_owner_id() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{random.randrange(16**6):06x}"
+
+
+class Dispatcher:
+    def __init__(self, store: Store, lanes: list[Lane], zone: ZoneInfo, settings: DispatchSettings | None = None, owner: str | None = None) -> None:
+        self.store = store
+        self.lanes = lanes
+        self.zone = zone
+        self.settings = settings or DispatchSettings()
+        self.owner = owner or new_owner_id()
+        self.stats: Counter[str] = Counter()
+        self._pending = _Pending()
+        self._wake = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._has_pending = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._sends: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self._unmatched_waiting = False
+        # Called when delivery reports were queued for partners' callback URLs.
+        self.on_callbacks_queued: Callable[[], Awaitable[None]] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for lane in self.lanes:
+            await lane.connector.start()
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="dispatch-claim"),
+            asyncio.create_task(self._flush_loop(), name="dispatch-flush"),
+            asyncio.create_task(self._sweep_loop(), name="dispatch-sweep"),
+        ]
+
+    async def stop(self) -> None:
+        """Stops claiming, lets in-flight sends finish for a while, writes every outcome,
+        then closes the connections (a receipt that arrives meanwhile is still recorded)."""
+        self._stopping = True
+        self._wake.set()
+        if self._sends:
+            await asyncio.wait(list(self._sends), timeout=self.settings.stop_grace_seconds)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(StoreUnavailable):
+            await self._flush()
+        for lane in self.lanes:
+            with contextlib.suppress(Exception):
+                await lane.connector.stop()
+        with contextlib.suppress(StoreUnavailable):
+            await self._flush()
+
+    def wake(self) -> None:
+        """New messages were accepted: look for due work now rather than at the next poll."""
+        self._wake.set()
+
+    # -- claiming and sending -----------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            # Claim in batches: wait until a lane has room for half its capacity, unless idle.
+            open_lanes = [lane for lane in self.lanes if lane.free > 0 and (lane.free * 2 >= lane.capacity or lane.in_flight == 0)]
+            if not open_lanes:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            networks = self._networks_of(open_lanes)
+            room = sum(lane.free for lane in open_lanes)
+            now = _now_ms()
+            try:
+                claimed = await self.store.write(
+                    delivery.claim_due, self.owner, now, min(room, self.settings.batch_size), int(self.settings.lease_seconds * 1000), networks
+                )
+            except StoreUnavailable as exc:
+                log.warning("cannot claim messages: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            except Exception:
+                log.exception("claiming messages failed")
+                await asyncio.sleep(1.0)
+                continue
+            for message in claimed:
+                self._dispatch(message, now)
+            self.stats["claimed"] += len(claimed)
+            if len(claimed) < min(room, self.settings.batch_size):
+                # Drained: wait for new work or the next poll.
+                self._wake.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+
+    def _networks_of(self, lanes: list[Lane]) -> list[int] | None:
+        networks: set[int] = set()
+        for lane in lanes:
+            if lane.config.networks is None:
+                return None
+            networks |= lane.config.networks
+        return sorted(networks)
+
+    def _dispatch(self, message: Claimed, now: int) -> None:
+        if message.expires_at is not None and now >= message.expires_at:
+            self._pending.failures.append(Failure(message.id, int(DeliveryState.ABSENT_SUBSCRIBER), "validity period ran out before any carrier took it"))
+            self._has_pending.set()
+            return
+        lane = self._lane_for(message.network_id)
+        if lane is None:
+            # No connection of ours carries this network any more: let another dispatcher try.
+            self._pending.retries.append(Retry(message.id, self.owner, now + 60_000, "no route for this network here"))
+            self._has_pending.set()
+            return
+        lane.in_flight += 1
+        task = asyncio.create_task(self._send(lane, message))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    def _lane_for(self, network_id: int) -> Lane | None:
+        best = None
+        for lane in self.lanes:
+            if lane.config.serves(network_id) and (best is None or lane.free > best.free):
+                best = lane
+        return best
+
+    async def _send(self, lane: Lane, message: Claimed) -> None:
+        try:
+            outbound = OutboundMessage(message.id, message.shortcode, message.msisdn, message.text, Encoding(message.data_coding))
+            async with lane.unrecorded:
+                try:
+                    outcome = await lane.connector.submit(outbound)
+                except Exception as exc:  # a connector bug must not lose the message
+                    log.exception("connector %s failed on message %d", lane.config.name, message.id)
+                    outcome = SubmitOutcome([], -1, True, f"connector error: {type(exc).__name__}")
+                self._record(lane, message, outcome)
+                await self._committed()
+        finally:
+            lane.in_flight -= 1
+            self._slot_freed.set()
+
+    async def _committed(self) -> None:
+        """Waits until what is pending now has been written."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.waiters.append(done)
+        self._has_pending.set()
+        await done
+
+    def _record(self, lane: Lane, message: Claimed, outcome: SubmitOutcome) -> None:
+        now = _now_ms()
+        if outcome.status == 0 and outcome.smsc_message_ids:
+            keys = [smsc_id_keys(smsc_id) for smsc_id in outcome.smsc_message_ids]
+            self._pending.submitted.append(Submitted(message.id, lane.config.name, list(outcome.smsc_message_ids), keys))
+            self.stats["submitted"] += 1
+            return
+        error = outcome.detail or f"status {outcome.status:#x}"
+        if outcome.temporary:
+            due = now + self._backoff_ms(message.attempts + 1)
+            if message.expires_at is not None and due >= message.expires_at:
+                self._pending.failures.append(Failure(message.id, int(DeliveryState.ABSENT_SUBSCRIBER), f"expired after temporary errors: {error}", attempted=True))
+                self.stats["expired"] += 1
+            else:
+                self._pending.retries.append(Retry(message.id, self.owner, due, error))
+                self.stats["retried"] += 1
+            return
+        self._pending.failures.append(Failure(message.id, int(DeliveryState.DELIVERY_IMPOSSIBLE), f"rejected by {lane.config.name}: {error}", attempted=True))
+        self.stats["rejected"] += 1
+
+    def _backoff_ms(self, attempt: int) -> int:
+        delay = min(self.settings.retry_max_seconds, self.settings.retry_base_seconds * 2 ** min(attempt - 1, 20))
+        return int(delay * random.uniform(0.8, 1.2) * 1000)
+
+    # -- receipts ------------------------------------------------------------------------------
+
+    def receipt_sink(self, connector_name: str) -> Callable[[Receipt], Awaitable[None]]:
+        """The on_receipt callback for one connection: returns once the receipt is stored."""
+
+        async def on_receipt(receipt: Receipt) -> None:
+            done_at = int(receipt.done_at * 1000) if receipt.done_at is not None else None
+            incoming = IncomingReceipt(
+                connector_name, receipt.smsc_message_id, smsc_id_keys(receipt.smsc_message_id), int(receipt.state), receipt.stat, receipt.error, done_at
+            )
+            self._pending.receipts.append(incoming)
+            await self._committed()
+
+        return on_receipt
+
+    # -- writing outcomes ----------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._has_pending.wait()
+            self._has_pending.clear()
+            try:
+                await self._flush()
+            except StoreUnavailable as exc:
+                log.warning("cannot record delivery outcomes yet (kept, retrying): %s", exc)
+                await asyncio.sleep(1.0)
+                self._has_pending.set()
+            except Exception:
+                log.exception("recording delivery outcomes failed (kept, retrying)")
+                await asyncio.sleep(1.0)
+                self._has_pending.set()
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, _Pending()
+        if not batch and not batch.waiters:
+            return
+        rematch = self._unmatched_waiting and bool(batch.submitted)
+        try:
+            outcome = await self.store.write(
+                delivery.record_outcomes, batch.submitted, batch.retries, batch.failures, batch.receipts, rematch, _now_ms(), self.zone
+            )
+        except BaseException:
+            self._pending.put_back(batch)
+            raise
+        for done in batch.waiters:
+            if not done.done():
+                done.set_result(None)
+        self.stats["receipts matched"] += outcome.matched
+        self.stats["receipts unmatched"] += outcome.unmatched
+        if outcome.unmatched:
+            self._unmatched_waiting = True
+        elif rematch:
+            self._unmatched_waiting = outcome.still_waiting > 0
+        await self._finished(outcome)
+
+    async def _finished(self, outcome: delivery.ReceiptOutcome) -> None:
+        if outcome.callbacks and self.on_callbacks_queued is not None:
+            await self.on_callbacks_queued()
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval)
+            try:
+                rematch = self._unmatched_waiting
+                outcome = await self.store.write(delivery.sweep, _now_ms(), self.zone, rematch)
+                self.stats["receipts matched"] += outcome.matched
+                if rematch:
+                    self._unmatched_waiting = outcome.still_waiting > 0
+                await self._finished(outcome)
+            except StoreUnavailable as exc:
+                log.warning("housekeeping skipped: %s", exc)
+            except Exception:
+                log.exception("housekeeping failed")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

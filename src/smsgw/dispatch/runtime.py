@@ -1,0 +1,99 @@
+"""Putting delivery together: SMSC connections from `--smsc` (or the built-in simulated
+carrier), the dispatcher, and the callback sender, run for as long as a context lasts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+from ..config import Settings
+from ..connectors.smpp.client import SmppConnector
+from ..store.store import Store
+from .dispatcher import Dispatcher, DispatchSettings, Lane
+from .routing import ConnectorConfig, parse_smsc_url, routed_networks
+from .webhooks import CallbackSender
+
+log = logging.getLogger(__name__)
+
+SIMULATOR_NAME = "simulator"
+SIMULATOR_SYSTEM_ID = "smsgw"
+SIMULATOR_PASSWORD = "simulate"
+
+
+@dataclass(frozen=True)
+class DeliveryPlan:
+    """The SMSC connections a process will bind, or the built-in simulated carrier."""
+
+    connectors: tuple[ConnectorConfig, ...]
+    simulated: bool
+
+    @classmethod
+    def from_urls(cls, urls: list[str], settings: Settings) -> "DeliveryPlan":
+        known = set(settings.networks.networks)
+        configs = tuple(parse_smsc_url(url, known) for url in urls)
+        names = [c.name for c in configs]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            from .routing import RouteError
+
+            raise RouteError(f"two --smsc connections share the name {sorted(duplicates)[0]}; give each a name=...")
+        return cls(configs, simulated=not configs)
+
+    def routed_networks(self, settings: Settings) -> frozenset[int]:
+        table = set(settings.networks.networks)
+        if self.simulated:
+            return frozenset(table)
+        return routed_networks(list(self.connectors), table)
+
+
+@contextlib.asynccontextmanager
+async def run_delivery(store: Store, settings: Settings, plan: DeliveryPlan, dispatch: DispatchSettings | None = None) -> AsyncIterator[Dispatcher]:
+    simulator = None
+    configs = list(plan.connectors)
+    if plan.simulated:
+        from ..connectors.smpp.simulator import SmscSimulator
+
+        simulator = SmscSimulator(system_id=SIMULATOR_SYSTEM_ID, password=SIMULATOR_PASSWORD)
+        port = await simulator.start("127.0.0.1", 0)
+        configs = [ConnectorConfig(SIMULATOR_NAME, "127.0.0.1", port, SIMULATOR_SYSTEM_ID, SIMULATOR_PASSWORD)]
+        log.info("simulated carrier listening on 127.0.0.1:%d", port)
+    dispatch = dispatch or DispatchSettings(
+        lease_seconds=settings.lease_seconds,
+        retry_base_seconds=settings.retry_base_seconds,
+        retry_max_seconds=settings.retry_max_seconds,
+    )
+    dispatcher = Dispatcher(store, [], settings.timezone, dispatch)
+    for config in configs:
+        connector = SmppConnector(
+            config.name,
+            config.host,
+            config.port,
+            config.system_id,
+            config.password,
+            system_type=config.system_type,
+            bind_mode=config.bind_mode,
+            window=config.window,
+            tps=config.tps,
+            enquire_link_interval=config.enquire_link_interval,
+            concatenation=config.concatenation,
+            on_receipt=dispatcher.receipt_sink(config.name),
+        )
+        dispatcher.lanes.append(Lane(config, connector))
+        log.info("binding to %s", config.display)
+    callbacks = CallbackSender(store, retry_base_seconds=settings.callback_retry_base_seconds)
+
+    async def callbacks_queued() -> None:
+        callbacks.wake()
+
+    dispatcher.on_callbacks_queued = callbacks_queued
+    await dispatcher.start()
+    await callbacks.start()
+    try:
+        yield dispatcher
+    finally:
+        await dispatcher.stop()
+        await callbacks.stop()
+        if simulator is not None:
+            await simulator.stop()

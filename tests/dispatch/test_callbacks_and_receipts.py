@@ -1,0 +1,116 @@
+"""Delivery report callbacks over real HTTP, and receipt matching in the store."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import orjson
+
+from smsgw.domain.states import DeliveryState
+from smsgw.store import delivery
+from smsgw.store.delivery import IncomingReceipt, Submitted
+
+from ..helpers import entry
+from .conftest import Rig, number, wait_for
+
+
+class CallbackReceiver:
+    """A partner's HTTP endpoint on loopback that fails the first `failures` POSTs."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.received: list[tuple[bytes, str | None, int]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = 500 if len(receiver.received) < receiver.failures else 200
+                receiver.received.append((body, self.headers.get("X-Smsgw-Signature"), status))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/dlr"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+async def test_final_reports_are_posted_signed_and_retried_until_2xx(rig_factory):
+    rig: Rig = await rig_factory(env={"SMSGW_CALLBACK_RETRY_BASE_SECONDS": "1"})
+    receiver = CallbackReceiver(failures=2)
+    secret = "s3cret-for-the-test"
+    await rig.store.set_callback("p1", receiver.url, secret)
+    try:
+        async with rig.delivering():
+            (answer,) = await rig.send([entry(number(5), clientsmsid="abc-5")])
+            await wait_for(lambda: any(status == 200 for _, _, status in receiver.received), timeout=30)
+    finally:
+        receiver.close()
+    assert [status for _, _, status in receiver.received] == [500, 500, 200]
+    body, signature, _ = receiver.received[-1]
+    assert signature == hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    report = orjson.loads(body)
+    assert report["messageid"] == answer["messageid"]
+    assert report["clientsmsid"] == "abc-5"
+    assert report["mobile"] == answer["mobile"]
+    assert report["description"] == "DeliveredToTerminal" and report["status"] == 3
+    assert len(report["timeTaken"]) == 8 and len(report["timestamp"]) == 19
+    assert all(b == body for b, _, _ in receiver.received)  # every attempt carries the same report
+    row = rig.operator.sql("SELECT attempts, delivered_at IS NOT NULL FROM callbacks")
+    assert row == [(3, 1)]
+
+
+async def test_no_callback_without_a_url(rig: Rig):
+    async with rig.delivering():
+        await rig.send([entry(number(6))])
+        await wait_for(lambda: rig.operator.sql("SELECT count(*) FROM messages WHERE state = 3") == [(1,)])
+    assert rig.operator.sql("SELECT count(*) FROM callbacks") == [(0,)]
+
+
+async def test_unmatched_receipts_are_kept_and_matched_when_the_id_is_recorded(rig: Rig):
+    (answer,) = await rig.send([entry(number(7))])
+    message_id = int(answer["messageid"])
+    now = int(time.time() * 1000)
+    early = IncomingReceipt("carrier", "00002587", ["s:00002587", "n:2587", "n:9607"], int(DeliveryState.DELIVERED), "DELIVRD", None, None)
+    stray = IncomingReceipt("carrier", "ffff", ["s:ffff", "n:65535"], int(DeliveryState.DELIVERED), "DELIVRD", None, None)
+    outcome = await rig.store.write(delivery.apply_receipts, [early, stray], now, rig.settings.timezone)
+    assert (outcome.matched, outcome.unmatched) == (0, 2)
+    # The submit_sm_resp (hex 0A1B = decimal 2587) is recorded afterwards.
+    await rig.store.write(delivery.claim_due, "me", now, 10, 60_000, None)
+    await rig.store.write(delivery.record_submitted, [Submitted(message_id, "carrier", ["0A1B"], [["s:0a1b", "n:2587"]])], now)
+    again = await rig.store.write(delivery.rematch_receipts, now, rig.settings.timezone)
+    assert again.matched == 1 and again.finished == [message_id] and again.still_waiting == 1
+    assert (await rig.states())[message_id] == int(DeliveryState.DELIVERED)
+    # The stray one stays, counted, never dropped.
+    counts = await rig.store.read(delivery.delivery_counts)
+    assert counts["unmatched receipts"] == 1
+
+
+async def test_a_long_message_takes_one_status_from_all_its_parts(rig: Rig):
+    (answer,) = await rig.send([entry(number(8), "x" * 400)])  # three parts
+    message_id = int(answer["messageid"])
+    now = int(time.time() * 1000)
+    await rig.store.write(delivery.claim_due, "me", now, 10, 60_000, None)
+    ids = ["A1", "A2", "A3"]
+    await rig.store.write(delivery.record_submitted, [Submitted(message_id, "carrier", ids, [[f"s:{i.lower()}"] for i in ids])], now)
+
+    def receipt(smsc_id: str, state: DeliveryState, stat: str) -> IncomingReceipt:
+        return IncomingReceipt("carrier", smsc_id, [f"s:{smsc_id.lower()}"], int(state), stat, None, None)
+
+    first = await rig.store.write(delivery.apply_receipts, [receipt("A1", DeliveryState.DELIVERED, "DELIVRD"), receipt("A3", DeliveryState.DELIVERED, "DELIVRD")], now, rig.settings.timezone)
+    assert first.matched == 2 and first.finished == []
+    assert (await rig.states())[message_id] == int(DeliveryState.SENT_TO_NETWORK)
+    last = await rig.store.write(delivery.apply_receipts, [receipt("A2", DeliveryState.DELIVERY_IMPOSSIBLE, "UNDELIV")], now, rig.settings.timezone)
+    assert last.finished == [message_id]
+    assert (await rig.states())[message_id] == int(DeliveryState.DELIVERY_IMPOSSIBLE)
