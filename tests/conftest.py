@@ -1,14 +1,81 @@
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
+
+import asyncpg
 import httpx
 import pytest
 
+from smsgw.store.store import Store
+from smsgw.store.urls import StoreUrl
+
 from .helpers import Gateway, LiveServer, Operator, make_settings
+from .postgres import PostgresUnavailable, start_cluster
+
+TEMPLATE = "smsgw_template"
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A PostgreSQL server for the session, with a template database at the current schema."""
+    try:
+        cluster = start_cluster()
+    except PostgresUnavailable as exc:
+        if os.environ.get("SMSGW_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required (SMSGW_REQUIRE_POSTGRES) but unavailable: {exc}")
+        pytest.skip(f"PostgreSQL tests need PostgreSQL binaries or SMSGW_TEST_POSTGRES_URL: {exc}")
+    try:
+        asyncio.run(_recreate(cluster.url, TEMPLATE, template=None))
+        asyncio.run(_migrate(_database_url(cluster.url, TEMPLATE)))
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _database_url(maintenance_url: str, name: str) -> str:
+    return maintenance_url.rsplit("/", 1)[0] + "/" + name
+
+
+async def _admin(maintenance_url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(maintenance_url.replace("postgresql://", "postgres://", 1))
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def _recreate(maintenance_url: str, name: str, template: str | None) -> None:
+    source = f" TEMPLATE {template} STRATEGY FILE_COPY" if template else ""
+    await _admin(maintenance_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}{source}")
+
+
+async def _migrate(url: str) -> None:
+    store = Store.open(StoreUrl.parse(url))
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """Every test that touches the store runs once on each store."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'smsgw.db'}"
+        return
+    cluster = request.getfixturevalue("postgres_cluster")
+    name = f"smsgw_t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_recreate(cluster.url, name, template=TEMPLATE))
+    yield _database_url(cluster.url, name)
+    asyncio.run(_admin(cluster.url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 @pytest.fixture
-def settings(tmp_path):
-    return make_settings(tmp_path)
+def settings(database_url):
+    return make_settings(database_url)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import httpx
 import uvicorn
 
 from smsgw.api.app import create_app
-from smsgw.config import Settings
+from smsgw.config import Settings, open_store
 from smsgw.domain.apikeys import hash_api_key
 from smsgw.store.store import Store
 
@@ -37,7 +37,7 @@ class Operator:
 
     def _with_store(self, operation: Callable[[Store], Any]) -> Any:
         async def body():
-            store = Store.open(self.settings.database_url, sqlite_synchronous=self.settings.sqlite_synchronous)
+            store = open_store(self.settings)
             try:
                 await store.prepare()
                 return await operation(store)
@@ -79,8 +79,8 @@ class Operator:
         self._with_store(lambda store: store.set_partner_status(partner_id, "suspended"))
 
 
-def make_settings(tmp_path: Path, **env: str) -> Settings:
-    values = {"SMSGW_DATABASE_URL": f"sqlite:///{tmp_path / 'smsgw.db'}"}
+def make_settings(database_url: str, **env: str) -> Settings:
+    values = {"SMSGW_DATABASE_URL": database_url}
     values.update(env)
     return Settings.from_env(values)
 

@@ -10,8 +10,8 @@ import httpx
 from .helpers import DEFAULT_KEY, Operator, bulk, entry, free_port, make_settings, start_serve
 
 
-def test_every_answered_message_survives_sigkill(tmp_path):
-    settings = make_settings(tmp_path)
+def test_every_answered_message_survives_sigkill(tmp_path, database_url):
+    settings = make_settings(database_url)
     operator = Operator(settings)
     operator.partner("p1", credits=1_000_000_00, shortcode="SC1")
     env = {"SMSGW_DATABASE_URL": str(settings.database_url.raw)}

@@ -11,6 +11,7 @@ from typing import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .domain.networks import KENYA, NetworkTable, NetworkTableError
+from .store.store import Store
 from .store.urls import DEFAULT_DATABASE_URL, BadDatabaseUrl, StoreUrl
 
 
@@ -53,12 +54,17 @@ class Settings:
     max_body_bytes: int = 8 * 1024 * 1024
     legacy_respose_code: bool = False
     sqlite_synchronous: str = "FULL"
-    sqlite_busy_timeout_ms: int = 10_000
+    # How long a transaction waits for a lock held by another before giving up (4090):
+    # SQLite's busy_timeout, PostgreSQL's lock_timeout.
+    lock_timeout_ms: int = 10_000
     admin_token: str | None = field(default=None, repr=False)
+    database_pool_size: int = 10
     # How long the gateway keeps trying a message it cannot hand to a carrier.
     validity_seconds: int = 48 * 3600
     # A dispatcher that dies holds its claimed messages this long before others take them.
     lease_seconds: int = 60
+    # An SMSC bind whose dispatcher stopped renewing is taken over after this.
+    bind_lease_seconds: int = 15
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     callback_retry_base_seconds: float = 10.0
@@ -88,14 +94,26 @@ class Settings:
             max_body_bytes=_int(env, "SMSGW_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024),
             legacy_respose_code=_bool(env, "SMSGW_LEGACY_RESPOSE_CODE", False),
             sqlite_synchronous=synchronous,
-            sqlite_busy_timeout_ms=_int(env, "SMSGW_SQLITE_BUSY_TIMEOUT_MS", 10_000),
+            lock_timeout_ms=_int(env, "SMSGW_LOCK_TIMEOUT_MS", 10_000, minimum=1),
+            database_pool_size=_int(env, "SMSGW_DATABASE_POOL_SIZE", 10, minimum=1),
             admin_token=env.get("SMSGW_ADMIN_TOKEN") or None,
             validity_seconds=_int(env, "SMSGW_VALIDITY_SECONDS", 48 * 3600, minimum=1),
             lease_seconds=_int(env, "SMSGW_LEASE_SECONDS", 60, minimum=1),
+            bind_lease_seconds=_int(env, "SMSGW_BIND_LEASE_SECONDS", 15, minimum=1),
             retry_base_seconds=_int(env, "SMSGW_RETRY_BASE_SECONDS", 2, minimum=0),
             retry_max_seconds=_int(env, "SMSGW_RETRY_MAX_SECONDS", 300, minimum=1),
             callback_retry_base_seconds=_int(env, "SMSGW_CALLBACK_RETRY_BASE_SECONDS", 10, minimum=1),
         )
+
+
+def open_store(settings: Settings) -> Store:
+    """The store these settings name (not yet prepared or migrated)."""
+    return Store.open(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        lock_timeout_ms=settings.lock_timeout_ms,
+        pool_size=settings.database_pool_size,
+    )
 
 
 def load_network_table(path: str | None) -> NetworkTable:

@@ -6,13 +6,12 @@ the table without a scenario here fails `test_every_code_has_a_scenario`.
 
 from __future__ import annotations
 
-import sqlite3
-
 import httpx
 import pytest
 
 from smsgw.domain.codes import DESCRIPTIONS, Code
 
+from ..faults import make_partners_unreadable, refuse_messages_to, write_lock_held
 from ..helpers import DEFAULT_KEY, Gateway, LiveServer, Operator, bulk, entry, make_settings
 
 
@@ -45,10 +44,7 @@ def scenario_low_credit(gw: Gateway):
 
 def scenario_message_system_error(gw: Gateway):
     # A real database fault while storing: the messages table refuses this one number.
-    gw.operator.sql(
-        "CREATE TRIGGER refuse_number BEFORE INSERT ON messages WHEN NEW.msisdn = '254712000999' "
-        "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
-    )
+    refuse_messages_to(gw.operator, "254712000999")
     return send(gw, entry(mobile="0712000999"))
 
 
@@ -57,8 +53,8 @@ def scenario_invalid_credentials(gw: Gateway):
 
 
 def scenario_request_system_error(gw: Gateway):
-    # Corrupt data the gateway cannot make sense of: a balance that is not a number.
-    gw.operator.sql("UPDATE partners SET balance = 'not a number' WHERE id = 'p1'")
+    # Data the gateway cannot make sense of (not the store being away).
+    make_partners_unreadable(gw.operator)
     return gw.post("/api/services/getbalance", {"partnerID": "p1", "apikey": DEFAULT_KEY})
 
 
@@ -87,14 +83,9 @@ def scenario_too_many_contacts(gw: Gateway):
 
 
 def scenario_try_again_later(gw: Gateway):
-    # Another process holds the database's write lock longer than the gateway waits.
-    holder = sqlite3.connect(gw.server.settings.database_url.sqlite_path, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
-    try:
+    # Another session holds a lock the gateway needs longer than the gateway waits.
+    with write_lock_held(gw.server.settings):
         return send(gw, entry())
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
 
 
 def scenario_no_partner_id(gw: Gateway):
@@ -142,8 +133,8 @@ def test_every_code_has_a_scenario():
 
 
 @pytest.fixture
-def contract_gateway(tmp_path):
-    settings = make_settings(tmp_path, SMSGW_SQLITE_BUSY_TIMEOUT_MS="300", SMSGW_ADMIN_TOKEN="admin-token-for-tests")
+def contract_gateway(database_url):
+    settings = make_settings(database_url, SMSGW_LOCK_TIMEOUT_MS="300", SMSGW_ADMIN_TOKEN="admin-token-for-tests")
     operator = Operator(settings)
     operator.partner("p1", shortcode="SC1")
     with LiveServer(settings) as server, httpx.Client(timeout=30) as client:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from ..faults import refuse_messages_to
 from ..helpers import DEFAULT_KEY, Gateway, bulk, entry
 
 
@@ -44,9 +45,7 @@ def test_keys_never_reach_the_logs(gateway: Gateway, caplog):
     gateway.post("/api/services/sendbulk", bulk(entry()))
     gateway.post("/api/services/sendbulk", bulk(entry(key="wrong-secret-0000000000")))
     gateway.get("/api/services/getbalance", params={"partnerID": "p1", "apikey": DEFAULT_KEY})
-    gateway.operator.sql(
-        "CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
-    )
+    refuse_messages_to(gateway.operator, None)
     failed = gateway.post("/api/services/sendbulk", bulk(entry()))
     assert failed.json()["responses"][0]["response-code"] == 1005
     assert any("could not be stored" in r.getMessage() for r in caplog.records)

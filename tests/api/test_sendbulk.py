@@ -131,14 +131,14 @@ def test_part_limit_and_concatenated_sizes(gateway: Gateway):
     assert stored == [parts for _, code, parts in cases if code == 200]
 
 
-def test_per_network_price_from_the_network_table(tmp_path):
+def test_per_network_price_from_the_network_table(tmp_path, database_url):
     table = tmp_path / "networks.toml"
     table.write_text(
         'default_region = "KE"\n'
         '[[networks]]\nid = 1\nname = "Safaricom"\nregion = "KE"\ncarriers = ["Safaricom"]\nprice = "0.80"\n'
         '[[networks]]\nid = 2\nname = "Airtel"\nregion = "KE"\ncarriers = ["Airtel"]\nprice = "1.25"\n'
     )
-    settings = make_settings(tmp_path, SMSGW_NETWORKS_FILE=str(table))
+    settings = make_settings(database_url, SMSGW_NETWORKS_FILE=str(table))
     operator = Operator(settings)
     operator.partner("p1", credits=10_00, shortcode="SC1")
     with LiveServer(settings) as server, httpx.Client() as client:
@@ -226,8 +226,8 @@ def test_trailing_slash_is_the_same_endpoint(gateway: Gateway):
         assert results(gateway.post(path, bulk(entry())))[0]["response-code"] == 200
 
 
-def test_legacy_respose_code_setting(tmp_path):
-    settings = make_settings(tmp_path, SMSGW_LEGACY_RESPOSE_CODE="true")
+def test_legacy_respose_code_setting(database_url):
+    settings = make_settings(database_url, SMSGW_LEGACY_RESPOSE_CODE="true")
     Operator(settings).partner("p1", shortcode="SC1")
     with LiveServer(settings) as server, httpx.Client() as client:
         ok = client.post(server.url + "/api/services/sendbulk", json=bulk(entry())).json()["responses"][0]

@@ -14,53 +14,53 @@ import httpx
 from ..helpers import free_port, smsgw_command
 
 
-def smsgw(tmp_path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = dict(os.environ, SMSGW_DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}")
+def smsgw(tmp_path, database_url: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ, SMSGW_DATABASE_URL=database_url)
     full_env.update(env or {})
     return subprocess.run(smsgw_command() + list(args), cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=60)
 
 
-def test_partner_lifecycle(tmp_path):
-    created = smsgw(tmp_path, "partner", "create", "acme", "--name", "Acme Ltd", "--credits", "250.50")
+def test_partner_lifecycle(tmp_path, database_url):
+    created = smsgw(tmp_path, database_url, "partner", "create", "acme", "--name", "Acme Ltd", "--credits", "250.50")
     assert created.returncode == 0, created.stderr
     key = re.search(r"api key: (\S+)", created.stdout).group(1)
     assert len(key) == 32
-    assert smsgw(tmp_path, "partner", "topup", "acme", "100").stdout.strip() == "partner acme balance: 350.50"
-    assert smsgw(tmp_path, "partner", "topup", "acme", "-0.50").stdout.strip() == "partner acme balance: 350.00"
-    added = smsgw(tmp_path, "shortcode", "add", "ACME", "--partner", "acme", "--networks", "1,2")
+    assert smsgw(tmp_path, database_url, "partner", "topup", "acme", "100").stdout.strip() == "partner acme balance: 350.50"
+    assert smsgw(tmp_path, database_url, "partner", "topup", "acme", "-0.50").stdout.strip() == "partner acme balance: 350.00"
+    added = smsgw(tmp_path, database_url, "shortcode", "add", "ACME", "--partner", "acme", "--networks", "1,2")
     assert added.returncode == 0 and "networks 1,2" in added.stdout
-    shown = smsgw(tmp_path, "partner", "show", "acme").stdout
+    shown = smsgw(tmp_path, database_url, "partner", "show", "acme").stdout
     assert "Acme Ltd" in shown and "350.00" in shown and "ACME (networks 1,2)" in shown and "active" in shown
     assert key not in shown
-    assert "suspended" in smsgw(tmp_path, "partner", "suspend", "acme").stdout
-    assert "status:     suspended" in smsgw(tmp_path, "partner", "show", "acme").stdout
+    assert "suspended" in smsgw(tmp_path, database_url, "partner", "suspend", "acme").stdout
+    assert "status:     suspended" in smsgw(tmp_path, database_url, "partner", "show", "acme").stdout
 
 
-def test_clear_errors_and_exit_codes(tmp_path):
-    smsgw(tmp_path, "partner", "create", "acme")
-    again = smsgw(tmp_path, "partner", "create", "acme")
+def test_clear_errors_and_exit_codes(tmp_path, database_url):
+    smsgw(tmp_path, database_url, "partner", "create", "acme")
+    again = smsgw(tmp_path, database_url, "partner", "create", "acme")
     assert again.returncode == 1 and "already exists" in again.stderr and "Traceback" not in again.stderr
-    missing = smsgw(tmp_path, "partner", "topup", "ghost", "10")
+    missing = smsgw(tmp_path, database_url, "partner", "topup", "ghost", "10")
     assert missing.returncode == 1 and "ghost does not exist" in missing.stderr
-    overdraw = smsgw(tmp_path, "partner", "topup", "acme", "-5")
+    overdraw = smsgw(tmp_path, database_url, "partner", "topup", "acme", "-5")
     assert overdraw.returncode == 1 and "below zero" in overdraw.stderr
-    bad_amount = smsgw(tmp_path, "partner", "topup", "acme", "ten")
+    bad_amount = smsgw(tmp_path, database_url, "partner", "topup", "acme", "ten")
     assert bad_amount.returncode == 2 and "not an amount" in bad_amount.stderr
-    bad_network = smsgw(tmp_path, "shortcode", "add", "X", "--partner", "acme", "--networks", "1,9")
+    bad_network = smsgw(tmp_path, database_url, "shortcode", "add", "X", "--partner", "acme", "--networks", "1,9")
     assert bad_network.returncode == 2 and "unknown network ids [9]" in bad_network.stderr
-    taken = smsgw(tmp_path, "shortcode", "add", "X", "--partner", "acme")
+    taken = smsgw(tmp_path, database_url, "shortcode", "add", "X", "--partner", "acme")
     assert taken.returncode == 0
-    assert "already registered" in smsgw(tmp_path, "shortcode", "add", "X", "--partner", "acme").stderr
-    weak = smsgw(tmp_path, "partner", "create", "b", "--api-key", "short")
+    assert "already registered" in smsgw(tmp_path, database_url, "shortcode", "add", "X", "--partner", "acme").stderr
+    weak = smsgw(tmp_path, database_url, "partner", "create", "b", "--api-key", "short")
     assert weak.returncode == 2 and "16 characters" in weak.stderr
-    bad_url = smsgw(tmp_path, "partner", "show", "acme", env={"SMSGW_DATABASE_URL": "mysql://x"})
+    bad_url = smsgw(tmp_path, database_url, "partner", "show", "acme", env={"SMSGW_DATABASE_URL": "mysql://x"})
     assert bad_url.returncode == 2 and "not supported" in bad_url.stderr
-    bad_tz = smsgw(tmp_path, "partner", "show", "acme", env={"SMSGW_TIMEZONE": "Mars/Olympus"})
+    bad_tz = smsgw(tmp_path, database_url, "partner", "show", "acme", env={"SMSGW_TIMEZONE": "Mars/Olympus"})
     assert bad_tz.returncode == 2 and "SMSGW_TIMEZONE" in bad_tz.stderr
 
 
-def test_migrate_command(tmp_path):
-    result = smsgw(tmp_path, "migrate")
+def test_migrate_command(tmp_path, database_url):
+    result = smsgw(tmp_path, database_url, "migrate")
     assert result.returncode == 0 and "up to date" in result.stdout
 
 
@@ -114,3 +114,45 @@ def test_first_serve_prints_a_demo_partner_and_a_working_curl(tmp_path):
     finally:
         again.terminate()
         again.wait(timeout=20)
+
+
+def test_shared_postgresql_store_is_migrated_only_on_request(tmp_path, postgres_cluster):
+    """No demo partner and no implicit migration on a shared store: an operator runs
+    `smsgw migrate` when it suits, and until then commands say so."""
+    import asyncio
+    import uuid
+
+    from ..conftest import _admin, _database_url
+
+    name = f"smsgw_cli_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(postgres_cluster.url, f"CREATE DATABASE {name}"))
+    url = _database_url(postgres_cluster.url, name)
+    try:
+        refused = smsgw(tmp_path, url, "partner", "show", "acme")
+        assert refused.returncode == 1 and "run `smsgw migrate`" in refused.stderr
+        assert smsgw(tmp_path, url, "migrate").returncode == 0
+        assert smsgw(tmp_path, url, "partner", "create", "acme").returncode == 0
+        port = free_port()
+        process = subprocess.Popen(
+            smsgw_command() + ["serve", "--port", str(port), "--role", "api"],
+            cwd=tmp_path,
+            env=dict(os.environ, SMSGW_DATABASE_URL=url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            seen = []
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                line = process.stdout.readline()
+                seen.append(line)
+                if "listening on" in line or not line:
+                    break
+            assert any("listening on" in line for line in seen), seen
+            assert not any("demo partner" in line for line in seen)
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+    finally:
+        asyncio.run(_admin(postgres_cluster.url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

@@ -21,10 +21,13 @@ SYSTEM_ID = "smsgw"
 PASSWORD = "secret"
 
 
-def number(i: int, prefix: str = "0712") -> str:
-    """A valid Kenyan number that ends in 00, so never in one of the simulator's magic
-    suffixes (0001..0009 pick failure behaviours)."""
-    return f"{prefix}{i:04d}00"
+def number(i: int, prefix: str = "071") -> str:
+    """The i-th of a run of valid Kenyan numbers (071… is Safaricom, 0733… Airtel) that end
+    in 00, so never in one of the simulator's magic suffixes (0001..0009 pick failures)."""
+    width = 8 - len(prefix)
+    if i >= 10**width:
+        raise ValueError(f"only {10**width} numbers with prefix {prefix}")
+    return f"{prefix}{i:0{width}d}00"
 
 
 async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
@@ -84,12 +87,12 @@ class Rig:
 
 
 @pytest.fixture
-async def rig_factory(tmp_path):
+async def rig_factory(database_url):
     """Builds a Rig; keyword arguments go to the simulator, `env` to the settings."""
     async with contextlib.AsyncExitStack() as stack:
 
         async def build(env: dict[str, str] | None = None, **simulator_options: Any) -> Rig:
-            settings = make_settings(tmp_path, **(env or {}))
+            settings = make_settings(database_url, **(env or {}))
             operator = Operator(settings)
             operator.partner("p1", credits=1_000_000_00, shortcode="SC1")
             server = LiveServer(settings)

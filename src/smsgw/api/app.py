@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..config import Settings
+from ..config import Settings, open_store
 from ..domain.codes import Code
 from ..domain.money import format_units, parse_units
 from ..domain.states import PRIORITY_BULK, PRIORITY_OTP, DeliveryState
@@ -46,11 +46,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_store = store is None
-        active = store or Store.open(
-            settings.database_url,
-            sqlite_synchronous=settings.sqlite_synchronous,
-            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-        )
+        active = store or open_store(settings)
         app.state.store = active
         app.state.acceptance = Acceptance(settings, active, routed_networks)
         app.state.dispatcher = None
@@ -343,6 +339,25 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+ROUTED_NETWORKS_ENV = "SMSGW_ROUTED_NETWORKS"
+
+
+def app_from_env() -> FastAPI:
+    """The app for `uvicorn --factory` (several API worker processes): settings from the
+    environment, routed networks from SMSGW_ROUTED_NETWORKS (set by `smsgw serve`)."""
+    import os
+
+    from ..config import ConfigError
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    routed = os.environ.get(ROUTED_NETWORKS_ENV)
+    networks = frozenset(int(n) for n in routed.split(",") if n) if routed else None
+    return create_app(settings, routed_networks=networks)
 
 
 def _check_count(count: Any, length: int) -> None:

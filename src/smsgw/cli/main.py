@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import click
 
-from ..config import ConfigError, Settings
+from ..config import ConfigError, Settings, open_store
 from ..domain.apikeys import generate_api_key, hash_api_key
 from ..domain.money import format_units, parse_units
 from ..store.errors import AlreadyExists, NotFound, SchemaOutOfDate, StoreUnavailable
@@ -33,8 +33,11 @@ def load_settings() -> Settings:
         raise AssertionError  # unreachable
 
 
-def with_store(operation: Callable[..., Awaitable[T]]) -> Callable[..., T]:
-    """Runs an async command body with an open, up-to-date store and clean error messages."""
+def with_store(operation: Callable[..., Awaitable[T]] | None = None, *, prepare: bool = True) -> Any:
+    """Runs an async command body with an open store (brought up to date unless `prepare`
+    is False) and clean error messages."""
+    if operation is None:
+        return functools.partial(with_store, prepare=prepare)
 
     @functools.wraps(operation)
     def run(*args: Any, **kwargs: Any) -> T:
@@ -43,7 +46,8 @@ def with_store(operation: Callable[..., Awaitable[T]]) -> Callable[..., T]:
         async def body() -> T:
             store = open_store(settings)
             try:
-                await store.prepare()
+                if prepare:
+                    await store.prepare()
                 return await operation(store, settings, *args, **kwargs)
             finally:
                 await store.close()
@@ -61,10 +65,6 @@ def with_store(operation: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     return run
 
 
-def open_store(settings: Settings) -> Store:
-    return Store.open(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
-
-
 def units_option(value: str) -> int:
     try:
         return parse_units(value)
@@ -80,7 +80,7 @@ def main() -> None:
 
 
 @main.command()
-@with_store
+@with_store(prepare=False)
 async def migrate(store: Store, settings: Settings) -> None:
     """Bring the database schema to this version."""
     await store.migrate()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shlex
 import signal
 
@@ -11,7 +12,7 @@ import click
 import orjson
 import uvicorn
 
-from ..api.app import create_app
+from ..api.app import ROUTED_NETWORKS_ENV, create_app
 from ..config import Settings
 from ..domain.apikeys import generate_api_key, hash_api_key
 from ..dispatch.routing import RouteError
@@ -46,8 +47,15 @@ DEMO_CREDITS = 1000_00
     type=click.Choice(["all", "api", "dispatcher"]),
     help="all: API and delivery in this process; api: only the partner API; dispatcher: only delivery.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="API worker processes (with --role api; run dispatchers as their own processes).",
+)
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(host: str, port: int, smsc_urls: tuple[str, ...], role: str, log_level: str) -> None:
+def serve(host: str, port: int, smsc_urls: tuple[str, ...], role: str, workers: int, log_level: str) -> None:
     """Run the partner API and delivery.
 
     On first start with an empty embedded database, a demo partner and shortcode are created
@@ -59,6 +67,11 @@ def serve(host: str, port: int, smsc_urls: tuple[str, ...], role: str, log_level
         plan = DeliveryPlan.from_urls(list(smsc_urls), settings)
     except RouteError as exc:
         raise click.BadParameter(str(exc), param_hint="--smsc") from None
+    if workers > 1:
+        if role != "api":
+            raise click.BadParameter("several workers serve the API only: use --role api, and run dispatchers with --role dispatcher", param_hint="--workers")
+        run_api_workers(settings, plan, host, port, workers, log_level)
+        return
     try:
         asyncio.run(run_server(settings, plan, host, port, log_level, role))
     except StoreUnavailable as exc:
@@ -91,6 +104,30 @@ async def run_server(settings: Settings, plan: DeliveryPlan, host: str, port: in
         await server.serve()
     finally:
         await store.close()
+
+
+def run_api_workers(settings: Settings, plan: DeliveryPlan, host: str, port: int, workers: int, log_level: str) -> None:
+    """Several API processes on one port (uvicorn's process manager); each opens the store
+    itself from the environment."""
+
+    async def check_store() -> None:
+        store = open_store(settings)
+        try:
+            await store.prepare()
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(check_store())
+    except StoreUnavailable as exc:
+        fail(f"the database at {settings.database_url.display} is unavailable: {exc}")
+    except SchemaOutOfDate as exc:
+        fail(str(exc))
+    os.environ[ROUTED_NETWORKS_ENV] = ",".join(str(n) for n in sorted(plan.routed_networks(settings)))
+    click.echo(f"smsgw listening on http://{host}:{port} (API only, {workers} workers; store {settings.database_url.display}); API docs at /docs")
+    uvicorn.run(
+        "smsgw.api.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level, access_log=False, server_header=False
+    )
 
 
 async def run_dispatcher_only(store: Store, settings: Settings, plan: DeliveryPlan) -> None:

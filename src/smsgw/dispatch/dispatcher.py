@@ -33,7 +33,7 @@ from ..connectors.smpp.client import OutboundMessage, SubmitOutcome
 from ..connectors.smpp.receipt import Receipt, smsc_id_keys
 from ..domain.encoding import Encoding
 from ..domain.states import DeliveryState
-from ..store import delivery
+from ..store import binds, delivery
 from ..store.delivery import Claimed, Failure, IncomingReceipt, Retry, Submitted
 from ..store.errors import StoreUnavailable
 from ..store.store import Store
@@ -54,6 +54,7 @@ class Lane:
 
     config: ConnectorConfig
     connector: Connector
+    active: bool = False  # this dispatcher holds the connection's bind lease and is bound
     in_flight: int = 0  # claimed and not yet recorded
     unrecorded: asyncio.Semaphore = field(init=False)
 
@@ -81,6 +82,7 @@ class DispatchSettings:
     lease_seconds: float = 60.0
     poll_interval: float = 0.25
     sweep_interval: float = 2.0
+    bind_lease_seconds: float = 15.0
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     stop_grace_seconds: float = 10.0
@@ -134,12 +136,15 @@ class Dispatcher:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        for lane in self.lanes:
-            await lane.connector.start()
+        try:
+            await self._coordinate_binds()
+        except StoreUnavailable as exc:
+            log.warning("cannot take SMSC binds yet: %s", exc)
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="dispatch-claim"),
             asyncio.create_task(self._flush_loop(), name="dispatch-flush"),
             asyncio.create_task(self._sweep_loop(), name="dispatch-sweep"),
+            asyncio.create_task(self._bind_loop(), name="dispatch-binds"),
         ]
 
     async def stop(self) -> None:
@@ -155,10 +160,11 @@ class Dispatcher:
         with contextlib.suppress(StoreUnavailable):
             await self._flush()
         for lane in self.lanes:
-            with contextlib.suppress(Exception):
-                await lane.connector.stop()
+            await self._deactivate(lane)
         with contextlib.suppress(StoreUnavailable):
             await self._flush()
+        with contextlib.suppress(StoreUnavailable):
+            await self.store.write(binds.release_all, self.owner)
 
     def wake(self) -> None:
         """New messages were accepted: look for due work now rather than at the next poll."""
@@ -169,7 +175,7 @@ class Dispatcher:
     async def _claim_loop(self) -> None:
         while not self._stopping:
             # Claim in batches: wait until a lane has room for half its capacity, unless idle.
-            open_lanes = [lane for lane in self.lanes if lane.free > 0 and (lane.free * 2 >= lane.capacity or lane.in_flight == 0)]
+            open_lanes = [lane for lane in self.lanes if lane.active and lane.free > 0 and (lane.free * 2 >= lane.capacity or lane.in_flight == 0)]
             if not open_lanes:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -225,7 +231,7 @@ class Dispatcher:
     def _lane_for(self, network_id: int) -> Lane | None:
         best = None
         for lane in self.lanes:
-            if lane.config.serves(network_id) and (best is None or lane.free > best.free):
+            if lane.active and lane.config.serves(network_id) and (best is None or lane.free > best.free):
                 best = lane
         return best
 
@@ -333,6 +339,42 @@ class Dispatcher:
     async def _finished(self, outcome: delivery.ReceiptOutcome) -> None:
         if outcome.callbacks and self.on_callbacks_queued is not None:
             await self.on_callbacks_queued()
+
+    # -- SMSC binds ----------------------------------------------------------------------------
+
+    async def _bind_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.bind_lease_seconds / 3)
+            try:
+                await self._coordinate_binds()
+            except StoreUnavailable as exc:
+                log.warning("cannot renew SMSC bind leases: %s", exc)
+            except Exception:
+                log.exception("coordinating SMSC binds failed")
+
+    async def _coordinate_binds(self) -> None:
+        """Holds exactly the connections this dispatcher's lease says it may bind."""
+        names = [lane.config.name for lane in self.lanes]
+        plan = await self.store.write(binds.coordinate, self.owner, names, _now_ms(), int(self.settings.bind_lease_seconds * 1000))
+        for lane in self.lanes:
+            if lane.config.name in plan.held and not lane.active:
+                await self._activate(lane)
+            elif lane.config.name not in plan.held and lane.active:
+                await self._deactivate(lane)
+
+    async def _activate(self, lane: Lane) -> None:
+        log.info("dispatcher %s binds %s", self.owner, lane.config.display)
+        await lane.connector.start()
+        lane.active = True
+        self._slot_freed.set()
+
+    async def _deactivate(self, lane: Lane) -> None:
+        if not lane.active:
+            return
+        lane.active = False
+        log.info("dispatcher %s unbinds %s", self.owner, lane.config.name)
+        with contextlib.suppress(Exception):
+            await lane.connector.stop()
 
     # -- housekeeping --------------------------------------------------------------------------
 

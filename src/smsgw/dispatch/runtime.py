@@ -61,6 +61,7 @@ async def run_delivery(store: Store, settings: Settings, plan: DeliveryPlan, dis
         log.info("simulated carrier listening on 127.0.0.1:%d", port)
     dispatch = dispatch or DispatchSettings(
         lease_seconds=settings.lease_seconds,
+        bind_lease_seconds=settings.bind_lease_seconds,
         retry_base_seconds=settings.retry_base_seconds,
         retry_max_seconds=settings.retry_max_seconds,
     )

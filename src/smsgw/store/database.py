@@ -30,7 +30,7 @@ Transaction = Callable[..., T]
 
 
 class SqliteDatabase:
-    def __init__(self, url: StoreUrl, *, synchronous: str, busy_timeout_ms: int, readers: int = 4) -> None:
+    def __init__(self, url: StoreUrl, *, synchronous: str, lock_timeout_ms: int, readers: int = 4) -> None:
         self.engine = create_engine(
             url.sqlalchemy_url,
             poolclass=QueuePool,
@@ -39,7 +39,7 @@ class SqliteDatabase:
             connect_args={"check_same_thread": False},
             hide_parameters=True,
         )
-        _configure_sqlite(self.engine, synchronous, busy_timeout_ms)
+        _configure_sqlite(self.engine, synchronous, lock_timeout_ms)
         self.dialect: Dialect = self.engine.dialect
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="smsgw-sqlite-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="smsgw-sqlite-reader")
@@ -70,9 +70,14 @@ class SqliteDatabase:
 
 
 class PostgresDatabase:
-    def __init__(self, url: StoreUrl, *, pool_size: int = 10) -> None:
+    def __init__(self, url: StoreUrl, *, pool_size: int = 10, lock_timeout_ms: int = 10_000) -> None:
         self.engine = create_async_engine(
-            url.sqlalchemy_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+            url.sqlalchemy_url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            hide_parameters=True,
+            connect_args={"server_settings": {"lock_timeout": str(int(lock_timeout_ms)), "application_name": "smsgw"}},
         )
         self.dialect = self.engine.dialect
 
@@ -92,7 +97,7 @@ class PostgresDatabase:
 Database = SqliteDatabase | PostgresDatabase
 
 
-def _configure_sqlite(engine, synchronous: str, busy_timeout_ms: int) -> None:
+def _configure_sqlite(engine, synchronous: str, lock_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
         # Take transaction control from the driver so that BEGIN is ours (see `_on_begin`).
@@ -100,7 +105,7 @@ def _configure_sqlite(engine, synchronous: str, busy_timeout_ms: int) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

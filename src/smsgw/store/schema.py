@@ -184,3 +184,21 @@ id_blocks = Table(
     Column("name", String(32), primary_key=True),
     Column("next_value", BigInteger, nullable=False),
 )
+
+# Dispatcher processes alive (a heartbeat), so that SMSC binds can be shared out among them.
+dispatchers = Table(
+    "dispatchers",
+    metadata,
+    Column("owner", String(64), primary_key=True),
+    Column("seen_at", BigInteger, nullable=False),
+)
+
+# Which dispatcher owns each SMSC connection: one bind per connection name at a time, taken
+# over when the owner's lease runs out.
+bind_leases = Table(
+    "bind_leases",
+    metadata,
+    Column("connector", String(64), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("lease_until", BigInteger, nullable=False),
+)

@@ -112,11 +112,19 @@ class MessageView:
 
 # Errors that mean "the database is not there right now", as opposed to a bug or bad data.
 _UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, OSError, asyncio.TimeoutError)
+# PostgreSQL reports the same through SQLSTATE: connection exceptions, insufficient resources,
+# shutdown or not yet accepting connections, a lock not obtained within lock_timeout, a
+# cancelled statement, and the transient serialization and deadlock failures.
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "55P03", "57014", "40001", "40P01")
 
 
 def _is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
     return isinstance(exc, _UNAVAILABLE)
 
 
@@ -155,10 +163,10 @@ class Store:
     # -- lifecycle -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: StoreUrl, *, sqlite_synchronous: str = "FULL", busy_timeout_ms: int = 10_000, pool_size: int = 10) -> "Store":
+    def open(cls, url: StoreUrl, *, sqlite_synchronous: str = "FULL", lock_timeout_ms: int = 10_000, pool_size: int = 10) -> "Store":
         if url.is_sqlite:
-            return cls(SqliteDatabase(url, synchronous=sqlite_synchronous, busy_timeout_ms=busy_timeout_ms), url)
-        return cls(PostgresDatabase(url, pool_size=pool_size), url)
+            return cls(SqliteDatabase(url, synchronous=sqlite_synchronous, lock_timeout_ms=lock_timeout_ms), url)
+        return cls(PostgresDatabase(url, pool_size=pool_size, lock_timeout_ms=lock_timeout_ms), url)
 
     async def close(self) -> None:
         await self.db.close()

@@ -477,6 +477,7 @@ class _SmscSession:
         self.can_transmit = pdu.can_transmit
         self.can_receive = pdu.can_receive
         sim.binds += 1
+        sim.max_concurrent_binds = max(sim.max_concurrent_binds, sim.bound_sessions)
         self.send(response_to(pdu, ESME_ROK, system_id=sim.name, tlvs={TLV_SC_INTERFACE_VERSION: b"\x34"}))
         if self.can_receive:
             sim._receiver_bound(self)
@@ -579,10 +580,16 @@ class SmscSimulator:
         self.unbinds = 0
         self.connections = 0
         self.max_outstanding = 0
+        self.max_concurrent_binds = 0  # most sessions bound at the same time
         self.refused = 0
         self.drops = 0
         self.garbled = 0
         self.generic_nacks_received = 0
+
+    @property
+    def bound_sessions(self) -> int:
+        """Sessions bound right now (what a carrier counts against an account's bind limit)."""
+        return sum(1 for session in self._sessions if session.bound and session.open)
 
     @property
     def distinct_texts(self) -> int:

@@ -1,0 +1,82 @@
+"""Real faults of the real store, on whichever database a test runs: another session holding
+a lock, a trigger refusing rows, data the gateway cannot read."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+from typing import Iterator
+
+import asyncpg
+
+from smsgw.config import Settings
+
+from .helpers import Operator
+
+
+class _PostgresSession:
+    """One asyncpg connection driven from synchronous test code (its own loop in a thread)."""
+
+    def __init__(self, url: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._conn = self._run(asyncpg.connect(url.replace("postgresql://", "postgres://", 1)))
+
+    def _run(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)
+
+    def execute(self, statement: str) -> None:
+        self._run(self._conn.execute(statement))
+
+    def close(self) -> None:
+        self._run(self._conn.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def write_lock_held(settings: Settings) -> Iterator[None]:
+    """Another session holds the lock the gateway needs, for as long as the block runs."""
+    url = settings.database_url
+    if url.is_sqlite:
+        holder = sqlite3.connect(url.sqlite_path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    session = _PostgresSession(url.raw)
+    session.execute("BEGIN")
+    session.execute("LOCK TABLE partners IN ACCESS EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        session.execute("ROLLBACK")
+        session.close()
+
+
+def refuse_messages_to(operator: Operator, msisdn: str | None) -> None:
+    """A trigger makes the database refuse to store messages to `msisdn` (None: to anyone)."""
+    if operator.settings.database_url.is_sqlite:
+        condition = f"WHEN NEW.msisdn = '{msisdn}'" if msisdn else ""
+        operator.sql(f"CREATE TRIGGER refuse_number BEFORE INSERT ON messages {condition} BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END")
+        return
+    test = f"NEW.msisdn = '{msisdn}'" if msisdn else "TRUE"
+    operator.sql(
+        "CREATE FUNCTION refuse_number() RETURNS trigger AS $$ BEGIN "
+        f"IF {test} THEN RAISE EXCEPTION 'refused by test trigger'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+    )
+    operator.sql("CREATE TRIGGER refuse_number BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse_number()")
+
+
+def make_partners_unreadable(operator: Operator) -> None:
+    """Data the gateway cannot make sense of (a failure that is not the store being away)."""
+    if operator.settings.database_url.is_sqlite:
+        operator.sql("UPDATE partners SET balance = 'not a number' WHERE id = 'p1'")
+    else:
+        operator.sql("ALTER TABLE partners RENAME COLUMN balance TO balance_lost")

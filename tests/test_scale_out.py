@@ -1,0 +1,117 @@
+"""Scale-out on PostgreSQL: two API processes and three dispatcher processes sharing one store
+and three SMSC binds; then the same with a dispatcher killed with SIGKILL mid-run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+
+import httpx
+import pytest
+
+from smsgw.connectors.smpp.simulator import SmscSimulator
+from smsgw.domain.apikeys import hash_api_key
+
+from .conftest import TEMPLATE, _admin, _database_url, _recreate
+from .dispatch.conftest import number, wait_for
+from .helpers import DEFAULT_KEY, entry, free_port, make_settings, Operator
+
+WINDOW = 16
+BINDS = 3
+DISPATCHERS = 3
+MESSAGES = 20_000
+
+
+@pytest.fixture
+def shared_store(postgres_cluster):
+    name = f"smsgw_scale_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_recreate(postgres_cluster.url, name, template=TEMPLATE))
+    url = _database_url(postgres_cluster.url, name)
+    operator = Operator(make_settings(url))
+    operator.partner("p1", credits=10_000_000_00, shortcode="SC1")
+    yield url, operator
+    asyncio.run(_admin(postgres_cluster.url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+async def start(*args: str, url: str) -> asyncio.subprocess.Process:
+    env = dict(os.environ, SMSGW_DATABASE_URL=url, SMSGW_LEASE_SECONDS="3", SMSGW_BIND_LEASE_SECONDS="3")
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "smsgw", "serve", "--log-level", "warning", *args,
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def healthy(port: int) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=2) as client:
+            return (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def accept(ports: list[int], marker: str) -> None:
+    async with httpx.AsyncClient(timeout=120) as client:
+
+        async def batch(i: int) -> None:
+            entries = [entry(number(i * 1000 + j), f"{marker} {i * 1000 + j}") for j in range(1000)]
+            response = await client.post(f"http://127.0.0.1:{ports[i % len(ports)]}/api/services/sendbulk", json={"count": 1000, "smslist": entries})
+            assert all(r["response-code"] == 200 for r in response.json()["responses"])
+
+        await asyncio.gather(*(batch(i) for i in range(MESSAGES // 1000)))
+
+
+def delivered(operator: Operator, marker: str) -> int:
+    return operator.sql(f"SELECT count(*) FROM messages WHERE state = 3 AND text LIKE '{marker} %'")[0][0]
+
+
+async def test_many_api_and_dispatcher_processes_share_one_store(shared_store):
+    url, operator = shared_store
+    simulator = SmscSimulator(system_id="smsgw", password="secret")
+    sim_port = await simulator.start("127.0.0.1", 0)
+    smsc = [f"--smsc=smpp://smsgw:secret@127.0.0.1:{sim_port}?name=bind{b}&window={WINDOW}" for b in range(BINDS)]
+    api_ports = [free_port(), free_port()]
+    processes: list[asyncio.subprocess.Process] = []
+    try:
+        for port in api_ports:
+            processes.append(await start("--role", "api", "--port", str(port), url=url))
+        dispatchers = [await start("--role", "dispatcher", *smsc, url=url) for _ in range(DISPATCHERS)]
+        processes += dispatchers
+        for port in api_ports:
+            await wait_for(lambda port=port: healthy(port), timeout=60)
+
+        # Round one: every message exactly once, never more binds than configured.
+        await accept(api_ports, "first")
+        await wait_for(lambda: delivered(operator, "first") == MESSAGES, timeout=180, interval=0.5)
+        first = {text: n for text, n in simulator.texts.items() if text.startswith("first ")}
+        assert len(first) == MESSAGES and set(first.values()) == {1}
+        assert simulator.max_concurrent_binds <= BINDS
+        owners = {owner for (owner,) in operator.sql("SELECT owner FROM bind_leases WHERE owner <> ''")}
+        assert len(owners) == DISPATCHERS  # the binds are shared out, one each
+
+        # Round two: one dispatcher dies mid-run.
+        await accept(api_ports, "second")
+        await wait_for(lambda: sum(1 for t in simulator.texts if t.startswith("second ")) >= MESSAGES // 4, timeout=120)
+        victim = dispatchers[0]
+        victim.send_signal(signal.SIGKILL)
+        await victim.wait()
+        await wait_for(lambda: delivered(operator, "second") == MESSAGES, timeout=180, interval=0.5)
+        second = {text: n for text, n in simulator.texts.items() if text.startswith("second ")}
+        assert len(second) == MESSAGES
+        duplicates = sum(n - 1 for n in second.values())
+        assert duplicates <= WINDOW, duplicates  # the killed dispatcher held one bind
+        assert simulator.max_concurrent_binds <= BINDS
+        balance_left = operator.balance("p1")
+        assert balance_left == 10_000_000_00 - 2 * MESSAGES * 100  # each charged once
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.terminate()
+        for process in processes:
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except asyncio.TimeoutError:
+                process.kill()
+        await simulator.stop()
