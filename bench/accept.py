@@ -57,13 +57,21 @@ def make_bodies(count: int, seed: int = 7) -> list[bytes]:
     return bodies
 
 
+async def wipe_postgres(url: str) -> None:
+    """Empties the given PostgreSQL database (the bench needs a fresh store; --wipe asked)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql://", "postgres://", 1))
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await conn.close()
+
+
 async def prepare_store(url: str) -> None:
     store = Store.open(StoreUrl.parse(url))
     try:
-        if store.is_sqlite:
-            await store.migrate()
-        else:
-            await store.migrate()
+        await store.migrate()
         await store.create_partner("bench", "bench", hash_api_key(KEY), 10**13)
         await store.add_shortcode("BENCH", "bench", None)
     finally:
@@ -136,6 +144,40 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def raw_floor_postgres(bodies: list[bytes], url: str, seconds: float) -> int:
+    """Parse each body and COPY its rows into PostgreSQL with asyncpg, one transaction per
+    body, the server's durability settings unchanged: the PostgreSQL floor."""
+    import asyncpg
+
+    async def run() -> int:
+        await wipe_postgres(url)
+        await _migrate(url)
+        conn = await asyncpg.connect(url.replace("postgresql://", "postgres://", 1))
+        columns = ["id", "partner_id", "shortcode", "msisdn", "network_id", "text", "data_coding", "parts", "cost", "clientsmsid", "priority", "state", "due_at", "created_at", "batch_id", "expires_at"]
+        next_id = 1
+        done = 0
+        stop_at = time.perf_counter() + seconds
+        began = time.perf_counter()
+        index = 0
+        try:
+            while time.perf_counter() < stop_at:
+                doc = orjson.loads(bodies[index % len(bodies)])
+                index += 1
+                now = int(time.time() * 1000)
+                rows = []
+                for item in doc["smslist"]:
+                    rows.append((next_id, "bench", item["shortcode"], item["mobile"], 1, item["message"], 0, 1, 100, str(item["clientsmsid"]), 1, 1, now, now, 1, now))
+                    next_id += 1
+                async with conn.transaction():
+                    await conn.copy_records_to_table("messages", records=rows, columns=columns)
+                done += len(rows)
+        finally:
+            await conn.close()
+        return int(done / (time.perf_counter() - began))
+
+    return asyncio.run(run())
+
+
 def raw_floor(bodies: list[bytes], directory: Path, synchronous: str, seconds: float) -> int:
     """Parse each body and insert its rows into SQLite directly: the limit no gateway passes."""
     path = directory / "floor.db"
@@ -182,12 +224,17 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temporary directory")
     parser.add_argument("--port", type=int, default=18765)
     parser.add_argument("--synchronous", default="FULL", help="SQLite synchronous setting for both server and floor")
+    parser.add_argument("--wipe", action="store_true", help="allow emptying the PostgreSQL database given with --database-url")
     args = parser.parse_args()
 
     bodies = make_bodies(20)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         url = args.database_url or f"sqlite:///{directory / 'bench.db'}"
+        if not url.startswith("sqlite"):
+            if not args.wipe:
+                raise SystemExit("the bench empties the PostgreSQL database it is given: add --wipe to confirm")
+            asyncio.run(wipe_postgres(url))
         asyncio.run(prepare_store(url))
         env = dict(os.environ, SMSGW_DATABASE_URL=url, SMSGW_SQLITE_SYNCHRONOUS=args.synchronous)
         command = [sys.executable, "-m", "smsgw", "serve", "--host", "127.0.0.1", "--port", str(args.port), "--log-level", "warning", "--role", "api"]
@@ -211,11 +258,14 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
+        best = max(results.values())
         if url.startswith("sqlite"):
             floor = raw_floor(bodies, directory, args.synchronous, args.seconds)
-            best = max(results.values())
             print(f"raw floor (orjson + sqlite3 executemany, synchronous={args.synchronous}): {floor} msg/s")
-            print(f"best gateway rate / floor: {best / floor:.2f}")
+        else:
+            floor = raw_floor_postgres(bodies, url, args.seconds)
+            print(f"raw floor (orjson + asyncpg COPY, one transaction per body): {floor} msg/s")
+        print(f"best gateway rate / floor: {best / floor:.2f}")
 
 
 if __name__ == "__main__":

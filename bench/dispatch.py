@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from smsgw.config import Settings  # noqa: E402
 from smsgw.dispatch.dispatcher import DispatchSettings  # noqa: E402
@@ -68,11 +69,21 @@ async def count_states(store: Store) -> dict[int, int]:
 
 async def run(args: argparse.Namespace, directory: Path) -> None:
     url = args.database_url or f"sqlite:///{directory / 'dispatch.db'}"
+    if not url.startswith("sqlite"):
+        if not args.wipe:
+            raise SystemExit("the bench empties the PostgreSQL database it is given: add --wipe to confirm")
+        from accept import wipe_postgres
+
+        await wipe_postgres(url)
     settings = Settings.from_env({"SMSGW_DATABASE_URL": url, "SMSGW_SQLITE_SYNCHRONOUS": os.environ.get("SMSGW_SQLITE_SYNCHRONOUS", "FULL")})
     store = Store.open(settings.database_url)
     await store.migrate()
     began = time.perf_counter()
     await queue_messages(store, args.messages)
+    if not store.is_sqlite:
+        # A live PostgreSQL has planner statistics (autovacuum); a table filled a moment ago
+        # has none, and the claim would be planned for an empty queue.
+        await store.write(lambda conn: conn.exec_driver_sql("ANALYZE messages"))
     print(f"queued {args.messages} messages in {time.perf_counter() - began:.1f} s (store: {url.split(':')[0]})")
 
     port = free_port()
@@ -131,6 +142,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--no-uvloop", action="store_true", help="run on the default asyncio loop")
+    parser.add_argument("--wipe", action="store_true", help="allow emptying the PostgreSQL database given with --database-url")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         runner = asyncio.run

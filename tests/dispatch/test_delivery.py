@@ -151,3 +151,14 @@ async def test_lease_of_a_vanished_dispatcher_runs_out_and_another_sends(rig: Ri
         assert rig.simulator.submits == 0  # still leased to the dead one
         await wait_for(lambda: all_final(rig, 20), timeout=20)
     assert rig.simulator.submits == 20 and len(answers) == 20
+
+
+async def test_a_message_no_dispatcher_carries_expires_and_is_refunded(rig_factory):
+    """Accepted while its network had a route; the dispatchers now carry Airtel only."""
+    rig = await rig_factory(env={"SMSGW_VALIDITY_SECONDS": "2"})
+    (answer,) = await rig.send([entry(number(3))])  # Safaricom
+    async with rig.delivering(DispatchSettings(sweep_interval=0.2, expire_interval=0.5), networks="2"):
+        await wait_for(lambda: all_final(rig, 1), timeout=20)
+    assert (await rig.states())[int(answer["messageid"])] == int(DeliveryState.ABSENT_SUBSCRIBER)
+    assert rig.simulator.submits == 0
+    assert rig.operator.balance("p1") == 1_000_000_00

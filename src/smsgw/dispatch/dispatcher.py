@@ -82,6 +82,8 @@ class DispatchSettings:
     lease_seconds: float = 60.0
     poll_interval: float = 0.25
     sweep_interval: float = 2.0
+    # Claims expire what they meet; this sweep is for messages no dispatcher claims at all.
+    expire_interval: float = 60.0
     bind_lease_seconds: float = 15.0
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
@@ -379,11 +381,17 @@ class Dispatcher:
     # -- housekeeping --------------------------------------------------------------------------
 
     async def _sweep_loop(self) -> None:
+        next_expiry = time.monotonic()
         while True:
             await asyncio.sleep(self.settings.sweep_interval)
+            rematch = self._unmatched_waiting
+            expire = time.monotonic() >= next_expiry
+            if not (rematch or expire):
+                continue
             try:
-                rematch = self._unmatched_waiting
-                outcome = await self.store.write(delivery.sweep, _now_ms(), self.zone, rematch)
+                outcome = await self.store.write(delivery.sweep, _now_ms(), self.zone, rematch, expire)
+                if expire:
+                    next_expiry = time.monotonic() + self.settings.expire_interval
                 self.stats["receipts matched"] += outcome.matched
                 if rematch:
                     self._unmatched_waiting = outcome.still_waiting > 0

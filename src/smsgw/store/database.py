@@ -77,7 +77,15 @@ class PostgresDatabase:
             max_overflow=pool_size,
             pool_pre_ping=True,
             hide_parameters=True,
-            connect_args={"server_settings": {"lock_timeout": str(int(lock_timeout_ms)), "application_name": "smsgw"}},
+            connect_args={
+                "server_settings": {
+                    "lock_timeout": str(int(lock_timeout_ms)),
+                    "application_name": "smsgw",
+                    # asyncpg prepares every statement; a generic plan made while a table was
+                    # small (a fresh install) would keep scanning it whole once it is large.
+                    "plan_cache_mode": "force_custom_plan",
+                }
+            },
         )
         self.dialect = self.engine.dialect
 

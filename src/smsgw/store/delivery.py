@@ -420,7 +420,9 @@ def _record_part_states(conn: Connection, updates: list[dict[str, Any]], now: in
     (a message of one part, the usual case, needs no second look)."""
     if not updates:
         return []
-    _SET_PART_STATE.many(conn, updates)
+    # A part's own state matters only for putting a message of several parts together; a
+    # one-part message takes its receipt's state directly.
+    _SET_PART_STATE.many(conn, [u for u in updates if u["p_parts"] != 1])
     finals: dict[int, tuple[int, int]] = {}
     several = set()
     for u in updates:
@@ -503,10 +505,11 @@ def record_outcomes(
     return outcome
 
 
-def sweep(conn: Connection, now: int, zone: ZoneInfo, rematch: bool, limit: int = 1000) -> ReceiptOutcome:
-    """Housekeeping: expire what no carrier took in time (refunded), retry unmatched receipts."""
+def sweep(conn: Connection, now: int, zone: ZoneInfo, rematch: bool, expire: bool, limit: int = 1000) -> ReceiptOutcome:
+    """Housekeeping: retry unmatched receipts; expire what no carrier took in time (refunded;
+    a scan of the whole queue, so the dispatcher asks for it rarely)."""
     outcome = rematch_receipts(conn, now, zone) if rematch else ReceiptOutcome()
-    expired = expire_overdue(conn, now, limit, zone)
+    expired = expire_overdue(conn, now, limit, zone) if expire else []
     outcome.finished = expired + outcome.finished
     outcome.callbacks = queue_callbacks(conn, outcome.finished, now, zone)
     return outcome

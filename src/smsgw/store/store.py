@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+
+import asyncpg
 import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterable, NamedTuple, Sequence
@@ -19,6 +21,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.util import await_only
 
 from .database import Database, PostgresDatabase, SqliteDatabase
 from .errors import AlreadyExists, IdempotencyConflict, NotFound, SchemaOutOfDate, StoreUnavailable
@@ -119,13 +122,14 @@ _UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "55P03", "57014", "40001", "40P01")
 
 
 def _is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        sqlstate = getattr(exc.orig, "sqlstate", None)
-        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
-            return True
-    return isinstance(exc, _UNAVAILABLE)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    # Through SQLAlchemy the driver's error is `orig`; the COPY path meets asyncpg's directly.
+    driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
+    sqlstate = getattr(driver_error, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+        return True
+    return isinstance(exc, _UNAVAILABLE) or isinstance(driver_error, asyncpg.InterfaceError)
 
 
 @contextlib.asynccontextmanager
@@ -352,7 +356,11 @@ class Store:
                     created_at=now,
                 )
             )
-            conn.exec_driver_sql(insert_messages, rows)
+            if conn.dialect.name == "postgresql":
+                # COPY is about twice as fast as a multi-row insert on PostgreSQL.
+                await_only(conn.connection.driver_connection.copy_records_to_table("messages", records=rows, columns=NewMessage._fields))
+            else:
+                conn.exec_driver_sql(insert_messages, rows)
             if idempotency is not None:
                 key, body_sha256, response = idempotency
                 conn.execute(
