@@ -238,3 +238,4 @@ def check_partner_id(partner_id: str) -> None:
 # Commands defined in their own modules register themselves on `main`.
 from . import serve as _serve  # noqa: E402,F401
 from . import smsc_sim as _smsc_sim  # noqa: E402,F401
+from . import send as _send  # noqa: E402,F401
