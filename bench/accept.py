@@ -144,6 +144,25 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def number_check_costs(bodies: list[bytes]) -> tuple[float, float]:
+    """Microseconds per number: smsgw's normaliser vs phonenumbers.parse + number_type."""
+    import phonenumbers
+
+    from smsgw.domain.networks import KENYA, NetworkTable
+
+    numbers = [item["mobile"] for item in orjson.loads(bodies[0])["smslist"]] * 20
+    table = NetworkTable.from_mapping(KENYA)
+    began = time.perf_counter()
+    for number in numbers:
+        table.normalise(number)
+    ours = (time.perf_counter() - began) / len(numbers) * 1e6
+    began = time.perf_counter()
+    for number in numbers:
+        phonenumbers.number_type(phonenumbers.parse(number, "KE"))
+    theirs = (time.perf_counter() - began) / len(numbers) * 1e6
+    return ours, theirs
+
+
 def raw_floor_postgres(bodies: list[bytes], url: str, seconds: float) -> int:
     """Parse each body and COPY its rows into PostgreSQL with asyncpg, one transaction per
     body, the server's durability settings unchanged: the PostgreSQL floor."""
@@ -266,6 +285,8 @@ def main() -> None:
             floor = raw_floor_postgres(bodies, url, args.seconds)
             print(f"raw floor (orjson + asyncpg COPY, one transaction per body): {floor} msg/s")
         print(f"best gateway rate / floor: {best / floor:.2f}")
+        ours, theirs = number_check_costs(bodies)
+        print(f"number check: {ours:.2f} us/number (smsgw normaliser) vs {theirs:.2f} us/number (phonenumbers.parse + number_type)")
 
 
 if __name__ == "__main__":

@@ -167,6 +167,9 @@ async def create_demo(store: Store, host: str, port: int) -> None:
     click.echo(f"  apikey:    {key}   (shown once; `smsgw partner rotate-key {DEMO_PARTNER}` makes a new one)")
     click.echo(f"  shortcode: {DEMO_SHORTCODE}")
     click.echo(f"  credit:    {format_units(DEMO_CREDITS)} units")
+    report = {"partnerID": DEMO_PARTNER, "apikey": key, "messageID": "MESSAGEID"}
     click.echo("Send a message:")
     click.echo(f"  curl -s {url} -H 'Content-Type: application/json' -d {shlex.quote(orjson.dumps(body).decode())}")
+    click.echo("Then its delivery report (put the messageid of the answer in):")
+    click.echo(f"  curl -s {url.replace('sendbulk', 'getdlr')} -H 'Content-Type: application/json' -d {shlex.quote(orjson.dumps(report).decode())}")
     click.echo("")
