@@ -156,3 +156,39 @@ def test_shared_postgresql_store_is_migrated_only_on_request(tmp_path, postgres_
             process.wait(timeout=20)
     finally:
         asyncio.run(_admin(postgres_cluster.url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def test_status_counts_queue_and_unmatched_receipts(tmp_path, database_url):
+    smsgw(tmp_path, database_url, "partner", "create", "acme")
+    from smsgw.domain.states import DeliveryState
+    from smsgw.store import delivery
+    from smsgw.store.delivery import IncomingReceipt
+
+    from ..helpers import Operator, make_settings
+
+    operator = Operator(make_settings(database_url))
+    operator._with_store(
+        lambda store: store.write(
+            delivery.apply_receipts,
+            [IncomingReceipt("carrier", "ffff", ["s:ffff"], int(DeliveryState.DELIVERED), "DELIVRD", None, None)],
+            int(time.time() * 1000),
+            make_settings(database_url).timezone,
+        )
+    )
+    shown = smsgw(tmp_path, database_url, "status")
+    assert shown.returncode == 0, shown.stderr
+    assert "unmatched receipts:         1" in shown.stdout
+    assert "pending callbacks:          0" in shown.stdout
+
+
+def test_bad_smsc_url_is_a_clear_error(tmp_path, database_url):
+    for url, message in (
+        ("http://x:y@host:1", "scheme must be smpp"),
+        ("smpp://host:2775", "bind credentials"),
+        ("smpp://a:b@host:2775?window=0", "window must be between"),
+        ("smpp://a:b@host:2775?networks=9", "unknown network ids [9]"),
+        ("smpp://a:b@host:2775?color=red", "unknown options color"),
+    ):
+        result = smsgw(tmp_path, database_url, "serve", "--smsc", url)
+        assert result.returncode == 2 and message in result.stderr, (url, result.stderr)
+        assert "Traceback" not in result.stderr

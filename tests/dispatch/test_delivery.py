@@ -162,3 +162,35 @@ async def test_a_message_no_dispatcher_carries_expires_and_is_refunded(rig_facto
     assert (await rig.states())[int(answer["messageid"])] == int(DeliveryState.ABSENT_SUBSCRIBER)
     assert rig.simulator.submits == 0
     assert rig.operator.balance("p1") == 1_000_000_00
+
+
+async def test_each_network_goes_to_its_own_smsc_and_unrouted_ones_get_1002(rig_factory):
+    import httpx
+
+    from smsgw.api.app import create_app
+    from smsgw.connectors.smpp.simulator import SmscSimulator
+    from smsgw.dispatch.runtime import DeliveryPlan, run_delivery
+
+    from ..helpers import LiveServer
+    from .conftest import PASSWORD, SYSTEM_ID
+
+    rig = await rig_factory()
+    airtel_smsc = SmscSimulator(system_id=SYSTEM_ID, password=PASSWORD)
+    airtel_port = await airtel_smsc.start("127.0.0.1", 0)
+    plan = DeliveryPlan.from_urls(
+        [rig.smsc_url(networks="1", name="safaricom"), f"smpp://{SYSTEM_ID}:{PASSWORD}@127.0.0.1:{airtel_port}?networks=2&name=airtel"],
+        rig.settings,
+    )
+    # The API of this deployment knows the routes too: Telkom (3) has none.
+    with LiveServer(rig.settings, routed_networks=plan.routed_networks(rig.settings)) as api:
+        try:
+            async with run_delivery(rig.store, rig.settings, plan):
+                async with httpx.AsyncClient(timeout=30) as client:
+                    body = {"smslist": [entry(number(1)), entry(number(2, "0733")), entry(number(3, "0770"))]}
+                    answers = (await client.post(api.url + "/api/services/sendbulk", json=body)).json()["responses"]
+                assert [a["response-code"] for a in answers] == [200, 200, 1002]
+                await wait_for(lambda: all_final(rig, 2))
+        finally:
+            await airtel_smsc.stop()
+    assert [r.destination for r in rig.simulator.received] == [answers[0]["mobile"]]
+    assert [r.destination for r in airtel_smsc.received] == [answers[1]["mobile"]]

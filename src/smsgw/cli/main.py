@@ -6,6 +6,7 @@ import asyncio
 import functools
 import secrets
 import sys
+import time
 from urllib.parse import urlsplit
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -85,6 +86,24 @@ async def migrate(store: Store, settings: Settings) -> None:
     """Bring the database schema to this version."""
     await store.migrate()
     click.echo(f"schema of {settings.database_url.display} is up to date")
+
+
+@main.command()
+@with_store
+async def status(store: Store, settings: Settings) -> None:
+    """Queue and delivery figures: messages by status, unmatched receipts, pending
+    callbacks, and which dispatcher holds which SMSC bind."""
+    from ..store import binds, delivery
+
+    counts = await store.read(delivery.delivery_counts)
+    holders = await store.read(binds.lease_holders)
+    click.echo(f"store: {settings.database_url.display}")
+    for name, count in counts.items():
+        click.echo(f"{name + ':':28s}{count}")
+    now = time.time() * 1000
+    for connector, (owner, until) in sorted(holders.items()):
+        state = f"held by {owner}" if owner and until > now else "free"
+        click.echo(f"bind {connector}: {state}")
 
 
 @main.group()
