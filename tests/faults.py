@@ -60,18 +60,25 @@ def write_lock_held(settings: Settings) -> Iterator[None]:
         session.close()
 
 
-def refuse_messages_to(operator: Operator, msisdn: str | None) -> None:
-    """A trigger makes the database refuse to store messages to `msisdn` (None: to anyone)."""
+def refuse_inserts(operator: Operator, table: str, column: str, value: str | None) -> None:
+    """A trigger makes the database refuse rows of `table` whose `column` is `value` (None:
+    every row), as a constraint of the operator's or a bug of ours would."""
+    name = f"refuse_{table}"
     if operator.settings.database_url.is_sqlite:
-        condition = f"WHEN NEW.msisdn = '{msisdn}'" if msisdn else ""
-        operator.sql(f"CREATE TRIGGER refuse_number BEFORE INSERT ON messages {condition} BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END")
+        condition = f"WHEN NEW.{column} = '{value}'" if value else ""
+        operator.sql(f"CREATE TRIGGER {name} BEFORE INSERT ON {table} {condition} BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END")
         return
-    test = f"NEW.msisdn = '{msisdn}'" if msisdn else "TRUE"
+    test = f"NEW.{column} = '{value}'" if value else "TRUE"
     operator.sql(
-        "CREATE FUNCTION refuse_number() RETURNS trigger AS $$ BEGIN "
+        f"CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN "
         f"IF {test} THEN RAISE EXCEPTION 'refused by test trigger'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
     )
-    operator.sql("CREATE TRIGGER refuse_number BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse_number()")
+    operator.sql(f"CREATE TRIGGER {name} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {name}()")
+
+
+def refuse_messages_to(operator: Operator, msisdn: str | None) -> None:
+    """The database refuses to store messages to `msisdn` (None: to anyone)."""
+    refuse_inserts(operator, "messages", "msisdn", msisdn)
 
 
 def make_partners_unreadable(operator: Operator) -> None:

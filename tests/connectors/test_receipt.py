@@ -184,3 +184,12 @@ def test_different_hex_ids_do_not_match(first: int, second: int) -> None:
     # Ids that both contain a hex letter have a single reading; distinct values never match.
     first_id, second_id = f"A{first:X}", f"A{second:X}"
     assert smsc_ids_match(first_id, second_id) == (first == second)
+
+
+def test_control_characters_from_the_peer_are_dropped() -> None:
+    # A C string's NUL left in the text (PostgreSQL refuses NUL in text), and other noise.
+    receipt = parse_receipt(receipt_pdu("id:00AB12\x00 sub:001 dlvrd:001 stat:DELIVRD\x00 err:000\x00\x07"))
+    assert receipt is not None
+    assert receipt.smsc_message_id == "00AB12"
+    assert receipt.stat == "DELIVRD" and receipt.error == "000"
+    assert "\x00" not in receipt.raw_text

@@ -194,3 +194,37 @@ async def test_each_network_goes_to_its_own_smsc_and_unrouted_ones_get_1002(rig_
             await airtel_smsc.stop()
     assert [r.destination for r in rig.simulator.received] == [answers[0]["mobile"]]
     assert [r.destination for r in airtel_smsc.received] == [answers[1]["mobile"]]
+
+
+async def test_a_slow_carrier_and_short_leases_send_nothing_twice(rig_factory):
+    """Each submit_sm takes a second to be answered and the lease is two seconds: the
+    dispatcher keeps its leases alive, so no message is claimed again while it waits."""
+    rig = await rig_factory(behaviour="slow", response_delay=1.0)
+    await rig.send([entry(number(i), f"slow {i}") for i in range(6)])
+    async with rig.delivering(DispatchSettings(lease_seconds=2.0, poll_interval=0.1), window=1):
+        await wait_for(lambda: all_final(rig, 6), timeout=60)
+    assert set(rig.simulator.texts.values()) == {1}
+    assert len(rig.simulator.texts) == 6
+
+
+async def test_an_outcome_the_store_refuses_is_given_up_alone(rig: Rig):
+    """A receipt the database will not store (here a trigger; in the field, a byte it cannot
+    hold) must not hold up the rest: it alone is refused, and the SMSC is told to resend it."""
+    from smsgw.connectors.smpp.receipt import Receipt
+    from smsgw.dispatch.dispatcher import PoisonOutcome
+
+    from ..faults import refuse_inserts
+
+    refuse_inserts(rig.operator, "unmatched_receipts", "smsc_message_id", "poison")
+    poison = Receipt("poison", DeliveryState.DELIVERED, "DELIVRD", None, None, "254700000000", "SC1", "id:poison stat:DELIVRD")
+    async with rig.delivering() as dispatcher:
+        await rig.send([entry(number(i)) for i in range(30)])
+        stored = asyncio.create_task(dispatcher.receipt_sink("carrier")(poison))
+        await wait_for(lambda: all_final(rig, 30))
+        try:
+            await asyncio.wait_for(stored, 10)
+            raise AssertionError("the refused receipt was reported as stored")
+        except PoisonOutcome:
+            pass
+    assert dispatcher.stats["outcomes refused by the store"] == 1
+    assert set((await rig.states()).values()) == {DELIVERED}

@@ -2,7 +2,10 @@
 writes back what happened.
 
 - Claims are leases: a claimed message belongs to this dispatcher until its lease runs out,
-  so a dispatcher killed mid-run loses nothing: another claims the messages again.
+  so a dispatcher killed mid-run loses nothing: another claims the messages again. While it
+  lives, a dispatcher renews the leases of every message it holds, and it never starts a
+  submit_sm on a lease close to running out, so a live dispatcher's message is never taken
+  over (a slow carrier or a long wait for a bind sends nothing twice).
 - At most `window` messages per connection are sent and not yet recorded: a message takes
   one of `window` slots before its submit_sm and frees it only once its outcome is committed.
   So a dispatcher killed at any moment has sent at most `window` messages per connection
@@ -12,7 +15,8 @@ writes back what happened.
   not single rows), and no more than its connections can send within a lease (TPS).
 - Outcomes and receipts are group-committed: whatever arrived while one transaction was
   being written goes into the next. A receipt is acknowledged to the SMSC only after it is
-  committed.
+  committed. A batch the store refuses for a reason other than being away is split until the
+  one bad item is found; that item is logged and given up, the rest is written.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from ..store import binds, delivery
 from ..store.delivery import Claimed, Failure, IncomingReceipt, Retry, Submitted
 from ..store.errors import StoreUnavailable
 from ..store.store import Store
+from .backoff import backoff_ms
 from .routing import ConnectorConfig
 
 log = logging.getLogger(__name__)
@@ -92,24 +97,44 @@ class DispatchSettings:
 
 @dataclass
 class _Pending:
-    """Outcomes waiting for the next transaction, and who waits for it to commit."""
+    """Outcomes waiting for the next transaction; each may have a waiter for its commit."""
 
-    submitted: list[Submitted] = field(default_factory=list)
-    retries: list[Retry] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
-    receipts: list[IncomingReceipt] = field(default_factory=list)
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    items: list[tuple[Submitted | Retry | Failure | IncomingReceipt, asyncio.Future[None] | None]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.submitted or self.retries or self.failures or self.receipts)
+        return bool(self.items)
 
-    def put_back(self, batch: "_Pending") -> None:
-        """A batch that could not be written goes back in front of what came meanwhile."""
-        self.submitted[:0] = batch.submitted
-        self.retries[:0] = batch.retries
-        self.failures[:0] = batch.failures
-        self.receipts[:0] = batch.receipts
-        self.waiters[:0] = batch.waiters
+    def split(self) -> tuple["_Pending", "_Pending"]:
+        middle = len(self.items) // 2
+        return _Pending(self.items[:middle]), _Pending(self.items[middle:])
+
+    def by_kind(self) -> tuple[list[Submitted], list[Retry], list[Failure], list[IncomingReceipt]]:
+        submitted: list[Submitted] = []
+        retries: list[Retry] = []
+        failures: list[Failure] = []
+        receipts: list[IncomingReceipt] = []
+        for item, _ in self.items:
+            if isinstance(item, Submitted):
+                submitted.append(item)
+            elif isinstance(item, Retry):
+                retries.append(item)
+            elif isinstance(item, Failure):
+                failures.append(item)
+            else:
+                receipts.append(item)
+        return submitted, retries, failures, receipts
+
+    def settle(self, error: BaseException | None = None) -> None:
+        for _, done in self.items:
+            if done is not None and not done.done():
+                if error is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(error)
+
+
+class PoisonOutcome(Exception):
+    """An outcome the store refused on its own (not for being away); it was given up."""
 
 
 def new_owner_id() -> str:
@@ -129,7 +154,10 @@ class Dispatcher:
         self._slot_freed = asyncio.Event()
         self._has_pending = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._sends: set[asyncio.Task[Any]] = set()
+        self._sends: dict[int, asyncio.Task[Any]] = {}  # message id -> its send
+        # Messages leased to this dispatcher and not yet recorded -> when their lease ends (ms).
+        self._leased: dict[int, int] = {}
+        self._submitting: set[int] = set()  # of those, the ones handed to a connector
         self._stopping = False
         self._unmatched_waiting = False
         # Called when delivery reports were queued for partners' callback URLs.
@@ -147,6 +175,7 @@ class Dispatcher:
             asyncio.create_task(self._flush_loop(), name="dispatch-flush"),
             asyncio.create_task(self._sweep_loop(), name="dispatch-sweep"),
             asyncio.create_task(self._bind_loop(), name="dispatch-binds"),
+            asyncio.create_task(self._renew_loop(), name="dispatch-leases"),
         ]
 
     async def stop(self) -> None:
@@ -154,19 +183,31 @@ class Dispatcher:
         then closes the connections (a receipt that arrives meanwhile is still recorded)."""
         self._stopping = True
         self._wake.set()
+        # Messages still waiting for a window slot go back to the queue at once, not after
+        # their lease (an OTP must not wait a minute for the next dispatcher).
+        waiting = [mid for mid in self._sends if mid not in self._submitting]
+        for mid in waiting:
+            self._sends[mid].cancel()
+        if waiting:
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.write(delivery.release, self.owner, waiting)
         if self._sends:
-            await asyncio.wait(list(self._sends), timeout=self.settings.stop_grace_seconds)
+            await asyncio.wait(list(self._sends.values()), timeout=self.settings.stop_grace_seconds)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        with contextlib.suppress(StoreUnavailable):
-            await self._flush()
+        await self._drain()
         for lane in self.lanes:
             await self._deactivate(lane)
-        with contextlib.suppress(StoreUnavailable):
-            await self._flush()
+        await self._drain()
         with contextlib.suppress(StoreUnavailable):
             await self.store.write(binds.release_all, self.owner)
+
+    async def _drain(self) -> None:
+        batch, self._pending = self._pending, _Pending()
+        if batch:
+            with contextlib.suppress(StoreUnavailable):
+                await self._write(batch)
 
     def wake(self) -> None:
         """New messages were accepted: look for due work now rather than at the next poll."""
@@ -216,19 +257,18 @@ class Dispatcher:
 
     def _dispatch(self, message: Claimed, now: int) -> None:
         if message.expires_at is not None and now >= message.expires_at:
-            self._pending.failures.append(Failure(message.id, int(DeliveryState.ABSENT_SUBSCRIBER), "validity period ran out before any carrier took it"))
-            self._has_pending.set()
+            self._enqueue(Failure(message.id, int(DeliveryState.ABSENT_SUBSCRIBER), "validity period ran out before any carrier took it", owner=self.owner))
             return
         lane = self._lane_for(message.network_id)
         if lane is None:
             # No connection of ours carries this network any more: let another dispatcher try.
-            self._pending.retries.append(Retry(message.id, self.owner, now + 60_000, "no route for this network here"))
-            self._has_pending.set()
+            self._enqueue(Retry(message.id, self.owner, now + 60_000, "no route for this network here"))
             return
         lane.in_flight += 1
+        self._leased[message.id] = now + int(self.settings.lease_seconds * 1000)
         task = asyncio.create_task(self._send(lane, message))
-        self._sends.add(task)
-        task.add_done_callback(self._sends.discard)
+        self._sends[message.id] = task
+        task.add_done_callback(lambda _task, mid=message.id: self._sends.pop(mid, None))
 
     def _lane_for(self, network_id: int) -> Lane | None:
         best = None
@@ -241,47 +281,72 @@ class Dispatcher:
         try:
             outbound = OutboundMessage(message.id, message.shortcode, message.msisdn, message.text, Encoding(message.data_coding))
             async with lane.unrecorded:
+                if self._leased.get(message.id, 0) - _now_ms() < self.settings.lease_seconds * 1000 / 2:
+                    # Its lease could not be renewed (the store is away): another dispatcher
+                    # may take the message over soon, so it is not sent from here.
+                    self.stats["given back"] += 1
+                    await self._enqueue(Retry(message.id, self.owner, _now_ms(), "lease not renewed in time"), wait=True)
+                    return
+                self._submitting.add(message.id)
                 try:
                     outcome = await lane.connector.submit(outbound)
                 except Exception as exc:  # a connector bug must not lose the message
                     log.exception("connector %s failed on message %d", lane.config.name, message.id)
                     outcome = SubmitOutcome([], -1, True, f"connector error: {type(exc).__name__}")
-                self._record(lane, message, outcome)
-                await self._committed()
+                await self._enqueue(self._outcome(lane, message, outcome), wait=True)
+        except PoisonOutcome:
+            pass  # logged where it was found; the lease runs out and the message goes again
         finally:
+            self._leased.pop(message.id, None)
+            self._submitting.discard(message.id)
             lane.in_flight -= 1
             self._slot_freed.set()
 
-    async def _committed(self) -> None:
-        """Waits until what is pending now has been written."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.waiters.append(done)
+    def _enqueue(self, item: Submitted | Retry | Failure | IncomingReceipt, wait: bool = False) -> Any:
+        """Queues an outcome for the next transaction; with `wait`, returns an awaitable that
+        completes when it is committed."""
+        done: asyncio.Future[None] | None = asyncio.get_running_loop().create_future() if wait else None
+        self._pending.items.append((item, done))
         self._has_pending.set()
-        await done
+        return done
 
-    def _record(self, lane: Lane, message: Claimed, outcome: SubmitOutcome) -> None:
+    def _outcome(self, lane: Lane, message: Claimed, outcome: SubmitOutcome) -> Submitted | Retry | Failure:
         now = _now_ms()
         if outcome.status == 0 and outcome.smsc_message_ids:
             keys = [smsc_id_keys(smsc_id) for smsc_id in outcome.smsc_message_ids]
-            self._pending.submitted.append(Submitted(message.id, lane.config.name, list(outcome.smsc_message_ids), keys))
             self.stats["submitted"] += 1
-            return
+            return Submitted(message.id, lane.config.name, list(outcome.smsc_message_ids), keys)
         error = outcome.detail or f"status {outcome.status:#x}"
         if outcome.temporary:
-            due = now + self._backoff_ms(message.attempts + 1)
+            due = now + backoff_ms(message.attempts + 1, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
             if message.expires_at is not None and due >= message.expires_at:
-                self._pending.failures.append(Failure(message.id, int(DeliveryState.ABSENT_SUBSCRIBER), f"expired after temporary errors: {error}", attempted=True))
                 self.stats["expired"] += 1
-            else:
-                self._pending.retries.append(Retry(message.id, self.owner, due, error))
-                self.stats["retried"] += 1
-            return
-        self._pending.failures.append(Failure(message.id, int(DeliveryState.DELIVERY_IMPOSSIBLE), f"rejected by {lane.config.name}: {error}", attempted=True))
+                return Failure(message.id, int(DeliveryState.ABSENT_SUBSCRIBER), f"expired after temporary errors: {error}", attempted=True, owner=self.owner)
+            self.stats["retried"] += 1
+            return Retry(message.id, self.owner, due, error)
         self.stats["rejected"] += 1
+        return Failure(message.id, int(DeliveryState.DELIVERY_IMPOSSIBLE), f"rejected by {lane.config.name}: {error}", attempted=True, owner=self.owner)
 
-    def _backoff_ms(self, attempt: int) -> int:
-        delay = min(self.settings.retry_max_seconds, self.settings.retry_base_seconds * 2 ** min(attempt - 1, 20))
-        return int(delay * random.uniform(0.8, 1.2) * 1000)
+    async def _renew_loop(self) -> None:
+        """Keeps the leases of this dispatcher's messages alive while it lives."""
+        lease_ms = int(self.settings.lease_seconds * 1000)
+        while True:
+            await asyncio.sleep(self.settings.lease_seconds / 4)
+            ids = list(self._leased)
+            if not ids:
+                continue
+            until = _now_ms() + lease_ms
+            try:
+                await self.store.write(delivery.renew_leases, self.owner, ids, until)
+            except StoreUnavailable as exc:
+                log.warning("cannot renew message leases: %s", exc)
+                continue
+            except Exception:
+                log.exception("renewing message leases failed")
+                continue
+            for mid in ids:
+                if mid in self._leased:
+                    self._leased[mid] = until
 
     # -- receipts ------------------------------------------------------------------------------
 
@@ -293,8 +358,8 @@ class Dispatcher:
             incoming = IncomingReceipt(
                 connector_name, receipt.smsc_message_id, smsc_id_keys(receipt.smsc_message_id), int(receipt.state), receipt.stat, receipt.error, done_at
             )
-            self._pending.receipts.append(incoming)
-            await self._committed()
+            # Raises if this receipt cannot be stored: the SMSC is then told to deliver it again.
+            await self._enqueue(incoming, wait=True)
 
         return on_receipt
 
@@ -304,39 +369,48 @@ class Dispatcher:
         while True:
             await self._has_pending.wait()
             self._has_pending.clear()
+            batch, self._pending = self._pending, _Pending()
+            if not batch:
+                continue
             try:
-                await self._flush()
+                await self._write(batch)
             except StoreUnavailable as exc:
                 log.warning("cannot record delivery outcomes yet (kept, retrying): %s", exc)
-                await asyncio.sleep(1.0)
-                self._has_pending.set()
-            except Exception:
-                log.exception("recording delivery outcomes failed (kept, retrying)")
+                self._pending.items[:0] = batch.items
                 await asyncio.sleep(1.0)
                 self._has_pending.set()
 
-    async def _flush(self) -> None:
-        batch, self._pending = self._pending, _Pending()
-        if not batch and not batch.waiters:
-            return
-        rematch = self._unmatched_waiting and bool(batch.submitted)
+    async def _write(self, batch: _Pending) -> None:
+        """Writes a batch; one the store refuses (not for being away) is split in halves until
+        the item it refuses is alone, and that item alone is given up."""
         try:
-            outcome = await self.store.write(
-                delivery.record_outcomes, batch.submitted, batch.retries, batch.failures, batch.receipts, rematch, _now_ms(), self.zone
-            )
-        except BaseException:
-            self._pending.put_back(batch)
+            outcome = await self._record(batch)
+        except StoreUnavailable:
             raise
-        for done in batch.waiters:
-            if not done.done():
-                done.set_result(None)
+        except Exception as exc:
+            if len(batch.items) == 1:
+                item = batch.items[0][0]
+                log.error("giving up an outcome the store refuses: %r (%s: %s)", item, type(exc).__name__, exc)
+                self.stats["outcomes refused by the store"] += 1
+                batch.settle(PoisonOutcome(str(exc)))
+                return
+            for half in batch.split():
+                await self._write(half)
+            return
+        batch.settle()
+        await self._finished(outcome)
+
+    async def _record(self, batch: _Pending) -> delivery.ReceiptOutcome:
+        submitted, retries, failures, receipts = batch.by_kind()
+        rematch = self._unmatched_waiting and bool(submitted)
+        outcome = await self.store.write(delivery.record_outcomes, submitted, retries, failures, receipts, rematch, _now_ms(), self.zone)
         self.stats["receipts matched"] += outcome.matched
         self.stats["receipts unmatched"] += outcome.unmatched
         if outcome.unmatched:
             self._unmatched_waiting = True
         elif rematch:
             self._unmatched_waiting = outcome.still_waiting > 0
-        await self._finished(outcome)
+        return outcome
 
     async def _finished(self, outcome: delivery.ReceiptOutcome) -> None:
         if outcome.callbacks and self.on_callbacks_queued is not None:

@@ -8,13 +8,13 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import random
 import time
 from collections import Counter
 
 import httpx
 
 from ..store import delivery
+from .backoff import backoff_ms
 from ..store.delivery import DueCallback
 from ..store.errors import StoreUnavailable
 from ..store.store import Store
@@ -84,7 +84,7 @@ class CallbackSender:
                 results = await asyncio.gather(*(self._post(callback) for callback in due))
                 delivered = [callback.id for callback, error in zip(due, results) if error is None]
                 failed = [
-                    (callback.id, _now_ms() + self._backoff_ms(callback.attempts + 1), error)
+                    (callback.id, _now_ms() + backoff_ms(callback.attempts + 1, self.retry_base_seconds, self.retry_max_seconds), error)
                     for callback, error in zip(due, results)
                     if error is not None
                 ]
@@ -114,11 +114,6 @@ class CallbackSender:
         if 200 <= response.status_code < 300:
             return None
         return f"HTTP {response.status_code}"
-
-    def _backoff_ms(self, attempt: int) -> int:
-        delay = min(self.retry_max_seconds, self.retry_base_seconds * 2 ** min(attempt - 1, 20))
-        return int(delay * random.uniform(0.8, 1.2) * 1000)
-
 
 def _record(conn, delivered: list[int], failed: list[tuple[int, int, str]]) -> None:
     now = _now_ms()

@@ -71,6 +71,7 @@ class Failure:
     state: int
     error: str
     attempted: bool = False  # the failure is the outcome of a submit attempt
+    owner: str | None = None  # the dispatcher whose lease it must still hold (None: sweeps)
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,16 @@ def release(conn: Connection, owner: str, message_ids: Sequence[int]) -> None:
         )
 
 
+def renew_leases(conn: Connection, owner: str, message_ids: Sequence[int], until: int) -> None:
+    """Extends the leases `owner` still holds on these messages."""
+    for start in range(0, len(message_ids), 500):
+        conn.execute(
+            update(messages)
+            .where(messages.c.id.in_(list(message_ids[start : start + 500])), messages.c.lease_owner == owner, messages.c.state == SCHEDULED)
+            .values(lease_until=until)
+        )
+
+
 def _insert_ignoring_duplicates(table, *columns: str) -> Prepared:
     def build():
         values = {c: bindparam(c) for c in columns}
@@ -244,9 +255,14 @@ def fail_unsent(conn: Connection, items: Sequence[Failure], now: int, zone: Zone
     Returns the ids that changed."""
     changed: list[int] = []
     for item in items:
+        conditions = [messages.c.id == item.message_id, messages.c.state == SCHEDULED]
+        if item.owner is not None:
+            # A dispatcher whose lease ran out must not fail (and refund) a message that
+            # another dispatcher may since have delivered.
+            conditions.append(messages.c.lease_owner == item.owner)
         row = conn.execute(
             update(messages)
-            .where(messages.c.id == item.message_id, messages.c.state == SCHEDULED)
+            .where(*conditions)
             .values(
                 state=item.state,
                 done_at=now,

@@ -75,7 +75,7 @@ from .pdu import (
     response_to,
     status_name,
 )
-from .receipt import Receipt, parse_receipt
+from .receipt import Receipt, parse_receipt, printable
 from .segments import CONCATENATION_MODES, message_parts, reference_for, split_udh
 
 __all__ = [
@@ -786,9 +786,10 @@ class SmppConnector:
             status = response.command_status
             if status == ESME_ROK and isinstance(response, SubmitSmResp):
                 stats["accepted"] += 1
-                if not response.message_id:
+                message_id = printable(response.message_id)
+                if not message_id:
                     self.log.warning("%s: submit_sm_resp without message_id; its receipt cannot be matched", what)
-                return response.message_id
+                return message_id
             if status == ESME_ROK:  # generic_nack with status 0: nonsense, but not success
                 status = ESME_RSYSERR
             if status in _SLOW_DOWN_STATUSES:

@@ -154,11 +154,21 @@ def receipt_text_of(pdu: DeliverSm | DataSm) -> str:
     return decode(pdu.content, 8 if pdu.data_coding == 8 else 3)
 
 
+# NUL and the other C0 controls: a C string's terminator left in the text, or noise. They
+# mean nothing in an id, stat or error, and PostgreSQL refuses NUL in text.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(value: str) -> str:
+    """A peer's string without control characters, safe to store and compare."""
+    return _CONTROL.sub("", value)
+
+
 def parse_receipt(pdu: DeliverSm | DataSm, tz: tzinfo = timezone.utc) -> Receipt | None:
     """The receipt a deliver_sm/data_sm carries, or None when it names no message id."""
-    text = receipt_text_of(pdu)
+    text = printable(receipt_text_of(pdu))
     fields = parse_receipt_text(text)
-    smsc_id = (pdu.receipted_message_id or "").strip() or fields.get("id", "")
+    smsc_id = printable(pdu.receipted_message_id or "").strip() or fields.get("id", "")
     if not smsc_id:
         return None
     message_state = pdu.message_state

@@ -18,6 +18,7 @@ decode, and handles each submit_sm with a *behaviour*:
 | drop              | DropConnection         | after `drop_after` answered submits on a connection, stops  |
 |                   |                        | answering and closes once `drop_hold` are unanswered        |
 | early             | ReceiptBeforeResponse  | the DELIVRD receipt first, then the submit_sm_resp          |
+| slow              | SlowResponse           | submit_sm_resp only after `response_delay` (default 1 s)    |
 
 The behaviour for all traffic is a constructor flag (`behaviour=`). Independently, unless
 `magic_numbers=False`, a destination number ending in one of these suffixes picks its own
@@ -102,7 +103,7 @@ from .segments import Concatenation, concatenation_of, split_udh
 
 log = logging.getLogger("smsgw.smsc_sim")
 
-BEHAVIOUR_NAMES = ("happy", "delayed", "undeliverable", "expired", "rejected", "throttle", "queuefull", "noresponse", "drop", "early")
+BEHAVIOUR_NAMES = ("happy", "delayed", "undeliverable", "expired", "rejected", "throttle", "queuefull", "noresponse", "drop", "early", "slow")
 
 
 @dataclass(slots=True)
@@ -196,6 +197,18 @@ class DelayedReceipt(Happy):
     def handle(self, context: SubmitContext) -> None:
         context.accept()
         context.receipt(self.stat, self.err, self.delay)
+
+
+class SlowResponse(Happy):
+    """Answers each submit_sm only after `delay` seconds (a congested or distant SMSC)."""
+
+    name = "slow"
+
+    def __init__(self, delay: float = 1.0) -> None:
+        self.delay = delay
+
+    def handle(self, context: SubmitContext) -> None:
+        context.session.call_later(self.delay, super().handle, context)
 
 
 class Rejected(Behaviour):
@@ -498,6 +511,7 @@ class SmscSimulator:
         id_format: str = "hex",
         receipt_id_format: str = "same",
         receipt_delay: float = 0.0,
+        response_delay: float = 1.0,
         receipt_tlvs: bool = True,
         magic_numbers: bool = True,
         throttle_tps: float = 0,
@@ -523,6 +537,7 @@ class SmscSimulator:
         self.id_format = id_format
         self.receipt_id_format = receipt_id_format
         self.receipt_delay = receipt_delay
+        self.response_delay = response_delay
         self.receipt_tlvs = receipt_tlvs
         self.magic_numbers = magic_numbers
         self.reject_status = reject_status
@@ -559,6 +574,7 @@ class SmscSimulator:
             "noresponse": NoResponse,
             "drop": lambda: DropConnection(drop_after, drop_hold, drop_hold_timeout, max_drops),
             "early": ReceiptBeforeResponse,
+            "slow": lambda: SlowResponse(self.response_delay),
         }
         if name not in factories:
             raise ValueError(f"unknown behaviour {name!r}; one of {', '.join(BEHAVIOUR_NAMES)}")
