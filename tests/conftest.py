@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from typing import Iterator
 
 import asyncpg
 import httpx
@@ -60,17 +61,27 @@ async def _migrate(url: str) -> None:
         await store.close()
 
 
+def _fresh_postgres_database(cluster) -> Iterator[str]:
+    name = f"smsgw_t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_recreate(cluster.url, name, template=TEMPLATE))
+    yield _database_url(cluster.url, name)
+    asyncio.run(_admin(cluster.url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path):
     """Every test that touches the store runs once on each store."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'smsgw.db'}"
         return
-    cluster = request.getfixturevalue("postgres_cluster")
-    name = f"smsgw_t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_recreate(cluster.url, name, template=TEMPLATE))
-    yield _database_url(cluster.url, name)
-    asyncio.run(_admin(cluster.url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    yield from _fresh_postgres_database(request.getfixturevalue("postgres_cluster"))
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster):
+    """A fresh PostgreSQL store, for what only PostgreSQL has (a networked COMMIT, several
+    machines)."""
+    yield from _fresh_postgres_database(postgres_cluster)
 
 
 @pytest.fixture

@@ -7,15 +7,12 @@ import asyncio
 import os
 import signal
 import sys
-import uuid
-
 import httpx
 import pytest
 
 from smsgw.connectors.smpp.simulator import SmscSimulator
 from smsgw.domain.apikeys import hash_api_key
 
-from .conftest import TEMPLATE, _admin, _database_url, _recreate
 from .dispatch.conftest import number, wait_for
 from .helpers import DEFAULT_KEY, entry, free_port, make_settings, Operator
 
@@ -26,14 +23,10 @@ MESSAGES = 20_000
 
 
 @pytest.fixture
-def shared_store(postgres_cluster):
-    name = f"smsgw_scale_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_recreate(postgres_cluster.url, name, template=TEMPLATE))
-    url = _database_url(postgres_cluster.url, name)
-    operator = Operator(make_settings(url))
+def shared_store(postgres_url):
+    operator = Operator(make_settings(postgres_url))
     operator.partner("p1", credits=10_000_000_00, shortcode="SC1")
-    yield url, operator
-    asyncio.run(_admin(postgres_cluster.url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    return postgres_url, operator
 
 
 async def start(*args: str, url: str) -> asyncio.subprocess.Process:

@@ -32,6 +32,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} must be a number of seconds") from None
+    if not value >= minimum or value == float("inf"):
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -100,9 +113,9 @@ class Settings:
             validity_seconds=_int(env, "SMSGW_VALIDITY_SECONDS", 48 * 3600, minimum=1),
             lease_seconds=_int(env, "SMSGW_LEASE_SECONDS", 60, minimum=1),
             bind_lease_seconds=_int(env, "SMSGW_BIND_LEASE_SECONDS", 15, minimum=1),
-            retry_base_seconds=_int(env, "SMSGW_RETRY_BASE_SECONDS", 2, minimum=0),
-            retry_max_seconds=_int(env, "SMSGW_RETRY_MAX_SECONDS", 300, minimum=1),
-            callback_retry_base_seconds=_int(env, "SMSGW_CALLBACK_RETRY_BASE_SECONDS", 10, minimum=1),
+            retry_base_seconds=_float(env, "SMSGW_RETRY_BASE_SECONDS", 2.0, minimum=0),
+            retry_max_seconds=_float(env, "SMSGW_RETRY_MAX_SECONDS", 300.0, minimum=1),
+            callback_retry_base_seconds=_float(env, "SMSGW_CALLBACK_RETRY_BASE_SECONDS", 10.0, minimum=0.1),
         )
 
 

@@ -71,6 +71,11 @@ def test_count_may_be_absent_or_null(gateway: Gateway):
         ("pass_type", "sha256", 1009),
         ("shortcode", None, 1001),
         ("shortcode", ["SC1"], 1001),
+        # A NUL (which PostgreSQL cannot store) is answered before the store is asked.
+        ("partnerID", "p1\x00", 1006),
+        ("partnerID", "p" * 65, 1006),
+        ("shortcode", "SC1\x00", 1001),
+        ("shortcode", "S" * 40, 1001),
     ],
 )
 def test_request_level_fields_of_the_wrong_kind(gateway: Gateway, field, value, code):
@@ -96,6 +101,7 @@ def test_request_level_fields_of_the_wrong_kind(gateway: Gateway, field, value, 
         ("message", "   ", 1009),
         ("message", 12345, 1009),
         ("message", ["hi"], 1009),
+        ("message", "a\x00b", 1009),
         ("clientsmsid", {"id": 1}, 1009),
         ("clientsmsid", [1], 1009),
         ("clientsmsid", "x" * 200, 1009),

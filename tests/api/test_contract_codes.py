@@ -175,3 +175,29 @@ def test_store_unavailable_accepts_nothing_and_recovers(contract_gateway: Gatewa
     assert contract_gateway.operator.sql("SELECT count(*) FROM messages") == [(0,)]
     # Once the lock is gone the same request goes through.
     assert send(contract_gateway, entry()).json()["responses"][0]["response-code"] == 200
+
+
+def test_a_commit_cut_off_is_checked_before_answering(postgres_url):
+    """PostgreSQL: the connection dies during COMMIT. The gateway asks the store whether the
+    batch landed before answering; here it did not, so 4090, and nothing is charged. (SQLite
+    commits locally: a failed commit there is a rolled-back one.)"""
+    settings = make_settings(postgres_url)
+    operator = Operator(settings)
+    operator.partner("p1", shortcode="SC1")
+    operator.sql(
+        "CREATE FUNCTION cut_commit() RETURNS trigger AS $$ BEGIN "
+        "IF NEW.msisdn = '254712000777' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+    )
+    operator.sql(
+        "CREATE CONSTRAINT TRIGGER cut_commit AFTER INSERT ON messages DEFERRABLE INITIALLY DEFERRED "
+        "FOR EACH ROW EXECUTE FUNCTION cut_commit()"
+    )
+    before = operator.balance("p1")
+    with LiveServer(settings) as server, httpx.Client(timeout=30) as client:
+        gateway = Gateway(server, operator, client)
+        answer = send(gateway, entry(mobile="0712000777")).json()
+        assert answer["response-code"] == 4090
+        assert operator.balance("p1") == before
+        assert operator.sql("SELECT count(*) FROM messages") == [(0,)]
+        # The next batch goes through on a fresh connection.
+        assert send(gateway, entry()).json()["responses"][0]["response-code"] == 200

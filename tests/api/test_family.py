@@ -100,3 +100,15 @@ def test_multipart_form_as_php_curl_sends_an_array(gateway: Gateway):
     files = {k: (None, v) for k, v in dict(CREDS, shortcode="SC1", message="hi", mobile="0712000001").items()}
     out = gateway.client.post(gateway.url + "/api/services/sendsms", files=files).json()
     assert out["responses"][0]["response-code"] == 200
+
+
+def test_a_get_is_answered_from_its_query_whatever_body_it_carries(gateway: Gateway):
+    query = dict(CREDS, shortcode="SC1", message="hi", mobile="0712000001")
+    response = gateway.client.request("GET", gateway.url + "/api/services/sendsms", params=query, content=b"x" * (9 * 1024 * 1024))
+    assert response.status_code == 200 and response.json()["responses"][0]["response-code"] == 200
+
+
+def test_too_many_contacts_is_counted_before_splitting(gateway: Gateway):
+    commas = "," * 5_000_000  # 5 MB of separators: refused without building the list
+    response = gateway.post("/api/services/sendsms", dict(CREDS, shortcode="SC1", message="hi", mobile="0712000001" + commas))
+    assert response.json()["response-code"] == 1104

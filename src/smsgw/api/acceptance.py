@@ -8,13 +8,11 @@ transaction, or, if the balance cannot pay for all of it, nothing is.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -24,12 +22,14 @@ from ..config import Settings
 from ..domain.apikeys import hash_api_key, verify_api_key
 from ..domain.codes import Code, describe
 from ..domain.encoding import count_parts
+from ..domain.identifiers import is_partner_id, is_shortcode
 from ..domain.money import format_units
 from ..domain.schedule import BadSchedule, parse_time_to_send
 from ..domain.states import DeliveryState
-from ..store.errors import IdempotencyConflict, StoreUnavailable
-from ..store.store import LowCredit, Partner, Store
+from ..store.errors import IdempotencyConflict, OutcomeUnknown, StoreUnavailable
+from ..store.store import LowCredit, Partner, PartnerInactive, Store
 from .bodies import BadRequest
+from .guard import CredentialGuard
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ def read_credentials(fields: dict[str, Any]) -> Credentials:
             api_key = base64.b64decode(api_key.encode("ascii"), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeError, ValueError):
             raise BadRequest(Code.INVALID_CREDENTIALS) from None
+    if not is_partner_id(partner_id):
+        raise BadRequest(Code.INVALID_CREDENTIALS)
     return Credentials(partner_id, api_key)
 
 
@@ -100,6 +102,7 @@ class Acceptance:
         # Called after each stored batch, so that an in-process dispatcher starts at once.
         self.on_accepted: Callable[[], None] | None = None
         self._verified: set[tuple[str, bytes]] = set()
+        self.guard = CredentialGuard()
 
     # -- who is asking -------------------------------------------------------------------------
 
@@ -110,24 +113,23 @@ class Acceptance:
         except StoreUnavailable:
             raise BadRequest(Code.TRY_AGAIN_LATER) from None
         stored_hash = partner.api_key_hash if partner is not None else _DUMMY_HASH
-        key_ok = await self._key_matches(credentials.api_key, stored_hash)
+        # The memory holds (stored hash, SHA-256 of a key that matched it): a changed key or
+        # hash simply misses, and no plain key is kept. A key already verified passes even
+        # while wrong keys for the same partner id are being refused, so that guessing
+        # cannot lock a partner out.
+        memo = (stored_hash, hashlib.sha256(credentials.api_key.encode("utf-8", "surrogatepass")).digest())
+        key_ok = memo in self._verified
+        if not key_ok:
+            self.guard.check_allowed(credentials.partner_id)
+            key_ok = await self.guard.run(verify_api_key, credentials.api_key, stored_hash)
+            if key_ok and partner is not None:
+                if len(self._verified) >= _VERIFIED_CACHE_LIMIT:
+                    self._verified.clear()
+                self._verified.add(memo)
         if partner is None or not key_ok or not partner.active:
+            self.guard.record_failure(credentials.partner_id)
             raise BadRequest(Code.INVALID_CREDENTIALS)
         return partner
-
-    async def _key_matches(self, key: str, stored_hash: str) -> bool:
-        # The memory holds (stored hash, SHA-256 of a key that matched it): a changed key
-        # or hash simply misses, and no plain key is kept.
-        memo = (stored_hash, hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest())
-        if memo in self._verified:
-            return True
-        if not await asyncio.to_thread(verify_api_key, key, stored_hash):
-            return False
-        if stored_hash is not _DUMMY_HASH:
-            if len(self._verified) >= _VERIFIED_CACHE_LIMIT:
-                self._verified.clear()
-            self._verified.add(memo)
-        return True
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -155,6 +157,8 @@ class Acceptance:
             shortcode_text = None
         if shortcode_text is None:
             raise BadRequest(Code.INVALID_SENDER_ID, "shortcode missing")
+        if not is_shortcode(shortcode_text):
+            raise BadRequest(Code.INVALID_SENDER_ID)
         try:
             shortcode = await self.store.get_shortcode(shortcode_text)
         except StoreUnavailable:
@@ -208,6 +212,9 @@ class Acceptance:
                 if not isinstance(text, str) or not text.strip():
                     detail = "message must be a non-empty string" if text is None or isinstance(text, str) else "message must be a string"
                     responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, detail, mobile_raw, clientsmsid))
+                    continue
+                if "\x00" in text:
+                    responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, "message contains a NUL character", mobile_raw, clientsmsid))
                     continue
                 encoding, parts = count_parts(text)
                 if parts > max_parts:
@@ -308,6 +315,15 @@ class Acceptance:
             outcome = await self.store.accept(partner.id, total_cost, rows, batch_id, reference, stored)
         except StoreUnavailable:
             raise BadRequest(Code.TRY_AGAIN_LATER) from None
+        except OutcomeUnknown:
+            # Not "nothing was accepted" (4090 invites a resend that could send twice): each
+            # entry names its message id, which getdlr answers once the store is back.
+            log.error("a %s batch of %d messages may or may not be stored (commit cut off)", kind, len(rows))
+            for (position, mobile, clientsmsid), row in zip(candidates, rows):
+                entry = _failed(Code.MESSAGE_SYSTEM_ERROR, "outcome unknown: ask getdlr for this messageid", mobile, clientsmsid)
+                entry["messageid"] = str(row[0])
+                responses[position] = entry
+            return self._render(responses)
         except IdempotencyConflict:
             assert idempotency is not None
             replayed = await self.stored_answer(partner, *idempotency)
@@ -319,6 +335,8 @@ class Acceptance:
             for position, mobile, clientsmsid in candidates:
                 responses[position] = _failed(Code.MESSAGE_SYSTEM_ERROR, "not stored, not charged", mobile, clientsmsid)
             return self._render(responses)
+        if isinstance(outcome, PartnerInactive):
+            raise BadRequest(Code.INVALID_CREDENTIALS)
         if isinstance(outcome, LowCredit):
             detail = f"Balance {format_units(outcome.balance)}, required {format_units(total_cost)}"
             for position, mobile, clientsmsid in candidates:

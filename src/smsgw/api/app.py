@@ -58,6 +58,7 @@ def create_app(
                     app.state.acceptance.on_accepted = dispatcher.wake
                 yield
         finally:
+            app.state.acceptance.guard.close()
             if own_store:
                 await active.close()
 
@@ -81,7 +82,7 @@ def create_app(
             try:
                 return await handler(request)
             except BadRequest as exc:
-                return bare(exc.code, exc.detail, legacy, exc.http_status)
+                return bare(exc.code, exc.detail, legacy, exc.http_status, exc.retry_after)
             except StoreUnavailable:
                 return bare(Code.TRY_AGAIN_LATER, None, legacy)
             except Exception:
@@ -153,6 +154,10 @@ def create_app(
         partner = await gateway.authenticate(fields)
         mobile = fields.get("mobile")
         if isinstance(mobile, str):
+            # Count before splitting: a body of commas must not become a million-item list.
+            if mobile.count(",") >= settings.max_bulk_messages:
+                numbers_given = mobile.count(",") + 1
+                raise BadRequest(Code.TOO_MANY_CONTACTS, f"{numbers_given} numbers, the limit is {settings.max_bulk_messages}")
             numbers: list[Any] = [n.strip() for n in mobile.split(",") if n.strip()] or [None]
         elif isinstance(mobile, list):
             numbers = mobile or [None]
@@ -164,7 +169,9 @@ def create_app(
         if "clientsmsid" in fields:
             template["clientsmsid"] = fields["clientsmsid"]
         entries = [dict(template, mobile=number) for number in numbers]
-        fingerprint = hashlib.sha256(request.method.encode() + b" " + request.url.query.encode() + b" " + (await request.body())).hexdigest()
+        # A POST body was read (within the size limit) by `parameters`; a GET's is ignored.
+        body = (await request.body()) if request.method == "POST" else b""
+        fingerprint = hashlib.sha256(request.method.encode() + b" " + request.url.query.encode() + b" " + body).hexdigest()
         result = await gateway.submit(
             partner,
             fields.get("shortcode"),
@@ -316,6 +323,9 @@ def create_app(
             await request.app.state.store.count_partners()
         except StoreUnavailable:
             return answer({"status": "store unavailable"}, False, status_code=503)
+        except Exception:
+            log.exception("health check failed")
+            return answer({"status": "store not usable"}, False, status_code=503)
         return answer({"status": "ok"}, False)
 
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)

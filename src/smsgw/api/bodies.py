@@ -18,11 +18,12 @@ JSON_CONTENT_TYPES = ("application/json", "text/json", "application/javascript",
 
 
 class BadRequest(Exception):
-    def __init__(self, code: Code, detail: str | None = None, http_status: int = 200) -> None:
+    def __init__(self, code: Code, detail: str | None = None, http_status: int = 200, retry_after: int | None = None) -> None:
         super().__init__(detail or code.name)
         self.code = code
         self.detail = detail
         self.http_status = http_status
+        self.retry_after = retry_after  # seconds, for HTTP 429
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -21,6 +21,7 @@ def answer(payload: dict[str, Any], legacy: bool, status_code: int = 200, header
     return JSONBytes(orjson.dumps(payload), status_code=status_code, headers=headers)
 
 
-def bare(code: Code, detail: str | None, legacy: bool, status_code: int = 200) -> Response:
+def bare(code: Code, detail: str | None, legacy: bool, status_code: int = 200, retry_after: int | None = None) -> Response:
     """A request-level outcome: `{"response-code": ..., "response-description": ...}`."""
-    return answer({"response-code": int(code), "response-description": describe(code, detail)}, legacy, status_code)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return answer({"response-code": int(code), "response-description": describe(code, detail)}, legacy, status_code, headers)

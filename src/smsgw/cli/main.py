@@ -14,6 +14,7 @@ import click
 
 from ..config import ConfigError, Settings, open_store
 from ..domain.apikeys import generate_api_key, hash_api_key
+from ..domain.identifiers import MAX_SHORTCODE_LENGTH, is_partner_id, is_shortcode
 from ..domain.money import format_units, parse_units
 from ..store.errors import AlreadyExists, NotFound, SchemaOutOfDate, StoreUnavailable
 from ..store.store import Store
@@ -120,6 +121,7 @@ def partner() -> None:
 async def partner_create(store: Store, settings: Settings, partner_id: str, name: str | None, api_key: str | None, credits: str) -> None:
     """Create a partner and print its API key (shown only this once)."""
     check_partner_id(partner_id)
+    check_length(name, 200, "--name")
     amount = units_option(credits)
     if api_key is not None and len(api_key) < 16:
         raise click.BadParameter("an API key must have at least 16 characters", param_hint="--api-key")
@@ -137,6 +139,7 @@ async def partner_create(store: Store, settings: Settings, partner_id: str, name
 @with_store
 async def partner_topup(store: Store, settings: Settings, partner_id: str, units: str, reference: str | None) -> None:
     """Add UNITS of credit (negative to correct a mistake; never below zero)."""
+    check_length(reference, 200, "--reference")
     negative = units.startswith("-")
     amount = units_option(units[1:] if negative else units)
     balance = await store.top_up(partner_id, -amount if negative else amount, reference or "cli top-up")
@@ -207,6 +210,8 @@ async def partner_callback(store: Store, settings: Settings, partner_id: str, ur
         return
     if url is None:
         raise click.BadParameter("give the callback URL, or --clear", param_hint="URL")
+    check_length(url, 2000, "URL")
+    check_length(secret, 200, "--secret")
     parsed = urlsplit(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise click.BadParameter("the callback URL must be http:// or https:// with a host", param_hint="URL")
@@ -229,8 +234,8 @@ def shortcode() -> None:
 @with_store
 async def shortcode_add(store: Store, settings: Settings, shortcode_value: str, partner_id: str, networks: str | None) -> None:
     """Give a partner a sender id (case-sensitive)."""
-    if not shortcode_value or len(shortcode_value) > 32 or not shortcode_value.isprintable():
-        raise click.BadParameter("a shortcode has 1 to 32 printable characters", param_hint="SHORTCODE")
+    if not is_shortcode(shortcode_value):
+        raise click.BadParameter(f"a shortcode has 1 to {MAX_SHORTCODE_LENGTH} printable characters", param_hint="SHORTCODE")
     network_ids = parse_network_ids(networks, settings) if networks is not None else None
     await store.add_shortcode(shortcode_value, partner_id, network_ids)
     where = "every network" if network_ids is None else "networks " + ",".join(map(str, sorted(network_ids)))
@@ -249,9 +254,14 @@ def parse_network_ids(text: str, settings: Settings) -> set[int]:
     return ids
 
 
+def check_length(value: str | None, limit: int, hint: str) -> None:
+    if value is not None and len(value) > limit:
+        raise click.BadParameter(f"at most {limit} characters", param_hint=hint)
+
+
 def check_partner_id(partner_id: str) -> None:
-    if not (1 <= len(partner_id) <= 64) or not all(ch.isalnum() or ch in "-_." for ch in partner_id):
-        raise click.BadParameter("a partner id has 1 to 64 letters, digits, '-', '_' or '.'", param_hint="PARTNER_ID")
+    if not is_partner_id(partner_id):
+        raise click.BadParameter("a partner id has 1 to 64 ASCII letters, digits, '-', '_' or '.'", param_hint="PARTNER_ID")
 
 
 # Commands defined in their own modules register themselves on `main`.

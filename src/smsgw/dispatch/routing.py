@@ -3,7 +3,7 @@ CLI" and "SMPP conventions")."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
 DEFAULT_PORT = 2775
@@ -21,7 +21,7 @@ class ConnectorConfig:
     host: str
     port: int
     system_id: str
-    password: str
+    password: str = field(repr=False)
     system_type: str = ""
     window: int = 64
     tps: float = 0.0  # 0: no limit of our own

@@ -101,19 +101,25 @@ class CallbackSender:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
     async def _post(self, callback: DueCallback) -> str | None:
-        """None on a 2xx, else what went wrong."""
+        """None on a 2xx, else what went wrong. One deadline covers the whole exchange (a
+        receiver that trickles bytes must not hold the sender), and the answer's body is
+        never read: only its status matters."""
         assert self._client is not None
         headers = {"Content-Type": "application/json"}
         if callback.secret:
             headers[SIGNATURE_HEADER] = signature(callback.secret, callback.body)
         async with self._limit:
             try:
-                response = await self._client.post(callback.url, content=callback.body, headers=headers)
+                async with asyncio.timeout(self.timeout):
+                    async with self._client.stream("POST", callback.url, content=callback.body, headers=headers) as response:
+                        status = response.status_code
+            except TimeoutError:
+                return f"no answer within {self.timeout:g} s"
             except httpx.HTTPError as exc:
                 return f"{type(exc).__name__}: {exc}"[:200]
-        if 200 <= response.status_code < 300:
+        if 200 <= status < 300:
             return None
-        return f"HTTP {response.status_code}"
+        return f"HTTP {status}"
 
 def _record(conn, delivered: list[int], failed: list[tuple[int, int, str]]) -> None:
     now = _now_ms()

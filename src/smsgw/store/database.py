@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import QueuePool
 
+from .errors import CommitOutcomeUnknown
 from .urls import StoreUrl
 
 T = TypeVar("T")
@@ -90,8 +91,15 @@ class PostgresDatabase:
         self.dialect = self.engine.dialect
 
     async def write(self, fn: Transaction[T], *args: Any) -> T:
-        async with self.engine.begin() as conn:
-            return await conn.run_sync(fn, *args)
+        async with self.engine.connect() as conn:
+            await conn.begin()
+            result = await conn.run_sync(fn, *args)
+            try:
+                await conn.commit()
+            except Exception as exc:
+                # The server may have committed before the connection broke.
+                raise CommitOutcomeUnknown(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+            return result
 
     async def read(self, fn: Transaction[T], *args: Any) -> T:
         async with self.engine.begin() as conn:

@@ -10,14 +10,15 @@ from typing import Any, Sequence
 
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, bindparam, func, insert, or_, select, update
+from sqlalchemy import Integer, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ..domain.reports import callback_body
 from ..domain.states import DeliveryState
 from .prepared import Prepared, PreparedIn
-from .schema import callbacks, ledger, message_parts, messages, partners, receipt_keys, unmatched_receipts
+from .schema import callbacks, idempotency_keys, ledger, message_parts, messages, partners, receipt_keys, unmatched_receipts
+from .store import IDEMPOTENCY_TTL_MS
 
 SCHEDULED = int(DeliveryState.SCHEDULED)
 SENT = int(DeliveryState.SENT_TO_NETWORK)
@@ -424,6 +425,7 @@ _SET_PART_STATE = Prepared(
 _PART_STATES_IN = PreparedIn(
     lambda names: select(message_parts.c.message_id, message_parts.c.state, message_parts.c.receipt_at).where(message_parts.c.message_id.in_(names))
 )
+_OPEN_IN = PreparedIn(lambda names: select(messages.c.id).where(messages.c.id.in_(names), or_(messages.c.state == SCHEDULED, messages.c.state == SENT)))
 _FINISH = Prepared(
     lambda: update(messages)
     .where(messages.c.id == bindparam("f_id"), or_(messages.c.state == SCHEDULED, messages.c.state == SENT))
@@ -456,6 +458,10 @@ def _record_part_states(conn: Connection, updates: list[dict[str, Any]], now: in
                 continue
             worst = max((state for state, _ in parts), key=lambda state: _SEVERITY.get(state, 1))
             finals[message_id] = (worst, max(at or now for _, at in parts))
+    if finals:
+        # A receipt the SMSC sends again must not finish (and report) a message twice.
+        still_open = {row[0] for row in _OPEN_IN.rows(conn, sorted(finals))}
+        finals = {i: v for i, v in finals.items() if i in still_open}
     if not finals:
         return []
     _FINISH.many(conn, [{"f_id": i, "f_state": state, "f_done": done} for i, (state, done) in finals.items()])
@@ -521,11 +527,25 @@ def record_outcomes(
     return outcome
 
 
+DELIVERED_CALLBACK_RETENTION_MS = 7 * 86_400_000
+UNMATCHED_RECEIPT_RETENTION_MS = 30 * 86_400_000
+
+
+def purge(conn: Connection, now: int) -> None:
+    """Drops what nothing needs any more: idempotency answers past their 24 hours, callbacks
+    delivered a week ago, unmatched receipts a month old."""
+    conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL_MS))
+    conn.execute(delete(callbacks).where(callbacks.c.delivered_at < now - DELIVERED_CALLBACK_RETENTION_MS))
+    conn.execute(delete(unmatched_receipts).where(unmatched_receipts.c.received_at < now - UNMATCHED_RECEIPT_RETENTION_MS))
+
+
 def sweep(conn: Connection, now: int, zone: ZoneInfo, rematch: bool, expire: bool, limit: int = 1000) -> ReceiptOutcome:
     """Housekeeping: retry unmatched receipts; expire what no carrier took in time (refunded;
-    a scan of the whole queue, so the dispatcher asks for it rarely)."""
+    a scan of the whole queue, so the dispatcher asks for it rarely) and purge old rows."""
     outcome = rematch_receipts(conn, now, zone) if rematch else ReceiptOutcome()
     expired = expire_overdue(conn, now, limit, zone) if expire else []
+    if expire:
+        purge(conn, now)
     outcome.finished = expired + outcome.finished
     outcome.callbacks = queue_callbacks(conn, outcome.finished, now, zone)
     return outcome

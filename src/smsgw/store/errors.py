@@ -8,7 +8,15 @@ class StoreError(Exception):
 
 
 class StoreUnavailable(StoreError):
-    """The database could not be reached or locked in time; nothing was written."""
+    """The database could not be reached or locked in time; the transaction did not commit."""
+
+
+class CommitOutcomeUnknown(StoreError):
+    """The connection failed during COMMIT: the transaction may or may not have landed."""
+
+
+class OutcomeUnknown(StoreError):
+    """A batch's commit failed midway and the store could not be asked since whether it landed."""
 
 
 class AlreadyExists(StoreError):

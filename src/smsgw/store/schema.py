@@ -24,6 +24,10 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# Row ids of tables that grow for ever (ledger, callbacks...): 64-bit on PostgreSQL, where
+# INTEGER would run out; on SQLite INTEGER PRIMARY KEY is the (64-bit) rowid itself.
+ROW_ID = BigInteger().with_variant(Integer, "sqlite")
+
 partners = Table(
     "partners",
     metadata,
@@ -50,7 +54,7 @@ shortcodes = Table(
 ledger = Table(
     "ledger",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", ROW_ID, primary_key=True, autoincrement=True),
     Column("partner_id", String(64), ForeignKey("partners.id"), nullable=False),
     Column("amount", BigInteger, nullable=False),  # signed: top-ups and refunds > 0, charges < 0
     Column("balance_after", BigInteger, nullable=False),
@@ -66,7 +70,7 @@ ledger = Table(
 
 # On SQLite the message id is the table's rowid (INTEGER PRIMARY KEY), which spares the
 # accept path a separate primary-key index; elsewhere it is a BIGINT.
-MESSAGE_ID = BigInteger().with_variant(Integer, "sqlite")
+MESSAGE_ID = ROW_ID
 
 messages = Table(
     "messages",
@@ -134,7 +138,7 @@ receipt_keys = Table(
 unmatched_receipts = Table(
     "unmatched_receipts",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", ROW_ID, primary_key=True, autoincrement=True),
     Column("connector", String(64), nullable=False),
     Column("smsc_message_id", String(80), nullable=False),
     Column("keys", String(400), nullable=False),  # comma-separated matching keys
@@ -152,7 +156,7 @@ unmatched_receipts = Table(
 callbacks = Table(
     "callbacks",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", ROW_ID, primary_key=True, autoincrement=True),
     Column("partner_id", String(64), nullable=False),
     Column("message_id", BigInteger, nullable=False),
     Column("url", String(2000), nullable=False),
@@ -172,8 +176,9 @@ idempotency_keys = Table(
     Column("partner_id", String(64), primary_key=True),
     Column("key", String(255), primary_key=True),
     Column("body_sha256", String(64), nullable=False),
-    Column("response", LargeBinary, nullable=False),
+    Column("response", LargeBinary, nullable=False),  # zlib-compressed JSON answer
     Column("created_at", BigInteger, nullable=False),
+    Index("ix_idempotency_created", "created_at"),
 )
 
 # Hi/lo allocation of message ids: each process reserves a block in one short transaction

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import zlib
 
 import asyncpg
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Iterable, NamedTuple, Sequence
 
 from sqlalchemy import delete, func, insert, select, update
@@ -24,7 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.util import await_only
 
 from .database import Database, PostgresDatabase, SqliteDatabase
-from .errors import AlreadyExists, IdempotencyConflict, NotFound, SchemaOutOfDate, StoreUnavailable
+from .errors import AlreadyExists, CommitOutcomeUnknown, IdempotencyConflict, NotFound, OutcomeUnknown, SchemaOutOfDate, StoreUnavailable
 from .migrate import current_revision, head_revision, upgrade_to_head
 from .schema import id_blocks, idempotency_keys, ledger, messages, partners, shortcodes
 from .urls import StoreUrl
@@ -43,11 +44,11 @@ def now_ms() -> int:
 class Partner:
     id: str
     name: str
-    api_key_hash: str
+    api_key_hash: str = field(repr=False)
     balance: int
     status: str
     callback_url: str | None
-    callback_secret: str | None
+    callback_secret: str | None = field(repr=False)
 
     @property
     def active(self) -> bool:
@@ -92,6 +93,11 @@ class Accepted:
 @dataclass(frozen=True)
 class LowCredit:
     balance: int
+
+
+@dataclass(frozen=True)
+class PartnerInactive:
+    """The partner was suspended (or removed) after its request was authenticated."""
 
 
 @dataclass(frozen=True)
@@ -322,7 +328,7 @@ class Store:
         batch_id: int,
         reference: str,
         idempotency: tuple[str, str, bytes] | None = None,
-    ) -> Accepted | LowCredit:
+    ) -> Accepted | LowCredit | PartnerInactive:
         """Charges `cost`, writes the ledger entry, every message row and the idempotency
         record in one transaction, or nothing at all.
 
@@ -342,8 +348,10 @@ class Store:
                 .returning(partners.c.balance)
             ).first()
             if charged is None:
-                balance = conn.execute(select(partners.c.balance).where(partners.c.id == partner_id)).scalar()
-                raise _Refused(LowCredit(balance or 0))
+                current = conn.execute(select(partners.c.balance, partners.c.status).where(partners.c.id == partner_id)).first()
+                if current is None or current.status != "active":
+                    raise _Refused(PartnerInactive())
+                raise _Refused(LowCredit(current.balance))
             conn.execute(
                 insert(ledger).values(
                     partner_id=partner_id,
@@ -371,7 +379,10 @@ class Store:
                     )
                 )
                 conn.execute(
-                    insert(idempotency_keys).values(partner_id=partner_id, key=key, body_sha256=body_sha256, response=response, created_at=now)
+                    insert(idempotency_keys).values(
+                        # Compressed: a 1000-entry answer is ~130 KB of JSON and ~12 KB so.
+                        partner_id=partner_id, key=key, body_sha256=body_sha256, response=zlib.compress(response, 1), created_at=now
+                    )
                 )
             return Accepted(batch_id)
 
@@ -383,18 +394,20 @@ class Store:
             if idempotency is not None and await self.find_answer(partner_id, idempotency[0]) is not None:
                 raise IdempotencyConflict(idempotency[0]) from None
             raise
-        except StoreUnavailable:
-            # A commit cut off half-way may have landed; the first message id tells.
-            if rows and await self._message_exists(rows[0][0]):
-                log.warning("commit reported failure but the batch is stored; answering accepted")
-                return Accepted(batch_id)
-            raise
-
-    async def _message_exists(self, message_id: int) -> bool:
-        try:
-            return await self.read(lambda conn: conn.execute(select(messages.c.id).where(messages.c.id == message_id)).first() is not None)
-        except StoreUnavailable:
-            return False
+        except CommitOutcomeUnknown as exc:
+            # The first message id tells whether the commit landed; the store may need a
+            # moment to come back before it can be asked.
+            for delay in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0):
+                await asyncio.sleep(delay)
+                try:
+                    landed = await self.read(lambda conn: conn.execute(select(messages.c.id).where(messages.c.id == rows[0][0])).first() is not None)
+                except StoreUnavailable:
+                    continue
+                if landed:
+                    log.warning("a commit reported failure but the batch is stored; answering accepted")
+                    return Accepted(batch_id)
+                raise StoreUnavailable(f"commit failed and did not land: {exc}") from exc
+            raise OutcomeUnknown(str(exc)) from exc
 
     async def find_answer(self, partner_id: str, key: str) -> StoredAnswer | None:
         """The stored answer of an earlier request with this Idempotency-Key, if within 24 h."""
@@ -407,14 +420,9 @@ class Store:
                     idempotency_keys.c.created_at >= now_ms() - IDEMPOTENCY_TTL_MS,
                 )
             ).first()
-            return StoredAnswer(row.body_sha256, bytes(row.response)) if row is not None else None
+            return StoredAnswer(row.body_sha256, zlib.decompress(bytes(row.response))) if row is not None else None
 
         return await self.read(find)
-
-    async def purge_idempotency_keys(self) -> int:
-        return await self.write(
-            lambda conn: conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < now_ms() - IDEMPOTENCY_TTL_MS)).rowcount
-        )
 
     # -- reporting ----------------------------------------------------------------------------
 

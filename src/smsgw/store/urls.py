@@ -4,7 +4,7 @@ store/database.py) or asyncpg."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -18,8 +18,8 @@ class BadDatabaseUrl(ValueError):
 
 @dataclass(frozen=True)
 class StoreUrl:
-    raw: str
-    sqlalchemy_url: str
+    raw: str = field(repr=False)
+    sqlalchemy_url: str = field(repr=False)
     is_sqlite: bool
 
     @classmethod
@@ -27,7 +27,7 @@ class StoreUrl:
         try:
             url = make_url(raw)
         except ArgumentError:
-            raise BadDatabaseUrl(f"SMSGW_DATABASE_URL {raw!r} is not a database URL; use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB") from None
+            raise BadDatabaseUrl("SMSGW_DATABASE_URL is not a database URL; use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB") from None
         backend = url.get_backend_name()
         if backend == "sqlite":
             if not url.database or url.database == ":memory:":
@@ -36,6 +36,9 @@ class StoreUrl:
         if backend in ("postgresql", "postgres"):
             return cls(raw, url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False), False)
         raise BadDatabaseUrl(f"SMSGW_DATABASE_URL scheme {backend!r} is not supported; use sqlite:///PATH or postgresql://...")
+
+    def __repr__(self) -> str:
+        return f"StoreUrl({self.display!r})"
 
     @property
     def display(self) -> str:

@@ -35,7 +35,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "ledger",
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
         sa.Column("partner_id", sa.String(64), sa.ForeignKey("partners.id"), nullable=False),
         sa.Column("amount", sa.BigInteger, nullable=False),
         sa.Column("balance_after", sa.BigInteger, nullable=False),
@@ -80,6 +80,7 @@ def upgrade() -> None:
         sa.Column("response", sa.LargeBinary, nullable=False),
         sa.Column("created_at", sa.BigInteger, nullable=False),
     )
+    op.create_index("ix_idempotency_created", "idempotency_keys", ["created_at"])
     id_blocks = op.create_table(
         "id_blocks",
         sa.Column("name", sa.String(32), primary_key=True),

@@ -39,7 +39,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "unmatched_receipts",
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
         sa.Column("connector", sa.String(64), nullable=False),
         sa.Column("smsc_message_id", sa.String(80), nullable=False),
         sa.Column("keys", sa.String(400), nullable=False),
@@ -53,7 +53,7 @@ def upgrade() -> None:
     op.create_index("ix_unmatched_open", "unmatched_receipts", ["matched_at", "connector"])
     op.create_table(
         "callbacks",
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
         sa.Column("partner_id", sa.String(64), nullable=False),
         sa.Column("message_id", sa.BigInteger, nullable=False),
         sa.Column("url", sa.String(2000), nullable=False),
