@@ -11,10 +11,9 @@ import httpx
 import pytest
 
 from smsgw.connectors.smpp.simulator import SmscSimulator
-from smsgw.domain.apikeys import hash_api_key
 
 from .dispatch.conftest import number, wait_for
-from .helpers import DEFAULT_KEY, entry, free_port, make_settings, Operator
+from .helpers import entry, free_port, make_settings, Operator
 
 WINDOW = 16
 BINDS = 3

@@ -67,3 +67,24 @@ def test_repeated_wrong_keys_are_refused_with_429_before_any_key_check(gateway: 
     # Guessing cannot lock the partner out: its real key, already verified, still works.
     ok = gateway.post("/api/services/getbalance", {"partnerID": "p1", "apikey": DEFAULT_KEY})
     assert ok.status_code == 200 and ok.json()["response-code"] == 200
+
+
+def test_admin_api(gateway: Gateway, settings):
+    import httpx as _httpx
+
+    from ..helpers import LiveServer, make_settings
+
+    with LiveServer(make_settings(settings.database_url.raw, SMSGW_ADMIN_TOKEN="operator-token-123")) as admin:
+        url = admin.url + "/api/admin/partners/p1"
+        assert _httpx.get(url).json()["response-code"] == 1006
+        assert _httpx.get(url, headers={"authorization": "Bearer nope"}).json()["response-code"] == 1006
+        auth = {"authorization": "Bearer operator-token-123"}
+        shown = _httpx.get(url, headers=auth).json()
+        assert shown["credit"] == "1000.00" and shown["shortcodes"] == ["SC1"] and "api_key_hash" not in str(shown)
+        first = _httpx.post(url + "/topup", json={"units": "10.50", "reference": "invoice 42"}, headers=auth).json()
+        again = _httpx.post(url + "/topup", json={"units": "10.50", "reference": "invoice 42"}, headers=auth).json()
+        assert first["credit"] == again["credit"] == "1010.50"
+        assert _httpx.post(url + "/topup", json={"units": "-5"}, headers=auth).json()["response-code"] == 1009
+        assert _httpx.post(admin.url + "/api/admin/partners/ghost/topup", json={"units": "1"}, headers=auth).json()["response-code"] == 4093
+    # Without a token the admin API is off.
+    assert gateway.get("/api/admin/partners/p1").json()["response-code"] == 1006

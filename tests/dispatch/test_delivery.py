@@ -167,7 +167,6 @@ async def test_a_message_no_dispatcher_carries_expires_and_is_refunded(rig_facto
 async def test_each_network_goes_to_its_own_smsc_and_unrouted_ones_get_1002(rig_factory):
     import httpx
 
-    from smsgw.api.app import create_app
     from smsgw.connectors.smpp.simulator import SmscSimulator
     from smsgw.dispatch.runtime import DeliveryPlan, run_delivery
 

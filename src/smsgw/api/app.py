@@ -301,8 +301,11 @@ def create_app(
         reference = doc.get("reference")
         if reference is not None and not isinstance(reference, str):
             raise BadRequest(Code.UNSUPPORTED_DATA_TYPE, "reference must be a string")
+        if reference is not None and not 1 <= len(reference) <= 200:
+            raise BadRequest(Code.UNSUPPORTED_DATA_TYPE, "reference must have 1 to 200 characters")
         try:
-            balance = await store.top_up(partner_id, amount, (reference or "admin api top-up")[:200])
+            # With a reference (an invoice number, say) a retried call adds the credit once.
+            balance = await store.top_up(partner_id, amount, reference or "admin api top-up", once=reference is not None)
         except NotFound:
             raise BadRequest(Code.DETAILS_NOT_FOUND, f"no partner {partner_id}") from None
         return answer({"response-code": 200, "response-description": "Success", "partner-id": partner_id, "credit": format_units(balance)}, legacy)

@@ -1,5 +1,4 @@
-"""Rendering answers: the contract's key spelling, the optional legacy misspelling, and the
-time formats of delivery reports."""
+"""Rendering answers: the contract's key spelling and the optional legacy misspelling."""
 
 from __future__ import annotations
 

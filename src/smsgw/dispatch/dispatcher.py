@@ -40,7 +40,7 @@ from ..domain.states import DeliveryState
 from ..store import binds, delivery
 from ..store.delivery import Claimed, Failure, IncomingReceipt, Retry, Submitted
 from ..store.errors import StoreUnavailable
-from ..store.store import Store
+from ..store.store import Store, now_ms
 from .backoff import backoff_ms
 from .routing import ConnectorConfig
 
@@ -225,7 +225,7 @@ class Dispatcher:
                 continue
             networks = self._networks_of(open_lanes)
             room = sum(lane.free for lane in open_lanes)
-            now = _now_ms()
+            now = now_ms()
             try:
                 claimed = await self.store.write(
                     delivery.claim_due, self.owner, now, min(room, self.settings.batch_size), int(self.settings.lease_seconds * 1000), networks
@@ -281,11 +281,11 @@ class Dispatcher:
         try:
             outbound = OutboundMessage(message.id, message.shortcode, message.msisdn, message.text, Encoding(message.data_coding))
             async with lane.unrecorded:
-                if self._leased.get(message.id, 0) - _now_ms() < self.settings.lease_seconds * 1000 / 2:
+                if self._leased.get(message.id, 0) - now_ms() < self.settings.lease_seconds * 1000 / 2:
                     # Its lease could not be renewed (the store is away): another dispatcher
                     # may take the message over soon, so it is not sent from here.
                     self.stats["given back"] += 1
-                    await self._enqueue(Retry(message.id, self.owner, _now_ms(), "lease not renewed in time"), wait=True)
+                    await self._enqueue(Retry(message.id, self.owner, now_ms(), "lease not renewed in time"), wait=True)
                     return
                 self._submitting.add(message.id)
                 try:
@@ -311,7 +311,7 @@ class Dispatcher:
         return done
 
     def _outcome(self, lane: Lane, message: Claimed, outcome: SubmitOutcome) -> Submitted | Retry | Failure:
-        now = _now_ms()
+        now = now_ms()
         if outcome.status == 0 and outcome.smsc_message_ids:
             keys = [smsc_id_keys(smsc_id) for smsc_id in outcome.smsc_message_ids]
             self.stats["submitted"] += 1
@@ -335,7 +335,7 @@ class Dispatcher:
             ids = list(self._leased)
             if not ids:
                 continue
-            until = _now_ms() + lease_ms
+            until = now_ms() + lease_ms
             try:
                 await self.store.write(delivery.renew_leases, self.owner, ids, until)
             except StoreUnavailable as exc:
@@ -403,7 +403,7 @@ class Dispatcher:
     async def _record(self, batch: _Pending) -> delivery.ReceiptOutcome:
         submitted, retries, failures, receipts = batch.by_kind()
         rematch = self._unmatched_waiting and bool(submitted)
-        outcome = await self.store.write(delivery.record_outcomes, submitted, retries, failures, receipts, rematch, _now_ms(), self.zone)
+        outcome = await self.store.write(delivery.record_outcomes, submitted, retries, failures, receipts, rematch, now_ms(), self.zone)
         self.stats["receipts matched"] += outcome.matched
         self.stats["receipts unmatched"] += outcome.unmatched
         if outcome.unmatched:
@@ -431,7 +431,7 @@ class Dispatcher:
     async def _coordinate_binds(self) -> None:
         """Holds exactly the connections this dispatcher's lease says it may bind."""
         names = [lane.config.name for lane in self.lanes]
-        plan = await self.store.write(binds.coordinate, self.owner, names, _now_ms(), int(self.settings.bind_lease_seconds * 1000))
+        plan = await self.store.write(binds.coordinate, self.owner, names, now_ms(), int(self.settings.bind_lease_seconds * 1000))
         for lane in self.lanes:
             if lane.config.name in plan.held and not lane.active:
                 await self._activate(lane)
@@ -463,7 +463,7 @@ class Dispatcher:
             if not (rematch or expire):
                 continue
             try:
-                outcome = await self.store.write(delivery.sweep, _now_ms(), self.zone, rematch, expire)
+                outcome = await self.store.write(delivery.sweep, now_ms(), self.zone, rematch, expire)
                 if expire:
                     next_expiry = time.monotonic() + self.settings.expire_interval
                 self.stats["receipts matched"] += outcome.matched
@@ -474,7 +474,3 @@ class Dispatcher:
                 log.warning("housekeeping skipped: %s", exc)
             except Exception:
                 log.exception("housekeeping failed")
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

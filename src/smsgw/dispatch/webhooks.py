@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import time
 from collections import Counter
 
 import httpx
@@ -17,7 +16,7 @@ from ..store import delivery
 from .backoff import backoff_ms
 from ..store.delivery import DueCallback
 from ..store.errors import StoreUnavailable
-from ..store.store import Store
+from ..store.store import Store, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ class CallbackSender:
     async def _run(self) -> None:
         while True:
             try:
-                due = await self.store.write(delivery.claim_callbacks, _now_ms(), self.batch_size, self.lease_ms)
+                due = await self.store.write(delivery.claim_callbacks, now_ms(), self.batch_size, self.lease_ms)
             except StoreUnavailable as exc:
                 log.warning("cannot read callbacks: %s", exc)
                 due = []
@@ -84,7 +83,7 @@ class CallbackSender:
                 results = await asyncio.gather(*(self._post(callback) for callback in due))
                 delivered = [callback.id for callback, error in zip(due, results) if error is None]
                 failed = [
-                    (callback.id, _now_ms() + backoff_ms(callback.attempts + 1, self.retry_base_seconds, self.retry_max_seconds), error)
+                    (callback.id, now_ms() + backoff_ms(callback.attempts + 1, self.retry_base_seconds, self.retry_max_seconds), error)
                     for callback, error in zip(due, results)
                     if error is not None
                 ]
@@ -122,10 +121,6 @@ class CallbackSender:
         return f"HTTP {status}"
 
 def _record(conn, delivered: list[int], failed: list[tuple[int, int, str]]) -> None:
-    now = _now_ms()
+    now = now_ms()
     delivery.callbacks_delivered(conn, delivered, now)
     delivery.callbacks_failed(conn, failed)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

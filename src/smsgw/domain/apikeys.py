@@ -1,7 +1,7 @@
 """API keys: generated with a CSPRNG, stored only as a salted scrypt hash.
 
 scrypt costs tens of milliseconds on purpose (an operator may choose a weak key with
-`--api-key`); the API keeps a short memory of keys it has already verified (api/auth.py) so
+`--api-key`); the API keeps a short memory of keys it has already verified (api/acceptance.py) so
 that the cost is paid once per key, not once per request.
 """
 

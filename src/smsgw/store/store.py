@@ -236,11 +236,19 @@ class Store:
 
         return await self.read(get)
 
-    async def top_up(self, partner_id: str, amount: int, reference: str) -> int:
+    async def top_up(self, partner_id: str, amount: int, reference: str, once: bool = False) -> int:
         """Adds `amount` (hundredths; negative for a correction that keeps the balance at or
-        above zero) through the ledger and returns the new balance."""
+        above zero) through the ledger and returns the new balance. With `once`, a top-up
+        with the same reference as an earlier one is not added again (a billing system that
+        retries must not sell the credit twice)."""
 
         def top_up(conn: Connection) -> int:
+            if once:
+                earlier = conn.execute(
+                    select(ledger.c.id).where(ledger.c.partner_id == partner_id, ledger.c.kind == "topup", ledger.c.reference == reference).limit(1)
+                ).first()
+                if earlier is not None:
+                    return conn.execute(select(partners.c.balance).where(partners.c.id == partner_id)).scalar_one()
             row = conn.execute(
                 update(partners)
                 .where(partners.c.id == partner_id, partners.c.balance + amount >= 0)

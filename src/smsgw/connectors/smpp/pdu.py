@@ -499,9 +499,7 @@ class _ShortMessage(_WithTlvs):
 
     @property
     def is_receipt(self) -> bool:
-        """An SMSC delivery receipt or intermediate notification (not a mobile-originated SM)."""
-        kind = self.esm_class & ESM_CLASS_TYPE_MASK
-        return kind in (ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_INTERMEDIATE_NOTIFICATION)
+        return is_receipt_esm_class(self.esm_class)
 
     @property
     def content(self) -> bytes:
@@ -540,8 +538,7 @@ class DataSm(_WithTlvs):
 
     @property
     def is_receipt(self) -> bool:
-        kind = self.esm_class & ESM_CLASS_TYPE_MASK
-        return kind in (ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_INTERMEDIATE_NOTIFICATION)
+        return is_receipt_esm_class(self.esm_class)
 
     @property
     def content(self) -> bytes:
@@ -594,8 +591,9 @@ _NAMES = {
 }
 
 
-def command_name(command_id: int) -> str:
-    return _NAMES.get(command_id, f"command 0x{command_id:08X}")
+def is_receipt_esm_class(esm_class: int) -> bool:
+    """An SMSC delivery receipt or intermediate notification (not a mobile-originated SM)."""
+    return (esm_class & ESM_CLASS_TYPE_MASK) in (ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_INTERMEDIATE_NOTIFICATION)
 
 
 def response_to(request: Pdu, status: int = ESME_ROK, **fields: Any) -> Pdu:
