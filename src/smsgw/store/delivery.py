@@ -425,7 +425,9 @@ _SET_PART_STATE = Prepared(
 _PART_STATES_IN = PreparedIn(
     lambda names: select(message_parts.c.message_id, message_parts.c.state, message_parts.c.receipt_at).where(message_parts.c.message_id.in_(names))
 )
-_OPEN_IN = PreparedIn(lambda names: select(messages.c.id).where(messages.c.id.in_(names), or_(messages.c.state == SCHEDULED, messages.c.state == SENT)))
+# States are filtered here rather than in SQL: given "state = 1 OR state = 2", SQLite reads
+# those states' whole range of the queue index instead of the ids asked for.
+_STATES_IN = PreparedIn(lambda names: select(messages.c.id, messages.c.state).where(messages.c.id.in_(names)))
 _FINISH = Prepared(
     lambda: update(messages)
     .where(messages.c.id == bindparam("f_id"), or_(messages.c.state == SCHEDULED, messages.c.state == SENT))
@@ -460,7 +462,7 @@ def _record_part_states(conn: Connection, updates: list[dict[str, Any]], now: in
             finals[message_id] = (worst, max(at or now for _, at in parts))
     if finals:
         # A receipt the SMSC sends again must not finish (and report) a message twice.
-        still_open = {row[0] for row in _OPEN_IN.rows(conn, sorted(finals))}
+        still_open = {message_id for message_id, state in _STATES_IN.rows(conn, sorted(finals)) if state in OPEN_STATES}
         finals = {i: v for i, v in finals.items() if i in still_open}
     if not finals:
         return []
