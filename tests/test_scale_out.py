@@ -107,3 +107,24 @@ async def test_many_api_and_dispatcher_processes_share_one_store(shared_store):
             except asyncio.TimeoutError:
                 process.kill()
         await simulator.stop()
+
+
+async def test_credit_stays_exact_across_api_worker_processes(postgres_url):
+    """Twenty concurrent requests through two API worker processes, credit for five."""
+    operator = Operator(make_settings(postgres_url))
+    operator.partner("tight", credits=5 * 300, shortcode="T")
+    port = free_port()
+    server = await start("--role", "api", "--workers", "2", "--port", str(port), url=postgres_url)
+    try:
+        await wait_for(lambda: healthy(port), timeout=60)
+        body = {"smslist": [entry(number(i), partner="tight", shortcode="T") for i in range(3)]}
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+            answers = await asyncio.gather(*(client.post(f"http://127.0.0.1:{port}/api/services/sendbulk", json=body) for _ in range(20)))
+        codes = [tuple(r["response-code"] for r in a.json()["responses"]) for a in answers]
+        assert codes.count((200, 200, 200)) == 5 and codes.count((1004, 1004, 1004)) == 15
+        assert operator.balance("tight") == 0
+        assert min(e["balance_after"] for e in operator.ledger("tight")) >= 0
+        assert operator.sql("SELECT count(*) FROM messages WHERE partner_id = 'tight'") == [(15,)]
+    finally:
+        server.terminate()
+        await asyncio.wait_for(server.wait(), 30)
