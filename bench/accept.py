@@ -162,6 +162,23 @@ def number_check_costs(bodies: list[bytes]) -> tuple[float, float]:
     return ours, theirs
 
 
+def floor_batches(bodies: list[bytes], seconds: float):
+    """For `seconds`: each body parsed and turned into message rows, and nothing more (the
+    floor's share of the work; ids count up from 1)."""
+    next_id = 1
+    stop_at = time.perf_counter() + seconds
+    index = 0
+    while time.perf_counter() < stop_at:
+        doc = orjson.loads(bodies[index % len(bodies)])
+        index += 1
+        now = int(time.time() * 1000)
+        rows = []
+        for item in doc["smslist"]:
+            rows.append((next_id, "bench", item["shortcode"], item["mobile"], 1, item["message"], 0, 1, 100, str(item["clientsmsid"]), 1, 1, now, now, 1, now))
+            next_id += 1
+        yield rows
+
+
 def raw_floor_postgres(bodies: list[bytes], url: str, seconds: float) -> int:
     """Parse each body and COPY its rows into PostgreSQL with asyncpg, one transaction per
     body, the server's durability settings unchanged: the PostgreSQL floor."""
@@ -172,20 +189,10 @@ def raw_floor_postgres(bodies: list[bytes], url: str, seconds: float) -> int:
         await _migrate(url)
         conn = await asyncpg.connect(url.replace("postgresql://", "postgres://", 1))
         columns = ["id", "partner_id", "shortcode", "msisdn", "network_id", "text", "data_coding", "parts", "cost", "clientsmsid", "priority", "state", "due_at", "created_at", "batch_id", "expires_at"]
-        next_id = 1
         done = 0
-        stop_at = time.perf_counter() + seconds
         began = time.perf_counter()
-        index = 0
         try:
-            while time.perf_counter() < stop_at:
-                doc = orjson.loads(bodies[index % len(bodies)])
-                index += 1
-                now = int(time.time() * 1000)
-                rows = []
-                for item in doc["smslist"]:
-                    rows.append((next_id, "bench", item["shortcode"], item["mobile"], 1, item["message"], 0, 1, 100, str(item["clientsmsid"]), 1, 1, now, now, 1, now))
-                    next_id += 1
+            for rows in floor_batches(bodies, seconds):
                 async with conn.transaction():
                     await conn.copy_records_to_table("messages", records=rows, columns=columns)
                 done += len(rows)
@@ -205,19 +212,9 @@ def raw_floor(bodies: list[bytes], directory: Path, synchronous: str, seconds: f
     conn.execute(f"PRAGMA synchronous={synchronous}")
     columns = "id, partner_id, shortcode, msisdn, network_id, text, data_coding, parts, cost, clientsmsid, priority, state, due_at, created_at, batch_id, expires_at"
     sql = f"INSERT INTO messages ({columns}) VALUES ({','.join('?' * 16)})"
-    next_id = 1
     done = 0
-    stop_at = time.perf_counter() + seconds
     began = time.perf_counter()
-    index = 0
-    while time.perf_counter() < stop_at:
-        doc = orjson.loads(bodies[index % len(bodies)])
-        index += 1
-        now = int(time.time() * 1000)
-        rows = []
-        for item in doc["smslist"]:
-            rows.append((next_id, "bench", item["shortcode"], item["mobile"], 1, item["message"], 0, 1, 100, str(item["clientsmsid"]), 1, 1, now, now, 1, now))
-            next_id += 1
+    for rows in floor_batches(bodies, seconds):
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(sql, rows)
         conn.execute("COMMIT")
