@@ -26,7 +26,7 @@ from smsgw.domain.encoding import Encoding  # noqa: E402
 
 
 async def run(messages: int, window: int, submitters: int) -> None:
-    simulator = SmscSimulator(system_id="bench", password="bench", magic_numbers=False)
+    simulator = SmscSimulator(system_id="bench", password="bench")
     port = await simulator.start("127.0.0.1", 0)
     receipts = 0
 

@@ -23,7 +23,7 @@ LOOPBACK = "127.0.0.1"
 
 
 def ordinary_number(index: int) -> str:
-    """A Kenyan-looking number that no magic suffix of the simulator catches (ends in 0)."""
+    """A Kenyan-looking number that no test-number suffix of the simulator catches (ends in 0)."""
     return f"2547{index % 10_000_000:07d}0"
 
 
@@ -51,6 +51,7 @@ class OurSimulatorPeer:
     name = "simulator"
 
     def __init__(self, **options: object) -> None:
+        options.setdefault("test_numbers", True)
         self.simulator = SmscSimulator(**options)  # type: ignore[arg-type]
 
     async def start(self) -> int:
@@ -154,6 +155,7 @@ async def simulator_factory() -> AsyncIterator[Callable[..., Awaitable[SmscSimul
     started: list[SmscSimulator] = []
 
     async def make(**options: object) -> SmscSimulator:
+        options.setdefault("test_numbers", True)  # the fault tests pick behaviours by number
         simulator = SmscSimulator(**options)  # type: ignore[arg-type]
         await simulator.start(LOOPBACK, 0)
         started.append(simulator)

@@ -43,11 +43,18 @@ async def test_smsc_sim_command_serves_until_sigterm(connector_factory: Callable
         assert await connector.wait_bound(5), connector.last_error
         outcome = await asyncio.wait_for(connector.submit(OutboundMessage(1, "12345", ordinary_number(1), "hello", Encoding.GSM7)), 5)
         assert outcome.ok and outcome.smsc_message_ids[0].isdigit()
-        await eventually(lambda: len(box.receipts) == 1, 5, "the receipt")
+        # Without --test-numbers the reserved suffixes are ordinary numbers: no fault by accident.
+        reserved = [f"25470010000{i}" for i in range(1, 10)]
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(connector.submit(OutboundMessage(2 + i, "12345", n, "hello", Encoding.GSM7)) for i, n in enumerate(reserved))), 10
+        )
+        assert [o.ok for o in outcomes] == [True] * 9
+        await eventually(lambda: len(box.receipts) == 10, 10, "every receipt")
+        assert {r.stat for r in box.receipts} == {"DELIVRD"}
         await connector.stop()
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
         rest, errors = await asyncio.wait_for(process.communicate(), 10)
     assert process.returncode == 0, errors.decode()
-    assert "stopped: 1 submit_sm, 1 receipts acknowledged, 1 binds" in rest.decode()
+    assert "stopped: 10 submit_sm, 10 receipts acknowledged, 1 binds" in rest.decode()

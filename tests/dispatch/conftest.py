@@ -23,7 +23,7 @@ PASSWORD = "secret"
 
 def number(i: int, prefix: str = "071") -> str:
     """The i-th of a run of valid Kenyan numbers (071… is Safaricom, 0733… Airtel) that end
-    in 00, so never in one of the simulator's magic suffixes (0001..0009 pick failures)."""
+    in 00, so never in one of the simulator's test-number suffixes (0001..0009 pick failures)."""
     width = 8 - len(prefix)
     if i >= 10**width:
         raise ValueError(f"only {10**width} numbers with prefix {prefix}")
@@ -98,6 +98,7 @@ async def rig_factory(database_url):
             server = LiveServer(settings)
             server.__enter__()
             stack.callback(server.__exit__, None, None, None)
+            simulator_options.setdefault("test_numbers", True)  # the failure tests pick behaviours by number
             simulator = SmscSimulator(system_id=SYSTEM_ID, password=PASSWORD, **simulator_options)
             port = await simulator.start("127.0.0.1", 0)
             stack.push_async_callback(simulator.stop)

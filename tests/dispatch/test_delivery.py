@@ -47,7 +47,7 @@ async def test_messages_are_delivered_and_reported(rig: Rig):
 
 
 async def test_failures_take_the_contract_states_and_unsent_messages_are_refunded(rig: Rig):
-    # Simulator magic numbers: ...0001 undeliverable, ...0002 rejected at submit, ...0004 expired.
+    # Simulator test numbers: ...0001 undeliverable, ...0002 rejected at submit, ...0004 expired.
     entries = [entry("0712340001"), entry("0712340002"), entry("0712340004"), entry("0712345678")]
     async with rig.delivering():
         answers = await rig.send(entries)

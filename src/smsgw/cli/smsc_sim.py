@@ -22,7 +22,7 @@ from .main import main
     default="happy",
     show_default=True,
     type=click.Choice(BEHAVIOUR_NAMES),
-    help="What every submit_sm gets (numbers ending in 0001..0009 pick their own; see the docs of the simulator module).",
+    help="What every submit_sm gets, whatever the number (see --test-numbers).",
 )
 @click.option("--receipt-delay", default=None, type=click.FloatRange(0), help="Seconds before a receipt (default: 0; 2 for --behaviour delayed).")
 @click.option("--id-format", default="hex", show_default=True, type=click.Choice(["hex", "decimal"]), help="Format of the message ids in submit_sm_resp.")
@@ -30,7 +30,12 @@ from .main import main
 @click.option("--tps", default=0.0, type=click.FloatRange(0), help="With --behaviour throttle/queuefull: refuse above this rate.")
 @click.option("--every", default=0, type=click.IntRange(0), help="With --behaviour throttle/queuefull: refuse every Nth submit instead.")
 @click.option("--drop-after", default=100, show_default=True, type=click.IntRange(0), help="With --behaviour drop: answered submits per connection before dropping it.")
-@click.option("--no-magic-numbers", is_flag=True, help="Give every destination the chosen behaviour.")
+@click.option(
+    "--test-numbers",
+    is_flag=True,
+    help="Let reserved test numbers pick a fault: numbers ending in 0001..0009 get undeliverable, rejected, delayed, "
+    "expired, throttled, queue full, no response, dropped connection, receipt first (docs/configuration.md).",
+)
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 def smsc_sim(
     host: str,
@@ -44,7 +49,7 @@ def smsc_sim(
     tps: float,
     every: int,
     drop_after: int,
-    no_magic_numbers: bool,
+    test_numbers: bool,
     log_level: str,
 ) -> None:
     """SMPP 3.4 SMSC simulator for tests and benchmarks; runs until Ctrl-C or SIGTERM."""
@@ -59,7 +64,7 @@ def smsc_sim(
         throttle_tps=tps,
         throttle_every=every,
         drop_after=drop_after,
-        magic_numbers=not no_magic_numbers,
+        test_numbers=test_numbers,
     )
     try:
         asyncio.run(_serve(simulator, host, port))

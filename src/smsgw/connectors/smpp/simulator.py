@@ -20,9 +20,10 @@ decode, and handles each submit_sm with a *behaviour*:
 | early             | ReceiptBeforeResponse  | the DELIVRD receipt first, then the submit_sm_resp          |
 | slow              | SlowResponse           | submit_sm_resp only after `response_delay` (default 1 s)    |
 
-The behaviour for all traffic is a constructor flag (`behaviour=`). Independently, unless
-`magic_numbers=False`, a destination number ending in one of these suffixes picks its own
-behaviour (any other number gets the flagged one):
+The behaviour for all traffic is a constructor flag (`behaviour=`): every number gets it,
+whatever its digits, so a demo campaign to real-looking numbers never meets a fault by
+accident. Only with `test_numbers=True` (`smsgw smsc-sim --test-numbers`) do the reserved
+test numbers below pick their own behaviour (any other number gets the flagged one):
 
 | destination ends in | behaviour                                                     |
 |---------------------|---------------------------------------------------------------|
@@ -312,7 +313,7 @@ class DropConnection(Behaviour):
 
 
 class DropNow(DropConnection):
-    """Closes the connection as soon as this submit_sm arrives (magic number 0008)."""
+    """Closes the connection as soon as this submit_sm arrives (test number ending 0008)."""
 
     name = "drop-now"
 
@@ -330,7 +331,7 @@ class ReceiptBeforeResponse(Behaviour):
         context.session.answer_submit(context.pdu, context.record, ESME_ROK, message_id)
 
 
-MAGIC_SUFFIXES: dict[str, Callable[[SmscSimulator], Behaviour]] = {
+TEST_NUMBER_SUFFIXES: dict[str, Callable[[SmscSimulator], Behaviour]] = {
     "0001": lambda sim: Undeliverable(),
     "0002": lambda sim: Rejected(sim.reject_status),
     "0003": lambda sim: DelayedReceipt(sim.receipt_delay or 2.0),
@@ -513,7 +514,7 @@ class SmscSimulator:
         receipt_delay: float = 0.0,
         response_delay: float = 1.0,
         receipt_tlvs: bool = True,
-        magic_numbers: bool = True,
+        test_numbers: bool = False,
         throttle_tps: float = 0,
         throttle_every: int = 0,
         drop_after: int = 100,
@@ -539,7 +540,7 @@ class SmscSimulator:
         self.receipt_delay = receipt_delay
         self.response_delay = response_delay
         self.receipt_tlvs = receipt_tlvs
-        self.magic_numbers = magic_numbers
+        self.test_numbers = test_numbers
         self.reject_status = reject_status
         self.redelivery_delay = redelivery_delay
         self.max_redeliveries = max_redeliveries
@@ -548,7 +549,7 @@ class SmscSimulator:
         self._drop_options = (drop_after, drop_hold, drop_hold_timeout, max_drops)
         self._throttle_options = (throttle_tps, throttle_every)
         self.default_behaviour = behaviour if isinstance(behaviour, Behaviour) else self._behaviour_named(behaviour)
-        self._magic = {suffix: factory(self) for suffix, factory in MAGIC_SUFFIXES.items()}
+        self._test_behaviours = {suffix: factory(self) for suffix, factory in TEST_NUMBER_SUFFIXES.items()}
         self._next_id = first_message_id if first_message_id is not None else random.randrange(1 << 28, 1 << 31)
         self._server: asyncio.base_events.Server | None = None
         self._sessions: set[_SmscSession] = set()
@@ -678,10 +679,10 @@ class SmscSimulator:
     # --- submits -----------------------------------------------------------------------------
 
     def behaviour_for(self, destination: str) -> Behaviour:
-        if self.magic_numbers:
-            magic = self._magic.get(destination[-4:])
-            if magic is not None:
-                return magic
+        if self.test_numbers:
+            reserved = self._test_behaviours.get(destination[-4:])
+            if reserved is not None:
+                return reserved
         return self.default_behaviour
 
     def _on_submit(self, session: _SmscSession, pdu: SubmitSm) -> None:
