@@ -48,9 +48,11 @@ class Operator:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             return pool.submit(asyncio.run, body()).result()
 
-    def partner(self, partner_id: str, credits: int = 1000_00, key: str = DEFAULT_KEY, shortcode: str | None = None, networks=None) -> str:
+    def partner(
+        self, partner_id: str, credits: int = 1000_00, key: str = DEFAULT_KEY, shortcode: str | None = None, networks=None, parent: str | None = None, rate: int = 100
+    ) -> str:
         async def op(store: Store):
-            await store.create_partner(partner_id, partner_id, hash_api_key(key), credits)
+            await store.create_partner(partner_id, partner_id, hash_api_key(key), credits, parent_id=parent, rate=rate)
             if shortcode is not None:
                 await store.add_shortcode(shortcode, partner_id, networks)
 
