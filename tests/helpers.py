@@ -93,7 +93,7 @@ class LiveServer:
     def __init__(self, settings: Settings, **app_options: Any) -> None:
         self.settings = settings
         app = create_app(settings, **app_options)
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on")
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on", proxy_headers=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -23,9 +23,9 @@ from .store import Store, _Refused, now_ms, remember_answer
 
 SCHEDULED = int(DeliveryState.SCHEDULED)
 CANCELLED = int(DeliveryState.CANCELLED)
-# A limited partner may send this fraction of a second's budget at once (and a request larger
-# than that when the bucket is full, paid back before the next one): bursts stay short.
-BURST_MS = 100
+# A limited partner may send one second's budget at once (and a request larger than that when
+# the bucket is full, paid back before the next one passes).
+BURST_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ def cancel_scheduled(conn: Connection, partner_id: str, message_id: int) -> Canc
 
 def take_tokens(conn: Connection, partner_id: str, mps: int, parts: int) -> float:
     """Takes `parts` from the partner's bucket (refilled at `mps` parts per second, holding at
-    most BURST_MS of them) and returns 0, or leaves it alone and returns the seconds until the
+    most a second's worth) and returns 0, or leaves it alone and returns the seconds until the
     request could pass. A request larger than the bucket passes when the bucket is full and
     leaves it in debt, so the rate over time stays `mps` whatever the request sizes.
 
@@ -233,12 +233,15 @@ def take_tokens(conn: Connection, partner_id: str, mps: int, parts: int) -> floa
     capacity = max(mps * BURST_MS, 1000)  # thousandths of a part
     need = parts * 1000
     threshold = min(need, capacity)
-    refilled = rate_buckets.c.tokens + (now - rate_buckets.c.updated_at) * mps
+    # Another process may have written a later time than this one's `now` (it took the row
+    # first, or its clock is ahead): time never runs backwards for the bucket.
+    later = rate_buckets.c.updated_at < now
+    refilled = rate_buckets.c.tokens + case((later, (now - rate_buckets.c.updated_at) * mps), else_=0)
     level = case((refilled > capacity, capacity), else_=refilled)
     row = conn.execute(
         update(rate_buckets)
         .where(and_(rate_buckets.c.partner_id == partner_id, level >= threshold))
-        .values(tokens=level - need, updated_at=now)
+        .values(tokens=level - need, updated_at=case((later, now), else_=rate_buckets.c.updated_at))
         .returning(rate_buckets.c.tokens)
     ).first()
     if row is not None:
@@ -248,7 +251,7 @@ def take_tokens(conn: Connection, partner_id: str, mps: int, parts: int) -> floa
         # The limit was set without a bucket (it is created with it): start one, full.
         conn.execute(insert(rate_buckets).values(partner_id=partner_id, tokens=capacity - need, updated_at=now))
         return 0.0
-    have = min(capacity, current.tokens + (now - current.updated_at) * mps)
+    have = min(capacity, current.tokens + max(0, now - current.updated_at) * mps)
     return (threshold - have) / (mps * 1000)
 
 
