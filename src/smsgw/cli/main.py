@@ -283,7 +283,7 @@ async def show_controls(store: Store, found: Partner) -> None:
     """The reseller, children, rate limit and allow-list lines of `partner show`."""
     if found.parent_id is not None:
         click.echo(f"parent:     {found.parent_id} (rate {format_units(found.rate)} per unit)")
-    for child in await store.read(accounts.children, found.id, 0):
+    for child in await store.read(accounts.child_accounts, found.id):
         click.echo(f"child:      {child.id} (balance {format_units(child.balance)}, rate {format_units(child.rate)})")
     click.echo(f"rate limit: {f'{found.max_mps} messages/s' if found.max_mps is not None else 'none'}")
     click.echo(f"allowed IP: {found.allowed_ips or 'any'}")

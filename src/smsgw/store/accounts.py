@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, case, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -82,11 +83,7 @@ def children(conn: Connection, parent_id: str, since: int) -> list[ChildView]:
     """The reseller's children with their balances, and what each did since `since` (Unix ms),
     from the ledger (one entry per request, by partner and time): never from scanning
     messages, and never their keys."""
-    rows = conn.execute(
-        select(partners.c.id, partners.c.name, partners.c.status, partners.c.balance, partners.c.rate)
-        .where(partners.c.parent_id == parent_id)
-        .order_by(partners.c.id)
-    ).all()
+    rows = child_accounts(conn, parent_id)
     if not rows:
         return []
     ids = [r.id for r in rows]
@@ -270,5 +267,12 @@ def set_allowed_ips(conn: Connection, partner_id: str, networks: str | None) -> 
         raise NotFound(f"partner {partner_id} does not exist")
 
 
-def list_children_ids(conn: Connection, parent_id: str) -> list[str]:
-    return [r[0] for r in conn.execute(select(partners.c.id).where(partners.c.parent_id == parent_id).order_by(partners.c.id)).all()]
+def child_accounts(conn: Connection, parent_id: str) -> list[Any]:
+    """Id, name, status, balance and rate of each of the reseller's children, by id."""
+    return list(
+        conn.execute(
+            select(partners.c.id, partners.c.name, partners.c.status, partners.c.balance, partners.c.rate)
+            .where(partners.c.parent_id == parent_id)
+            .order_by(partners.c.id)
+        ).all()
+    )
