@@ -48,9 +48,11 @@ class Operator:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             return pool.submit(asyncio.run, body()).result()
 
-    def partner(self, partner_id: str, credits: int = 1000_00, key: str = DEFAULT_KEY, shortcode: str | None = None, networks=None) -> str:
+    def partner(
+        self, partner_id: str, credits: int = 1000_00, key: str = DEFAULT_KEY, shortcode: str | None = None, networks=None, parent: str | None = None, rate: int = 100
+    ) -> str:
         async def op(store: Store):
-            await store.create_partner(partner_id, partner_id, hash_api_key(key), credits)
+            await store.create_partner(partner_id, partner_id, hash_api_key(key), credits, parent_id=parent, rate=rate)
             if shortcode is not None:
                 await store.add_shortcode(shortcode, partner_id, networks)
 
@@ -91,7 +93,7 @@ class LiveServer:
     def __init__(self, settings: Settings, **app_options: Any) -> None:
         self.settings = settings
         app = create_app(settings, **app_options)
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on")
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on", proxy_headers=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -3,6 +3,7 @@ with a message that names the variable, never later with a traceback."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -57,6 +58,17 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} must be true or false")
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
+    raw = env.get(name) or ""
+    try:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} must be comma-separated addresses or CIDRs: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: StoreUrl
@@ -81,6 +93,8 @@ class Settings:
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     callback_retry_base_seconds: float = 10.0
+    # Proxies whose X-Forwarded-For names the client (for partners' IP allow-lists).
+    trusted_proxies: tuple[IPNetwork, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -116,6 +130,7 @@ class Settings:
             retry_base_seconds=_float(env, "SMSGW_RETRY_BASE_SECONDS", 2.0, minimum=0),
             retry_max_seconds=_float(env, "SMSGW_RETRY_MAX_SECONDS", 300.0, minimum=1),
             callback_retry_base_seconds=_float(env, "SMSGW_CALLBACK_RETRY_BASE_SECONDS", 10.0, minimum=0.1),
+            trusted_proxies=_networks(env, "SMSGW_TRUSTED_PROXIES"),
         )
 
 

@@ -29,6 +29,7 @@ from ..domain.states import DeliveryState
 from ..store.errors import IdempotencyConflict, OutcomeUnknown, StoreUnavailable
 from ..store.store import LowCredit, Partner, PartnerInactive, Store
 from .bodies import BadRequest
+from .controls import enforce_rate_limit, ensure_allowed_address
 from .guard import CredentialGuard
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class Acceptance:
         if partner is None or not key_ok or not partner.active:
             self.guard.record_failure(credentials.partner_id)
             raise BadRequest(Code.INVALID_CREDENTIALS)
+        ensure_allowed_address(partner, self.settings.trusted_proxies)
         return partner
 
     # -- sending -------------------------------------------------------------------------------
@@ -294,6 +296,7 @@ class Acceptance:
 
         if not rows:
             return self._render(responses)
+        await enforce_rate_limit(self.store, partner, rows)
         return await self._charge_and_store(partner, responses, rows, batch_id, candidates, total_cost, idempotency, kind)
 
     async def _charge_and_store(

@@ -20,9 +20,10 @@ from ..domain.money import format_units, parse_units
 from ..domain.states import PRIORITY_BULK, PRIORITY_OTP, DeliveryState
 from ..store.errors import NotFound, StoreUnavailable
 from ..store.store import Store
-from . import schemas
-from .acceptance import Acceptance, id_text, idempotency_key
+from . import reseller, schemas
+from .acceptance import Acceptance, idempotency_key
 from .bodies import BadRequest, parameters, parse_json, read_body
+from .controls import RequestScope
 from ..domain.reports import duration, local_time
 from .responses import answer, bare
 
@@ -205,16 +206,8 @@ def create_app(
         fields = await parameters(request, limit)
         gateway = acceptance(request)
         partner = await gateway.authenticate(fields)
-        raw = fields.get("messageID", fields.get("messageid"))
-        try:
-            text = id_text(raw)
-        except TypeError:
-            raise BadRequest(Code.UNSUPPORTED_DATA_TYPE, "messageID must be a string or a number") from None
-        if text is None:
-            raise BadRequest(Code.UNSUPPORTED_DATA_TYPE, "messageID missing")
-        if not (text.isascii() and text.isdigit()) or len(text) > 18:
-            raise BadRequest(Code.NO_DELIVERY_REPORT)
-        message = await gateway.store.get_message(partner.id, int(text))
+        message_id = reseller.message_id_field(fields)
+        message = await gateway.store.get_message(partner.id, message_id) if message_id is not None else None
         if message is None:
             raise BadRequest(Code.NO_DELIVERY_REPORT)
         state = DeliveryState(message.state)
@@ -247,6 +240,9 @@ def create_app(
     route("/api/services/sendotp", both, sendotp, "Send a one-time password ahead of bulk traffic", schemas.SendSmsRequest, True, schemas.answer_doc(schemas.SendResponse, "One result per number."))
     route("/api/services/getbalance", both, getbalance, "Credit balance", schemas.CredentialsRequest, True, schemas.answer_doc(schemas.BalanceResponse, "The balance."))
     route("/api/services/getdlr", both, getdlr, "Delivery report of one message", schemas.DlrRequest, True, schemas.answer_doc(schemas.DlrResponse, "The report."))
+    for path, handler, summary, model, docs in reseller.routes(settings):
+        route(path, ["POST"], handler, summary, model, True, docs)
+    app.add_middleware(RequestScope)
 
     # -- admin API (operator) ---------------------------------------------------------------------
 

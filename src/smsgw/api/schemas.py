@@ -167,3 +167,57 @@ def component_schemas() -> dict[str, Any]:
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
     return schemas
+
+
+# -- resellers and message control (api/reseller.py) ----------------------------------------------
+
+
+class CreditRequest(CredentialsRequest):
+    childID: IdLike = Field(description="One of the caller's child accounts.")
+    amount: str | int | float = Field(description="Money, positive, at most two decimals; units = amount ÷ the child's rate, rounded down to 0.01.")
+
+
+class CreditResponse(_Model):
+    response_code: int = Field(alias="response-code")
+    response_description: str = Field(alias="response-description", description="'Partner ID CHILD has been credited with 5 units'.")
+    prev_balance: str = Field(alias="prev-balance", description="The child's balance before.")
+    sms_units: str = Field(alias="sms-units", description="Units moved: '5', or '12.50' when not whole.")
+    new_balance: str = Field(alias="new-balance", description="The child's balance after.")
+
+
+class ChildrenRequest(CredentialsRequest):
+    days: IdLike | None = Field(None, description="Period of the figures in days, 1 to 366 (default 30).")
+
+
+class Child(_Model):
+    partner_id: str = Field(alias="partner-id")
+    name: str
+    status: str
+    credit: str
+    rate: str = Field(description="Money per unit.")
+    messages_accepted: int = Field(alias="messages-accepted")
+    units_charged: str = Field(alias="units-charged")
+    messages_refunded: int = Field(alias="messages-refunded")
+    units_refunded: str = Field(alias="units-refunded")
+    units_received: str = Field(alias="units-received", description="Credited by the reseller in the period.")
+
+
+class ChildrenResponse(_Model):
+    response_code: int = Field(alias="response-code")
+    response_description: str = Field(alias="response-description")
+    partner_id: str = Field(alias="partner-id")
+    period_days: int = Field(alias="period-days")
+    children: list[Child]
+
+
+class CancelResponse(_Model):
+    response_code: int = Field(alias="response-code")
+    response_description: str = Field(alias="response-description")
+    message_id: str = Field(alias="message-id")
+    delivery_status: int = Field(alias="delivery-status", description="8 (Cancelled).")
+    delivery_description: str = Field(alias="delivery-description")
+    refunded: str = Field(description="Units given back.")
+    credit: str = Field(description="The balance after the refund.")
+
+
+ALL_MODELS += (CreditRequest, CreditResponse, ChildrenRequest, Child, ChildrenResponse, CancelResponse)

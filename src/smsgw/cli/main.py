@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import secrets
 import sys
 import time
@@ -15,9 +16,10 @@ import click
 from ..config import ConfigError, Settings, open_store
 from ..domain.apikeys import generate_api_key, hash_api_key
 from ..domain.identifiers import MAX_SHORTCODE_LENGTH, is_partner_id, is_shortcode
-from ..domain.money import format_units, parse_units
+from ..domain.money import MAX_RATE, format_units, parse_amount, parse_units
 from ..store.errors import AlreadyExists, NotFound, SchemaOutOfDate, StoreUnavailable
-from ..store.store import Store
+from ..store import accounts
+from ..store.store import Partner, Store
 
 T = TypeVar("T")
 
@@ -117,17 +119,22 @@ def partner() -> None:
 @click.option("--name", default=None, help="Display name (default: the id).")
 @click.option("--api-key", default=None, help="Use this key instead of a generated one (at least 16 characters).")
 @click.option("--credits", default="0", help="Initial credit in units, e.g. 1000 or 12.50.")
+@click.option("--parent", default=None, help="Make it a child account of this reseller.")
+@click.option("--rate", default="1", help="With --parent: money per unit the reseller's `credit` converts at (default 1).")
 @with_store
-async def partner_create(store: Store, settings: Settings, partner_id: str, name: str | None, api_key: str | None, credits: str) -> None:
+async def partner_create(
+    store: Store, settings: Settings, partner_id: str, name: str | None, api_key: str | None, credits: str, parent: str | None, rate: str
+) -> None:
     """Create a partner and print its API key (shown only this once)."""
     check_partner_id(partner_id)
     check_length(name, 200, "--name")
     amount = units_option(credits)
+    rate_hundredths = rate_option(rate)
     if api_key is not None and len(api_key) < 16:
         raise click.BadParameter("an API key must have at least 16 characters", param_hint="--api-key")
     key = api_key or generate_api_key()
-    await store.create_partner(partner_id, name or partner_id, hash_api_key(key), amount)
-    click.echo(f"partner {partner_id} created with {format_units(amount)} units")
+    await store.create_partner(partner_id, name or partner_id, hash_api_key(key), amount, parent_id=parent, rate=rate_hundredths)
+    click.echo(f"partner {partner_id} created with {format_units(amount)} units" + (f", child of {parent} at {format_units(rate_hundredths)} per unit" if parent else ""))
     click.echo(f"api key: {key}")
     click.echo("store the key now: smsgw keeps only its hash and cannot show it again")
 
@@ -166,6 +173,7 @@ async def partner_show(store: Store, settings: Settings, partner_id: str) -> Non
     else:
         click.echo("shortcode:  none (add one with `smsgw shortcode add`)")
     click.echo(f"callback:   {found.callback_url or 'none'}")
+    await show_controls(store, found)
 
 
 @partner.command("suspend")
@@ -262,6 +270,56 @@ def check_length(value: str | None, limit: int, hint: str) -> None:
 def check_partner_id(partner_id: str) -> None:
     if not is_partner_id(partner_id):
         raise click.BadParameter("a partner id has 1 to 64 ASCII letters, digits, '-', '_' or '.'", param_hint="PARTNER_ID")
+
+
+def rate_option(value: str) -> int:
+    try:
+        return parse_amount(value, MAX_RATE)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--rate") from None
+
+
+async def show_controls(store: Store, found: Partner) -> None:
+    """The reseller, children, rate limit and allow-list lines of `partner show`."""
+    if found.parent_id is not None:
+        click.echo(f"parent:     {found.parent_id} (rate {format_units(found.rate)} per unit)")
+    for child in await store.read(accounts.child_accounts, found.id):
+        click.echo(f"child:      {child.id} (balance {format_units(child.balance)}, rate {format_units(child.rate)})")
+    click.echo(f"rate limit: {f'{found.max_mps} messages/s' if found.max_mps is not None else 'none'}")
+    click.echo(f"allowed IP: {found.allowed_ips or 'any'}")
+
+
+@partner.command("limit")
+@click.argument("partner_id")
+@click.option("--mps", type=click.IntRange(1, 1_000_000), default=None, help="Messages (parts) per second over every API process.")
+@click.option("--clear", is_flag=True, help="Remove the limit.")
+@with_store
+async def partner_limit(store: Store, settings: Settings, partner_id: str, mps: int | None, clear: bool) -> None:
+    """Limit how many messages per second the partner may send (HTTP 429 over it)."""
+    if clear == (mps is not None):
+        raise click.UsageError("give --mps N or --clear")
+    await store.write(accounts.set_rate_limit, partner_id, mps)
+    click.echo(f"partner {partner_id}: " + (f"at most {mps} messages per second" if mps is not None else "no rate limit"))
+
+
+@partner.command("allow-ip")
+@click.argument("partner_id")
+@click.argument("cidrs", nargs=-1)
+@click.option("--clear", is_flag=True, help="Accept the partner's requests from any address again.")
+@with_store
+async def partner_allow_ip(store: Store, settings: Settings, partner_id: str, cidrs: tuple[str, ...], clear: bool) -> None:
+    """Accept the partner's requests only from these addresses or CIDRs (others get 1006)."""
+    if clear == bool(cidrs):
+        raise click.UsageError("give one or more CIDRs, or --clear")
+    try:
+        networks = [ipaddress.ip_network(c.strip(), strict=False) for part in cidrs for c in part.split(",") if c.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="CIDR") from None
+    text = ",".join(str(n) for n in networks) or None
+    if text is not None and len(text) > 2000:
+        raise click.BadParameter("at most 2000 characters of CIDRs", param_hint="CIDR")
+    await store.write(accounts.set_allowed_ips, partner_id, text)
+    click.echo(f"partner {partner_id}: requests accepted from {text or 'any address'}")
 
 
 # Commands defined in their own modules register themselves on `main`.

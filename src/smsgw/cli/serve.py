@@ -96,7 +96,8 @@ async def run_server(settings: Settings, plan: DeliveryPlan, host: str, port: in
             return run_delivery(active, settings, plan)
 
         app = create_app(settings, store=store, routed_networks=plan.routed_networks(settings), delivery=delivery if role == "all" else None)
-        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on", server_header=False)
+        # proxy_headers off: SMSGW_TRUSTED_PROXIES alone decides whom X-Forwarded-For is believed from.
+        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on", server_header=False, proxy_headers=False)
         server = uvicorn.Server(config)
         carrier = "the built-in simulated carrier" if plan.simulated else ", ".join(c.display for c in plan.connectors)
         what = "API and delivery via " + carrier if role == "all" else "API only"
@@ -126,7 +127,8 @@ def run_api_workers(settings: Settings, plan: DeliveryPlan, host: str, port: int
     os.environ[ROUTED_NETWORKS_ENV] = ",".join(str(n) for n in sorted(plan.routed_networks(settings)))
     click.echo(f"smsgw listening on http://{host}:{port} (API only, {workers} workers; store {settings.database_url.display}); API docs at /docs")
     uvicorn.run(
-        "smsgw.api.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level, access_log=False, server_header=False
+        "smsgw.api.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level, access_log=False, server_header=False,
+        proxy_headers=False,
     )
 
 

@@ -16,6 +16,7 @@ class DeliveryState(IntEnum):
     DELIVERY_IMPOSSIBLE = 5  # undeliverable, rejected, or failed for good
     SENDER_BLACKLISTED = 6  # the network refuses the sender id
     UNKNOWN = 7  # the network reported a final state it does not explain
+    CANCELLED = 8  # the partner cancelled it before any dispatcher took it (refunded)
 
     @property
     def description(self) -> str:
@@ -34,6 +35,7 @@ _DESCRIPTIONS = {
     DeliveryState.DELIVERY_IMPOSSIBLE: "DeliveryImpossible",
     DeliveryState.SENDER_BLACKLISTED: "SenderName Blacklisted",
     DeliveryState.UNKNOWN: "Unknown",
+    DeliveryState.CANCELLED: "Cancelled",
 }
 
 # Queue priorities: lower goes first. OTP traffic overtakes bulk.

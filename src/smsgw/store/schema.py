@@ -39,6 +39,13 @@ partners = Table(
     Column("callback_url", String(2000)),
     Column("callback_secret", String(200)),
     Column("created_at", BigInteger, nullable=False),
+    # A child account's reseller; the reseller moves credit to it (`credit`) at its `rate`.
+    Column("parent_id", String(64)),
+    Column("rate", BigInteger, nullable=False, server_default=text("100")),  # money per unit, hundredths
+    # Messages (parts) per second over every ingress and process; NULL: no limit.
+    Column("max_mps", Integer),
+    Column("allowed_ips", String(2000)),  # comma-separated CIDRs; NULL: any address
+    Index("ix_partners_parent", "parent_id"),
 )
 
 shortcodes = Table(
@@ -64,8 +71,11 @@ ledger = Table(
     # For a charge: the batch of messages it paid for (messages.batch_id).
     Column("batch_id", BigInteger),
     Column("created_at", BigInteger, nullable=False),
+    # A transfer between a reseller and its child is two entries, each naming the other.
+    Column("counterpart_id", BigInteger),
     Index("ix_ledger_partner", "partner_id", "id"),
     Index("ix_ledger_batch", "batch_id"),
+    Index("ix_ledger_partner_time", "partner_id", "created_at"),
 )
 
 # On SQLite the message id is the table's rowid (INTEGER PRIMARY KEY), which spares the
@@ -206,4 +216,14 @@ bind_leases = Table(
     Column("connector", String(64), primary_key=True),
     Column("owner", String(64), nullable=False),
     Column("lease_until", BigInteger, nullable=False),
+)
+
+# The token bucket of a partner with a rate limit (partners.max_mps), in thousandths of a
+# part: shared by every process, taken with one conditional UPDATE.
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("partner_id", String(64), primary_key=True),
+    Column("tokens", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )

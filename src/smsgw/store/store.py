@@ -49,6 +49,10 @@ class Partner:
     status: str
     callback_url: str | None
     callback_secret: str | None = field(repr=False)
+    parent_id: str | None = None
+    rate: int = 100  # money per unit of a child account, hundredths
+    max_mps: int | None = None
+    allowed_ips: str | None = None
 
     @property
     def active(self) -> bool:
@@ -211,10 +215,18 @@ class Store:
     async def count_partners(self) -> int:
         return await self.read(lambda conn: conn.execute(select(func.count()).select_from(partners)).scalar_one())
 
-    async def create_partner(self, partner_id: str, name: str, api_key_hash: str, credits: int) -> None:
+    async def create_partner(self, partner_id: str, name: str, api_key_hash: str, credits: int, parent_id: str | None = None, rate: int = 100) -> None:
+        """A partner; with `parent_id`, a child account of that reseller, sold units at `rate`."""
+
         def create(conn: Connection) -> None:
             now = now_ms()
-            conn.execute(insert(partners).values(id=partner_id, name=name, api_key_hash=api_key_hash, balance=credits, status="active", created_at=now))
+            if parent_id is not None and conn.execute(select(partners.c.id).where(partners.c.id == parent_id)).first() is None:
+                raise NotFound(f"partner {parent_id} does not exist")
+            conn.execute(
+                insert(partners).values(
+                    id=partner_id, name=name, api_key_hash=api_key_hash, balance=credits, status="active", created_at=now, parent_id=parent_id, rate=rate
+                )
+            )
             if credits:
                 conn.execute(
                     insert(ledger).values(
@@ -232,7 +244,9 @@ class Store:
             row = conn.execute(select(partners).where(partners.c.id == partner_id)).first()
             if row is None:
                 return None
-            return Partner(row.id, row.name, row.api_key_hash, row.balance, row.status, row.callback_url, row.callback_secret)
+            return Partner(
+                row.id, row.name, row.api_key_hash, row.balance, row.status, row.callback_url, row.callback_secret, row.parent_id, row.rate, row.max_mps, row.allowed_ips
+            )
 
         return await self.read(get)
 
@@ -378,20 +392,7 @@ class Store:
             else:
                 conn.exec_driver_sql(insert_messages, rows)
             if idempotency is not None:
-                key, body_sha256, response = idempotency
-                conn.execute(
-                    delete(idempotency_keys).where(
-                        idempotency_keys.c.partner_id == partner_id,
-                        idempotency_keys.c.key == key,
-                        idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL_MS,
-                    )
-                )
-                conn.execute(
-                    insert(idempotency_keys).values(
-                        # Compressed: a 1000-entry answer is ~130 KB of JSON and ~12 KB so.
-                        partner_id=partner_id, key=key, body_sha256=body_sha256, response=zlib.compress(response, 1), created_at=now
-                    )
-                )
+                remember_answer(conn, partner_id, idempotency, now)
             return Accepted(batch_id)
 
         try:
@@ -460,6 +461,25 @@ class Store:
         return await self.read(
             lambda conn: [dict(r) for r in conn.execute(select(ledger).where(ledger.c.partner_id == partner_id).order_by(ledger.c.id)).mappings()]
         )
+
+
+def remember_answer(conn: Connection, partner_id: str, idempotency: tuple[str, str, bytes], now: int) -> None:
+    """Stores the answer of a request with an Idempotency-Key, inside the transaction that did
+    what it answers; a second request with the key fails on the primary key and rolls back."""
+    key, body_sha256, response = idempotency
+    conn.execute(
+        delete(idempotency_keys).where(
+            idempotency_keys.c.partner_id == partner_id,
+            idempotency_keys.c.key == key,
+            idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL_MS,
+        )
+    )
+    conn.execute(
+        insert(idempotency_keys).values(
+            # Compressed: a 1000-entry answer is ~130 KB of JSON and ~12 KB so.
+            partner_id=partner_id, key=key, body_sha256=body_sha256, response=zlib.compress(response, 1), created_at=now
+        )
+    )
 
 
 def _reserve_id_block(conn: Connection, size: int) -> int:

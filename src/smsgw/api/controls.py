@@ -1,0 +1,104 @@
+"""Per-partner controls on the partner API: where a partner's requests may come from (IP
+allow-lists), and how many messages per second it may send (rate limits, kept in the store so
+that every API process shares them)."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
+from typing import Any
+
+from ..config import IPNetwork
+from ..domain.codes import Code
+from ..store import accounts
+from ..store.errors import StoreUnavailable
+from ..store.store import Partner, Store
+from .bodies import BadRequest
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+
+# The ASGI scope of the request being handled, so that authentication can find the client's
+# address without every route passing it down.
+_current_scope: ContextVar[dict[str, Any] | None] = ContextVar("smsgw_request_scope", default=None)
+
+
+class RequestScope:
+    """ASGI middleware that makes the request's scope known to `ensure_allowed_address`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        token = _current_scope.set(scope)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _current_scope.reset(token)
+
+
+def client_address(scope: dict[str, Any], trusted_proxies: Sequence[IPNetwork]) -> IPAddress | None:
+    """The client's address: the socket peer, or, when the peer is a trusted proxy, the nearest
+    address in X-Forwarded-For that is not one (proxies append, so the right end is the one
+    written by our own proxy; what the client wrote itself is further left). None when an
+    address cannot be read, which no allow-list matches."""
+    peer = _address((scope.get("client") or ("",))[0])
+    if peer is None or not _within(peer, trusted_proxies):
+        return peer
+    forwarded = [value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"x-forwarded-for"]
+    hops = [hop.strip() for hop in ",".join(forwarded).split(",") if hop.strip()]
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None or not _within(address, trusted_proxies):
+            return address
+    return _address(hops[0]) if hops else peer
+
+
+def ensure_allowed_address(partner: Partner, trusted_proxies: Sequence[IPNetwork]) -> None:
+    """BadRequest(1006), the wrong key's answer, when the partner has an allow-list and the
+    request comes from outside it."""
+    if partner.allowed_ips is None:
+        return
+    scope = _current_scope.get()
+    address = client_address(scope, trusted_proxies) if scope is not None else None
+    if address is None or not _within(address, parse_networks(partner.allowed_ips)):
+        raise BadRequest(Code.INVALID_CREDENTIALS)
+
+
+async def enforce_rate_limit(store: Store, partner: Partner, rows: Sequence[tuple]) -> None:
+    """Takes the parts of `rows` from a limited partner's budget, or refuses the request
+    whole (HTTP 429, 1010, Retry-After) before anything is charged. Partners without a limit
+    cost nothing here."""
+    if partner.max_mps is None:
+        return
+    parts = sum(row[7] for row in rows)  # NewMessage.parts
+    try:
+        wait = await store.write(accounts.take_tokens, partner.id, partner.max_mps, parts)
+    except StoreUnavailable:
+        raise BadRequest(Code.TRY_AGAIN_LATER) from None
+    if wait > 0:
+        raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, f"rate limit of {partner.max_mps} messages per second", http_status=429, retry_after=max(1, math.ceil(wait)))
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    """'10.0.0.0/8,192.0.2.7' -> networks; raises ValueError for anything else."""
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+
+
+def _address(text: str) -> IPAddress | None:
+    try:
+        address = ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+    # An IPv4 client seen through an IPv6 socket (::ffff:192.0.2.7) is that IPv4 client.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _within(address: IPAddress, networks: Sequence[IPNetwork]) -> bool:
+    return any(address.version == network.version and address in network for network in networks)
