@@ -52,14 +52,22 @@ def test_a_transfer_is_two_ledger_entries_that_name_each_other(resellers: Gatewa
 
 @pytest.mark.parametrize(
     ("child", "partner", "key"),
-    [("OTHER", "R1", RESELLER_KEY), ("NOBODY", "R1", RESELLER_KEY), ("R1", "R1", RESELLER_KEY), ("R2", "R1", RESELLER_KEY), ("CHILD", "R2", RESELLER_KEY), ("R1", "CHILD", CHILD_KEY)],
-    ids=["another-resellers-child", "unknown", "itself", "another-reseller", "not-its-child", "child-to-its-parent"],
+    [("OTHER", "R1", RESELLER_KEY), ("R1", "R1", RESELLER_KEY), ("R2", "R1", RESELLER_KEY), ("CHILD", "R2", RESELLER_KEY), ("R1", "CHILD", CHILD_KEY)],
+    ids=["another-resellers-child", "itself", "another-reseller", "not-its-child", "child-to-its-parent"],
 )
 def test_a_child_that_is_not_the_callers_gets_the_contracts_1005(resellers: Gateway, child, partner, key):
     before = {p: resellers.operator.balance(p) for p in ("R1", "R2", "CHILD", "OTHER")}
     answer = credit(resellers, child, 5, partner=partner, key=key)
     assert answer.status_code == 200 and answer.content == CHILD_INVALID
     assert {p: resellers.operator.balance(p) for p in before} == before
+
+
+def test_a_child_id_no_account_has_gets_4093(resellers: Gateway):
+    before = resellers.operator.balance("R1")
+    answer = credit(resellers, "NOBODY", 5)
+    assert answer.status_code == 200
+    assert answer.json() == {"response-code": 4093, "response-description": "Details Not Found. no partner NOBODY"}
+    assert resellers.operator.balance("R1") == before
 
 
 @pytest.mark.parametrize(

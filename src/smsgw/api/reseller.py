@@ -108,6 +108,8 @@ def routes(settings: Settings) -> list[tuple[str, Handler, str, type, dict[Any, 
             if replayed is None:
                 raise BadRequest(Code.TRY_AGAIN_LATER) from None
             return JSONBytes(replayed)
+        if isinstance(outcome, accounts.NoSuchAccount):
+            raise BadRequest(Code.DETAILS_NOT_FOUND, f"no partner {child_id}")
         if isinstance(outcome, accounts.NotChild):
             return JSONBytes(render({"response-code": int(Code.MESSAGE_SYSTEM_ERROR), "response-description": CHILD_INVALID}))
         if isinstance(outcome, accounts.BuysNothing):

@@ -53,7 +53,12 @@ class Transferred:
 
 @dataclass(frozen=True)
 class NotChild:
-    """The named account does not exist or is not the caller's child (one answer for both)."""
+    """The named account exists but is not the caller's child."""
+
+
+@dataclass(frozen=True)
+class NoSuchAccount:
+    """No account has the named id (the contract's 4093)."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,7 @@ async def transfer(
     amount: int,
     render: Callable[[Transferred], bytes],
     idempotency: tuple[str, str] | None = None,
-) -> tuple[Transferred | NotChild | BuysNothing | ResellerShort, bytes | None]:
+) -> tuple[Transferred | NotChild | NoSuchAccount | BuysNothing | ResellerShort, bytes | None]:
     """Moves the units `amount` (hundredths of money) buys at the child's rate from the
     reseller's balance to the child's: both balances, two ledger entries naming each other and
     the Idempotency-Key record (key, body SHA-256) with the answer `render` makes, in one
@@ -124,7 +129,8 @@ async def transfer(
         now = now_ms()
         child = conn.execute(select(partners.c.rate).where(partners.c.id == child_id, partners.c.parent_id == reseller_id)).first()
         if child is None:
-            raise _Refused(NotChild())
+            exists = conn.execute(select(partners.c.id).where(partners.c.id == child_id)).first() is not None
+            raise _Refused(NotChild() if exists else NoSuchAccount())
         units = units_for_amount(amount, child.rate)
         if units <= 0:
             raise _Refused(BuysNothing())
