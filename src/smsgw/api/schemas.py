@@ -84,7 +84,7 @@ class DlrResponse(_Model):
     response_code: int = Field(alias="response-code")
     response_description: str = Field(alias="response-description")
     message_id: str = Field(alias="message-id")
-    delivery_status: int = Field(alias="delivery-status", description="1 Scheduled ... 7 Unknown (docs/api.md).")
+    delivery_status: int = Field(alias="delivery-status", description="1 Scheduled ... 8 SentToNetwork, final (docs/api.md).")
     delivery_description: str = Field(alias="delivery-description")
     delivery_tat: str = Field(alias="delivery-tat", description="HH:MM:SS from acceptance to this status.")
     delivery_networkid: int = Field(alias="delivery-networkid")
