@@ -95,6 +95,12 @@ class Settings:
     callback_retry_base_seconds: float = 10.0
     # Proxies whose X-Forwarded-For names the client (for partners' IP allow-lists).
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    # Delivery bounds: a submit_sm without submit_sm_resp is sent again at most this many
+    # times (each may be a duplicate on the handset), then the message ends Unknown; a
+    # message the carrier took ends SentToNetwork (final) this long after its validity if no
+    # receipt came.
+    max_unanswered_resends: int = 2
+    receipt_grace_seconds: int = 24 * 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -131,6 +137,8 @@ class Settings:
             retry_max_seconds=_float(env, "SMSGW_RETRY_MAX_SECONDS", 300.0, minimum=1),
             callback_retry_base_seconds=_float(env, "SMSGW_CALLBACK_RETRY_BASE_SECONDS", 10.0, minimum=0.1),
             trusted_proxies=_networks(env, "SMSGW_TRUSTED_PROXIES"),
+            max_unanswered_resends=_int(env, "SMSGW_MAX_UNANSWERED_RESENDS", 2, minimum=0),
+            receipt_grace_seconds=_int(env, "SMSGW_RECEIPT_GRACE_SECONDS", 24 * 3600, minimum=0),
         )
 
 

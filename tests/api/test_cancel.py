@@ -46,7 +46,7 @@ def test_cancel_refunds_exactly_its_units_through_the_ledger(gateway: Gateway):
     refund = gateway.operator.ledger("p1")[-1]
     assert (refund["kind"], refund["amount"], refund["balance_after"], refund["message_count"]) == ("refund", 300, 1000_00, 1)
     report = gateway.post(GETDLR, {"apikey": DEFAULT_KEY, "partnerID": "p1", "messageID": message_id}).json()
-    assert (report["delivery-status"], report["delivery-description"]) == (8, "Cancelled")
+    assert (report["delivery-status"], report["delivery-description"]) == (9, "Cancelled")
     # A second cancel finds nothing to cancel, and refunds nothing.
     assert ask(gateway, CANCEL, message_id) == no_report(gateway)
     assert gateway.operator.balance("p1") == 1000_00 and len(gateway.operator.ledger("p1")) == 3

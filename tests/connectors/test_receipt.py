@@ -20,6 +20,7 @@ from smsgw.connectors.smpp.receipt import (
 )
 from smsgw.domain.states import DeliveryState
 
+RECEIPT_FIELDS = {"id", "sub", "dlvrd", "submit date", "done date", "stat", "err", "text"}
 STANDARD = (
     "id:0123456789 sub:001 dlvrd:001 submit date:2601151030 done date:2601151032 "
     "stat:DELIVRD err:000 text:Hello there"
@@ -136,8 +137,11 @@ def test_formatted_receipt_reads_back() -> None:
 @given(st.text(max_size=300))
 @settings(max_examples=500)
 def test_parsing_never_raises(text: str) -> None:
-    parse_receipt_text(text)
-    parse_receipt(DeliverSm(esm_class=0x04, short_message=text.encode("utf-8")[:254]))
+    fields = parse_receipt_text(text)
+    assert set(fields) <= RECEIPT_FIELDS
+    assert all(value == value.strip() and (key == "text" or not any(c.isspace() for c in value)) for key, value in fields.items())
+    receipt = parse_receipt(DeliverSm(esm_class=0x04, short_message=text.encode("utf-8")[:254]))
+    assert receipt is None or (receipt.smsc_message_id and isinstance(receipt.state, DeliveryState))
 
 
 @given(st.binary(max_size=254), st.sampled_from([0, 1, 3, 8, 0xF0]), st.dictionaries(st.sampled_from([0x1E, 0x427, 0x423]), st.binary(max_size=70)))

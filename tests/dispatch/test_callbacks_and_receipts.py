@@ -88,9 +88,8 @@ async def test_unmatched_receipts_are_kept_and_matched_when_the_id_is_recorded(r
     assert (outcome.matched, outcome.unmatched) == (0, 2)
     # The submit_sm_resp (hex 0A1B = decimal 2587) is recorded afterwards.
     await rig.store.write(delivery.claim_due, "me", now, 10, 60_000, None)
-    await rig.store.write(delivery.record_submitted, [Submitted(message_id, "carrier", ["0A1B"], [["s:0a1b", "n:2587"]])], now)
-    again = await rig.store.write(delivery.rematch_receipts, now, rig.settings.timezone)
-    assert again.matched == 1 and again.finished == [message_id] and again.still_waiting == 1
+    again = await rig.store.write(delivery.record_submitted, [Submitted(message_id, "carrier", ["0A1B"], [["s:0a1b", "n:2587"]])], now, rig.settings.timezone)
+    assert again.matched == 1 and again.finished == [message_id]
     assert (await rig.states())[message_id] == int(DeliveryState.DELIVERED)
     # The stray one stays, counted, never dropped.
     counts = await rig.store.read(delivery.delivery_counts)
@@ -103,7 +102,7 @@ async def test_a_long_message_takes_one_status_from_all_its_parts(rig: Rig):
     now = int(time.time() * 1000)
     await rig.store.write(delivery.claim_due, "me", now, 10, 60_000, None)
     ids = ["A1", "A2", "A3"]
-    await rig.store.write(delivery.record_submitted, [Submitted(message_id, "carrier", ids, [[f"s:{i.lower()}"] for i in ids])], now)
+    await rig.store.write(delivery.record_submitted, [Submitted(message_id, "carrier", ids, [[f"s:{i.lower()}"] for i in ids])], now, rig.settings.timezone)
 
     def receipt(smsc_id: str, state: DeliveryState, stat: str) -> IncomingReceipt:
         return IncomingReceipt("carrier", smsc_id, [f"s:{smsc_id.lower()}"], int(state), stat, None, None)

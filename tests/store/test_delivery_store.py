@@ -31,11 +31,11 @@ def test_a_receipt_sent_twice_reports_once(database_url):
     receipt = IncomingReceipt("c", "A1", ["s:a1"], int(DeliveryState.DELIVERED), "DELIVRD", None, None)
 
     def record(conn, receipts):
-        return delivery.record_outcomes(conn, [], [], [], receipts, False, now, settings.timezone)
+        return delivery.record_outcomes(conn, [], [], [], receipts, now, settings.timezone)
 
     def submit(conn):
         delivery.claim_due(conn, "me", now, 10, 60_000, None)
-        delivery.record_submitted(conn, [Submitted(message_id, "c", ["A1"], [["s:a1"]])], now)
+        delivery.record_submitted(conn, [Submitted(message_id, "c", ["A1"], [["s:a1"]])], now, settings.timezone)
 
     operator._with_store(lambda store: store.write(submit))
     first = operator._with_store(lambda store: store.write(record, [receipt]))

@@ -17,6 +17,10 @@ writes back what happened.
   being written goes into the next. A receipt is acknowledged to the SMSC only after it is
   committed. A batch the store refuses for a reason other than being away is split until the
   one bad item is found; that item is logged and given up, the rest is written.
+- A submit_sm the SMSC never answers may still have reached the handset, so it is sent again
+  at most `max_unanswered_resends` times; then the message ends Unknown, not refunded. A
+  message the carrier took whose receipt does not come by the end of its validity plus
+  `receipt_grace_seconds` ends too (SentToNetwork, final).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
 from zoneinfo import ZoneInfo
 
-from ..connectors.smpp.client import OutboundMessage, SubmitOutcome
+from ..connectors.smpp.client import STATUS_NO_RESPONSE, OutboundMessage, SubmitOutcome
 from ..connectors.smpp.receipt import Receipt, smsc_id_keys
 from ..domain.encoding import Encoding
 from ..domain.states import DeliveryState
@@ -87,12 +91,15 @@ class DispatchSettings:
     lease_seconds: float = 60.0
     poll_interval: float = 0.25
     sweep_interval: float = 2.0
-    # Claims expire what they meet; this sweep is for messages no dispatcher claims at all.
+    # Claims expire what they meet; this sweep is for messages no dispatcher claims at all,
+    # and for messages the carrier took whose receipt never came.
     expire_interval: float = 60.0
     bind_lease_seconds: float = 15.0
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     stop_grace_seconds: float = 10.0
+    max_unanswered_resends: int = 2
+    receipt_grace_seconds: float = 24 * 3600.0
 
 
 @dataclass
@@ -159,7 +166,6 @@ class Dispatcher:
         self._leased: dict[int, int] = {}
         self._submitting: set[int] = set()  # of those, the ones handed to a connector
         self._stopping = False
-        self._unmatched_waiting = False
         # Called when delivery reports were queued for partners' callback URLs.
         self.on_callbacks_queued: Callable[[], Awaitable[None]] | None = None
 
@@ -292,7 +298,7 @@ class Dispatcher:
                     outcome = await lane.connector.submit(outbound)
                 except Exception as exc:  # a connector bug must not lose the message
                     log.exception("connector %s failed on message %d", lane.config.name, message.id)
-                    outcome = SubmitOutcome([], -1, True, f"connector error: {type(exc).__name__}")
+                    outcome = SubmitOutcome([], STATUS_NO_RESPONSE, True, f"connector error: {type(exc).__name__}")
                 await self._enqueue(self._outcome(lane, message, outcome), wait=True)
         except PoisonOutcome:
             pass  # logged where it was found; the lease runs out and the message goes again
@@ -317,13 +323,20 @@ class Dispatcher:
             self.stats["submitted"] += 1
             return Submitted(message.id, lane.config.name, list(outcome.smsc_message_ids), keys)
         error = outcome.detail or f"status {outcome.status:#x}"
+        unanswered = outcome.status == STATUS_NO_RESPONSE
+        if unanswered and message.unanswered >= self.settings.max_unanswered_resends:
+            self.stats["unanswered"] += 1
+            sent = message.unanswered + 1
+            return Failure(message.id, int(DeliveryState.UNKNOWN), f"no submit_sm_resp to {sent} submit_sm: {error}", attempted=True, owner=self.owner, unanswered=True)
         if outcome.temporary:
             due = now + backoff_ms(message.attempts + 1, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
             if message.expires_at is not None and due >= message.expires_at:
                 self.stats["expired"] += 1
-                return Failure(message.id, int(DeliveryState.ABSENT_SUBSCRIBER), f"expired after temporary errors: {error}", attempted=True, owner=self.owner)
+                return Failure(
+                    message.id, int(DeliveryState.ABSENT_SUBSCRIBER), f"expired after temporary errors: {error}", attempted=True, owner=self.owner, unanswered=unanswered
+                )
             self.stats["retried"] += 1
-            return Retry(message.id, self.owner, due, error)
+            return Retry(message.id, self.owner, due, error, unanswered=unanswered)
         self.stats["rejected"] += 1
         return Failure(message.id, int(DeliveryState.DELIVERY_IMPOSSIBLE), f"rejected by {lane.config.name}: {error}", attempted=True, owner=self.owner)
 
@@ -402,14 +415,9 @@ class Dispatcher:
 
     async def _record(self, batch: _Pending) -> delivery.ReceiptOutcome:
         submitted, retries, failures, receipts = batch.by_kind()
-        rematch = self._unmatched_waiting and bool(submitted)
-        outcome = await self.store.write(delivery.record_outcomes, submitted, retries, failures, receipts, rematch, now_ms(), self.zone)
+        outcome = await self.store.write(delivery.record_outcomes, submitted, retries, failures, receipts, now_ms(), self.zone)
         self.stats["receipts matched"] += outcome.matched
         self.stats["receipts unmatched"] += outcome.unmatched
-        if outcome.unmatched:
-            self._unmatched_waiting = True
-        elif rematch:
-            self._unmatched_waiting = outcome.still_waiting > 0
         return outcome
 
     async def _finished(self, outcome: delivery.ReceiptOutcome) -> None:
@@ -456,19 +464,18 @@ class Dispatcher:
 
     async def _sweep_loop(self) -> None:
         next_expiry = time.monotonic()
+        limit = 1000
+        grace_ms = int(self.settings.receipt_grace_seconds * 1000)
         while True:
             await asyncio.sleep(self.settings.sweep_interval)
-            rematch = self._unmatched_waiting
-            expire = time.monotonic() >= next_expiry
-            if not (rematch or expire):
+            if time.monotonic() < next_expiry:
                 continue
             try:
-                outcome = await self.store.write(delivery.sweep, now_ms(), self.zone, rematch, expire)
-                if expire:
+                outcome = await self.store.write(delivery.sweep, now_ms(), self.zone, grace_ms, limit)
+                # A full batch may leave more behind: look again at the next sweep.
+                if len(outcome.finished) < limit:
                     next_expiry = time.monotonic() + self.settings.expire_interval
-                self.stats["receipts matched"] += outcome.matched
-                if rematch:
-                    self._unmatched_waiting = outcome.still_waiting > 0
+                self.stats["closed by the sweep"] += len(outcome.finished)
                 await self._finished(outcome)
             except StoreUnavailable as exc:
                 log.warning("housekeeping skipped: %s", exc)

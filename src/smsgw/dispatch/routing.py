@@ -29,6 +29,7 @@ class ConnectorConfig:
     bind_mode: str = "transceiver"
     concatenation: str = "udh"
     enquire_link_interval: float = 30.0
+    response_timeout: float = 10.0  # wait for a submit_sm_resp before it counts as unanswered
 
     def serves(self, network_id: int) -> bool:
         return self.networks is None or network_id in self.networks
@@ -61,12 +62,13 @@ def parse_smsc_url(url: str, known_networks: set[int] | None = None) -> Connecto
     if len(system_id) > 15 or len(password) > 8:
         raise RouteError(f"--smsc {_masked(url)}: SMPP 3.4 allows a system_id of 15 and a password of 8 characters at most")
     options = {key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
-    unknown = set(options) - {"window", "tps", "networks", "bind", "concat", "system_type", "enquire_link", "name"}
+    unknown = set(options) - {"window", "tps", "networks", "bind", "concat", "system_type", "enquire_link", "response_timeout", "name"}
     if unknown:
         raise RouteError(f"--smsc {_masked(url)}: unknown options {', '.join(sorted(unknown))}")
     window = _number(options, "window", 64, int, url, minimum=1, maximum=10_000)
     tps = _number(options, "tps", 0.0, float, url, minimum=0, maximum=1_000_000)
     enquire = _number(options, "enquire_link", 30.0, float, url, minimum=1, maximum=3600)
+    response_timeout = _number(options, "response_timeout", 10.0, float, url, minimum=0.1, maximum=600)
     networks = None
     if options.get("networks"):
         try:
@@ -95,6 +97,7 @@ def parse_smsc_url(url: str, known_networks: set[int] | None = None) -> Connecto
         bind_mode=bind_mode,
         concatenation=concatenation,
         enquire_link_interval=enquire,
+        response_timeout=response_timeout,
     )
 
 

@@ -64,6 +64,8 @@ async def run_delivery(store: Store, settings: Settings, plan: DeliveryPlan, dis
         bind_lease_seconds=settings.bind_lease_seconds,
         retry_base_seconds=settings.retry_base_seconds,
         retry_max_seconds=settings.retry_max_seconds,
+        max_unanswered_resends=settings.max_unanswered_resends,
+        receipt_grace_seconds=settings.receipt_grace_seconds,
     )
     dispatcher = Dispatcher(store, [], settings.timezone, dispatch)
     for config in configs:
@@ -78,6 +80,7 @@ async def run_delivery(store: Store, settings: Settings, plan: DeliveryPlan, dis
             window=config.window,
             tps=config.tps,
             enquire_link_interval=config.enquire_link_interval,
+            response_timeout=config.response_timeout,
             concatenation=config.concatenation,
             on_receipt=dispatcher.receipt_sink(config.name),
         )

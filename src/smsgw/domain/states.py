@@ -15,8 +15,12 @@ class DeliveryState(IntEnum):
     ABSENT_SUBSCRIBER = 4  # expired: validity ran out before the handset took it
     DELIVERY_IMPOSSIBLE = 5  # undeliverable, rejected, or failed for good
     SENDER_BLACKLISTED = 6  # the network refuses the sender id
-    UNKNOWN = 7  # the network reported a final state it does not explain
-    CANCELLED = 8  # the partner cancelled it before any dispatcher took it (refunded)
+    UNKNOWN = 7  # the network reported a final state it does not explain, or never answered submit_sm
+    # Final, described as the providers do: the carrier took it and no receipt came by the end
+    # of its validity plus a grace period. Its own number, so that partners can tell it from
+    # SentToNetwork that may still change.
+    NO_RECEIPT = 8
+    CANCELLED = 9  # the partner cancelled it before any dispatcher took it (refunded)
 
     @property
     def description(self) -> str:
@@ -35,6 +39,7 @@ _DESCRIPTIONS = {
     DeliveryState.DELIVERY_IMPOSSIBLE: "DeliveryImpossible",
     DeliveryState.SENDER_BLACKLISTED: "SenderName Blacklisted",
     DeliveryState.UNKNOWN: "Unknown",
+    DeliveryState.NO_RECEIPT: "SentToNetwork",
     DeliveryState.CANCELLED: "Cancelled",
 }
 

@@ -10,14 +10,14 @@ from typing import Any, Sequence
 
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Integer, bindparam, delete, func, insert, literal_column, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ..domain.reports import callback_body
 from ..domain.states import DeliveryState
 from .prepared import Prepared, PreparedIn
-from .schema import callbacks, idempotency_keys, ledger, message_parts, messages, partners, receipt_keys, unmatched_receipts
+from .schema import callbacks, idempotency_keys, ledger, message_parts, messages, partners, receipt_keys, unmatched_receipt_keys, unmatched_receipts
 from .store import IDEMPOTENCY_TTL_MS
 
 SCHEDULED = int(DeliveryState.SCHEDULED)
@@ -31,7 +31,8 @@ _SEVERITY = {
     int(DeliveryState.SENDER_BLACKLISTED): 3,
     int(DeliveryState.DELIVERY_IMPOSSIBLE): 4,
 }
-# Unmatched receipts are retried against newly recorded SMSC ids for this long.
+# An unmatched receipt is matched to an SMSC id recorded within this long after it came; past
+# that, a shared key is more likely an SMSC reusing its ids than a late submit_sm_resp.
 REMATCH_WINDOW_MS = 15 * 60 * 1000
 
 
@@ -48,6 +49,7 @@ class Claimed:
     attempts: int
     expires_at: int | None
     created_at: int
+    unanswered: int  # earlier submit_sm of it that got no submit_sm_resp
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Retry:
     owner: str
     due_at: int
     error: str
+    unanswered: bool = False  # the attempt was a submit_sm that got no submit_sm_resp
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Failure:
     error: str
     attempted: bool = False  # the failure is the outcome of a submit attempt
     owner: str | None = None  # the dispatcher whose lease it must still hold (None: sweeps)
+    unanswered: bool = False  # that attempt was a submit_sm that got no submit_sm_resp
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,6 @@ class IncomingReceipt:
 class ReceiptOutcome:
     matched: int = 0
     unmatched: int = 0
-    still_waiting: int = 0  # recent unmatched receipts that a rematch could not place yet
     finished: list[int] = field(default_factory=list)  # message ids that reached a final state
     callbacks: int = 0  # delivery reports queued for partners' callback URLs
 
@@ -107,6 +110,7 @@ _CLAIM_COLUMNS = (
     messages.c.attempts,
     messages.c.expires_at,
     messages.c.created_at,
+    messages.c.unanswered,
 )
 
 
@@ -213,15 +217,16 @@ _INSERT_PARTS = _insert_ignoring_duplicates(message_parts, "message_id", "part_n
 _INSERT_KEYS = _insert_ignoring_duplicates(receipt_keys, "connector", "key", "message_id", "part_no", "parts")
 
 
-def record_submitted(conn: Connection, items: Sequence[Submitted], now: int) -> None:
+def record_submitted(conn: Connection, items: Sequence[Submitted], now: int, zone: ZoneInfo) -> ReceiptOutcome:
     """The carrier took these messages: SentToNetwork, with the SMSC id of every part and the
     keys a receipt may quote it by. A message submitted twice (a lease ran out mid-send)
-    keeps its first ids, and the second copy's keys are added so its receipts match too."""
+    keeps its first ids, and the second copy's keys are added so its receipts match too.
+    Receipts that overtook these submit_sm_resp are matched now, by the same keys."""
     if not items:
-        return
+        return ReceiptOutcome()
     _MARK_SENT.many(conn, [{"m_id": s.message_id, "m_connector": s.connector, "m_now": now} for s in items])
-    parts = []
-    keys = []
+    parts: list[dict[str, Any]] = []
+    keys: list[dict[str, Any]] = []
     for s in items:
         count = len(s.smsc_ids)
         for number, (smsc_id, part_keys) in enumerate(zip(s.smsc_ids, s.keys), start=1):
@@ -230,6 +235,7 @@ def record_submitted(conn: Connection, items: Sequence[Submitted], now: int) -> 
                 keys.append({"connector": s.connector, "key": key[:80], "message_id": s.message_id, "part_no": number, "parts": count})
     _INSERT_PARTS.many(conn, parts)
     _INSERT_KEYS.many(conn, keys)
+    return _match_waiting(conn, {(k["connector"], k["key"]) for k in keys}, now, zone)
 
 
 def reschedule(conn: Connection, items: Sequence[Retry]) -> None:
@@ -241,19 +247,21 @@ def reschedule(conn: Connection, items: Sequence[Retry]) -> None:
             .values(
                 due_at=bindparam("m_due"),
                 attempts=messages.c.attempts + 1,
+                unanswered=messages.c.unanswered + bindparam("m_unanswered"),
                 error=bindparam("m_error"),
                 lease_owner=None,
                 lease_until=None,
             ),
-            [{"m_id": r.message_id, "m_owner": r.owner, "m_due": r.due_at, "m_error": r.error[:200]} for r in items],
+            [{"m_id": r.message_id, "m_owner": r.owner, "m_due": r.due_at, "m_unanswered": int(r.unanswered), "m_error": r.error[:200]} for r in items],
         )
 
 
 def fail_unsent(conn: Connection, items: Sequence[Failure], now: int, zone: ZoneInfo) -> list[int]:
-    """Final failure of messages that never reached a carrier (rejected at submit, or expired
-    in the gateway): final state, and the charge refunded through the ledger in the same
-    transaction. A message already past SCHEDULED is left alone, so nothing is refunded twice.
-    Returns the ids that changed."""
+    """Final failure of messages no carrier accepted (rejected at submit, expired in the
+    gateway, or never answered): final state, and the charge refunded through the ledger in
+    the same transaction unless a submit_sm of the message went unanswered (the carrier may
+    have delivered it, and charges us for it). A message already past SCHEDULED is left
+    alone, so nothing is refunded twice. Returns the ids that changed."""
     changed: list[int] = []
     for item in items:
         conditions = [messages.c.id == item.message_id, messages.c.state == SCHEDULED]
@@ -269,15 +277,16 @@ def fail_unsent(conn: Connection, items: Sequence[Failure], now: int, zone: Zone
                 done_at=now,
                 error=item.error[:200],
                 attempts=messages.c.attempts + (1 if item.attempted else 0),
+                unanswered=messages.c.unanswered + (1 if item.unanswered else 0),
                 lease_owner=None,
                 lease_until=None,
             )
-            .returning(messages.c.partner_id, messages.c.cost)
+            .returning(messages.c.partner_id, messages.c.cost, messages.c.unanswered)
         ).first()
         if row is None:
             continue
         changed.append(item.message_id)
-        if row.cost:
+        if row.cost and not row.unanswered:
             balance = conn.execute(
                 update(partners).where(partners.c.id == row.partner_id).values(balance=partners.c.balance + row.cost).returning(partners.c.balance)
             ).scalar_one()
@@ -311,18 +320,57 @@ def expire_overdue(conn: Connection, now: int, limit: int, zone: ZoneInfo) -> li
     return fail_unsent(conn, failures, now, zone)
 
 
+NO_RECEIPT = int(DeliveryState.NO_RECEIPT)
+
+
+# SQLite's planner prefers the queue index's equality on state over the partial index's range,
+# and would read every message waiting for a receipt: it is told which index to use.
+_UNRECEIPTED_SQLITE = text(f"SELECT id FROM messages INDEXED BY ix_messages_awaiting_receipt WHERE state = {SENT} AND expires_at < :cutoff LIMIT :limit")
+
+
+def close_unreceipted(conn: Connection, now: int, grace_ms: int, limit: int) -> list[int]:
+    """Messages the carrier took whose receipt has not come by the end of their validity plus
+    `grace_ms`: final (SentToNetwork, as the providers report it), no longer waiting for a
+    receipt. Not refunded: the carrier took them. Returns their ids."""
+    cutoff = now - grace_ms
+    if conn.dialect.name == "sqlite":
+        ids = list(conn.execute(_UNRECEIPTED_SQLITE, {"cutoff": cutoff, "limit": limit}).scalars())
+    else:
+        # The literal state matches the partial index's condition, so only waiting messages are read.
+        ids = list(
+            conn.execute(
+                select(messages.c.id)
+                .where(messages.c.state == literal_column(str(SENT)), messages.c.expires_at < cutoff)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
+    if not ids:
+        return []
+    return list(
+        conn.execute(
+            update(messages)
+            .where(messages.c.id.in_(ids), messages.c.state == SENT)
+            .values(state=NO_RECEIPT, done_at=now, error="no receipt by the end of the validity period")
+            .returning(messages.c.id)
+        ).scalars()
+    )
+
+
 def apply_receipts(conn: Connection, receipts: Sequence[IncomingReceipt], now: int, zone: ZoneInfo) -> ReceiptOutcome:
     """Matches receipts to message parts by key (per connector), records each part's state,
     and finishes every message whose parts are all final. Receipts that match nothing are
-    kept in unmatched_receipts."""
+    kept in unmatched_receipts, with their keys, for the submit_sm_resp they overtook."""
     outcome = ReceiptOutcome()
     if not receipts:
         return outcome
     matches = _match(conn, [(r.connector, r.keys) for r in receipts])
     part_updates = []
     unmatched = []
+    unmatched_keys = []
     for receipt, match in zip(receipts, matches):
         if match is None:
+            unmatched_keys.append((receipt.connector, receipt.keys))
             unmatched.append(
                 {
                     "connector": receipt.connector,
@@ -338,38 +386,73 @@ def apply_receipts(conn: Connection, receipts: Sequence[IncomingReceipt], now: i
             continue
         part_updates.append(_part_update(match, receipt, now))
     if unmatched:
-        conn.execute(insert(unmatched_receipts), unmatched)
+        ids = conn.execute(insert(unmatched_receipts).returning(unmatched_receipts.c.id, sort_by_parameter_order=True), unmatched).scalars().all()
+        key_rows = [
+            {"key": key[:80], "connector": connector, "receipt_id": receipt_id, "received_at": now}
+            for receipt_id, (connector, keys) in zip(ids, unmatched_keys)
+            for key in dict.fromkeys(keys)
+        ]
+        _INSERT_WAITING_KEYS.many(conn, key_rows)
     outcome.unmatched = len(unmatched)
     outcome.matched = len(part_updates)
     outcome.finished = _record_part_states(conn, part_updates, now, zone)
     return outcome
 
 
-def rematch_receipts(conn: Connection, now: int, zone: ZoneInfo, limit: int = 2000) -> ReceiptOutcome:
-    """Tries recent unmatched receipts again (their submit_sm_resp may have been recorded
-    since: a receipt can overtake the response to its own submit_sm)."""
+_INSERT_WAITING_KEYS = _insert_ignoring_duplicates(unmatched_receipt_keys, "key", "connector", "receipt_id", "received_at")
+_ANY_WAITING = Prepared(lambda: select(unmatched_receipt_keys.c.receipt_id).limit(1))
+_WAITING_KEYS_IN = PreparedIn(
+    lambda names: select(
+        unmatched_receipt_keys.c.connector, unmatched_receipt_keys.c.key, unmatched_receipt_keys.c.receipt_id, unmatched_receipt_keys.c.received_at
+    ).where(unmatched_receipt_keys.c.key.in_(names))
+)
+_WAITING_RECEIPTS_IN = PreparedIn(
+    lambda names: select(
+        unmatched_receipts.c.id,
+        unmatched_receipts.c.connector,
+        unmatched_receipts.c.smsc_message_id,
+        unmatched_receipts.c["keys"],  # not .c.keys: that is the collection's method
+        unmatched_receipts.c.state,
+        unmatched_receipts.c.stat,
+        unmatched_receipts.c.error,
+        unmatched_receipts.c.done_at,
+    ).where(unmatched_receipts.c.id.in_(names), unmatched_receipts.c.matched_at.is_(None))
+)
+
+
+def _match_waiting(conn: Connection, recorded: set[tuple[str, str]], now: int, zone: ZoneInfo) -> ReceiptOutcome:
+    """Matches the unmatched receipts that share one of these just recorded (connector, key)
+    pairs: a receipt can overtake the response to its own submit_sm. Found by key, so the
+    cost does not depend on how many other receipts are waiting."""
     outcome = ReceiptOutcome()
-    pending = conn.execute(
-        select(unmatched_receipts)
-        .where(unmatched_receipts.c.matched_at.is_(None), unmatched_receipts.c.received_at >= now - REMATCH_WINDOW_MS)
-        .order_by(unmatched_receipts.c.id)
-        .limit(limit)
-    ).all()
-    if not pending:
+    if not recorded or not _ANY_WAITING.all(conn):
         return outcome
-    matches = _match(conn, [(p.connector, p.keys.split(",")) for p in pending])
+    since = now - REMATCH_WINDOW_MS
+    receipt_ids = sorted(
+        {
+            receipt_id
+            for connector, key, receipt_id, received_at in _WAITING_KEYS_IN.rows(conn, sorted({key for _, key in recorded}))
+            if (connector, key) in recorded and received_at >= since
+        }
+    )
+    if not receipt_ids:
+        return outcome
+    waiting = _WAITING_RECEIPTS_IN.rows(conn, receipt_ids)
+    # The receipt's own preference among its keys decides, as for a receipt that finds its
+    # part at once (exact id before numeric readings).
+    matches = _match(conn, [(connector, keys.split(",")) for _, connector, _, keys, *_ in waiting])
     part_updates = []
     matched_ids = []
-    for row, match in zip(pending, matches):
+    for (receipt_id, connector, smsc_message_id, _, state, stat, error, done_at), match in zip(waiting, matches):
         if match is None:
             continue
-        receipt = IncomingReceipt(row.connector, row.smsc_message_id, [], row.state, row.stat or "", row.error, row.done_at)
+        receipt = IncomingReceipt(connector, smsc_message_id, [], state, stat or "", error, done_at)
         part_updates.append(_part_update(match, receipt, now))
-        matched_ids.append(row.id)
+        matched_ids.append(receipt_id)
     if matched_ids:
         conn.execute(update(unmatched_receipts).where(unmatched_receipts.c.id.in_(matched_ids)).values(matched_at=now))
+        conn.execute(delete(unmatched_receipt_keys).where(unmatched_receipt_keys.c.receipt_id.in_(matched_ids)))
     outcome.matched = len(part_updates)
-    outcome.still_waiting = len(pending) - len(matched_ids)
     outcome.finished = _record_part_states(conn, part_updates, now, zone)
     return outcome
 
@@ -508,23 +591,19 @@ def record_outcomes(
     retries: Sequence[Retry],
     failures: Sequence[Failure],
     receipts: Sequence[IncomingReceipt],
-    rematch: bool,
     now: int,
     zone: ZoneInfo,
 ) -> ReceiptOutcome:
     """Everything the dispatcher learnt since its last write, in one transaction: submits
-    first, so that receipts in the same batch find their ids; then the reports of every
-    message that became final go to the callback outbox."""
-    record_submitted(conn, submitted, now)
+    first, so that receipts in the same batch find their ids and receipts that came earlier
+    are matched; then the reports of every message that became final go to the callback
+    outbox."""
+    early = record_submitted(conn, submitted, now, zone)
     reschedule(conn, retries)
     finished = fail_unsent(conn, failures, now, zone)
     outcome = apply_receipts(conn, receipts, now, zone)
-    outcome.finished = finished + outcome.finished
-    if rematch:
-        again = rematch_receipts(conn, now, zone)
-        outcome.matched += again.matched
-        outcome.still_waiting = again.still_waiting
-        outcome.finished += again.finished
+    outcome.matched += early.matched
+    outcome.finished = early.finished + finished + outcome.finished
     outcome.callbacks = queue_callbacks(conn, outcome.finished, now, zone)
     return outcome
 
@@ -535,20 +614,22 @@ UNMATCHED_RECEIPT_RETENTION_MS = 30 * 86_400_000
 
 def purge(conn: Connection, now: int) -> None:
     """Drops what nothing needs any more: idempotency answers past their 24 hours, callbacks
-    delivered a week ago, unmatched receipts a month old."""
+    delivered a week ago, the keys of unmatched receipts too old to match, unmatched receipts
+    a month old."""
     conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL_MS))
     conn.execute(delete(callbacks).where(callbacks.c.delivered_at < now - DELIVERED_CALLBACK_RETENTION_MS))
+    conn.execute(delete(unmatched_receipt_keys).where(unmatched_receipt_keys.c.received_at < now - REMATCH_WINDOW_MS))
     conn.execute(delete(unmatched_receipts).where(unmatched_receipts.c.received_at < now - UNMATCHED_RECEIPT_RETENTION_MS))
 
 
-def sweep(conn: Connection, now: int, zone: ZoneInfo, rematch: bool, expire: bool, limit: int = 1000) -> ReceiptOutcome:
-    """Housekeeping: retry unmatched receipts; expire what no carrier took in time (refunded;
-    a scan of the whole queue, so the dispatcher asks for it rarely) and purge old rows."""
-    outcome = rematch_receipts(conn, now, zone) if rematch else ReceiptOutcome()
-    expired = expire_overdue(conn, now, limit, zone) if expire else []
-    if expire:
-        purge(conn, now)
-    outcome.finished = expired + outcome.finished
+def sweep(conn: Connection, now: int, zone: ZoneInfo, receipt_grace_ms: int, limit: int = 1000) -> ReceiptOutcome:
+    """Housekeeping: expire what no carrier took in time (refunded; a scan of the whole queue,
+    so the dispatcher asks for it rarely), close what the carrier took but never sent a
+    receipt for, and purge old rows. `finished` holds at most `limit` ids of each kind: a
+    full batch means there may be more."""
+    outcome = ReceiptOutcome()
+    outcome.finished = expire_overdue(conn, now, limit, zone) + close_unreceipted(conn, now, receipt_grace_ms, limit)
+    purge(conn, now)
     outcome.callbacks = queue_callbacks(conn, outcome.finished, now, zone)
     return outcome
 
@@ -607,12 +688,16 @@ def callbacks_failed(conn: Connection, items: Sequence[tuple[int, int, str]]) ->
         )
 
 
+# SentToNetwork is the description of two states; the final one is counted apart.
+_COUNT_LABELS = {NO_RECEIPT: "SentToNetwork, no receipt (final)"}
+
+
 def delivery_counts(conn: Connection) -> dict[str, int]:
     """Queue figures for health and metrics."""
     by_state = dict(conn.execute(select(messages.c.state, func.count()).group_by(messages.c.state)).all())
     open_unmatched = conn.execute(select(func.count()).select_from(unmatched_receipts).where(unmatched_receipts.c.matched_at.is_(None))).scalar_one()
     pending_callbacks = conn.execute(select(func.count()).select_from(callbacks).where(callbacks.c.delivered_at.is_(None))).scalar_one()
-    counts = {DeliveryState(state).description: n for state, n in by_state.items()}
+    counts = {_COUNT_LABELS.get(state, DeliveryState(state).description): n for state, n in by_state.items()}
     counts["unmatched receipts"] = open_unmatched
     counts["pending callbacks"] = pending_callbacks
     return counts

@@ -112,8 +112,13 @@ messages = Table(
     Column("done_at", BigInteger),
     Column("error", String(200)),
     Column("connector", String(64)),  # the SMSC connection that took it
+    # submit_sm of this message that got no submit_sm_resp: each may have reached the handset.
+    Column("unanswered", SmallInteger, nullable=False, server_default=text("0")),
     # The claim order, whole: a claim reads the first due rows and stops.
     Index("ix_messages_due", "state", "priority", "due_at", "id"),
+    # Messages waiting for a receipt, by expiry: the sweep that closes those whose receipt
+    # never came reads only them. Partial, so accepting a message does not write it.
+    Index("ix_messages_awaiting_receipt", "expires_at", sqlite_where=text("state = 2"), postgresql_where=text("state = 2")),
 )
 
 # One row per submit_sm a message went out as, with the SMSC's id for it.
@@ -159,6 +164,17 @@ unmatched_receipts = Table(
     Column("received_at", BigInteger, nullable=False),
     Column("matched_at", BigInteger),
     Index("ix_unmatched_open", "matched_at", "connector"),
+)
+
+# The keys of each unmatched receipt, so that recording a submit_sm_resp finds the receipts
+# that overtook it by key, however many others are waiting. Deleted once matched.
+unmatched_receipt_keys = Table(
+    "unmatched_receipt_keys",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("connector", String(64), primary_key=True),
+    Column("receipt_id", BigInteger, primary_key=True),
+    Column("received_at", BigInteger, nullable=False),
 )
 
 # Delivery reports to POST to partners' callback URLs (an outbox: written in the transaction

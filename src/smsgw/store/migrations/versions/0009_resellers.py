@@ -2,7 +2,7 @@
 the ledger, per-partner message rate limits (token buckets) and IP allow-lists.
 
 Revision ID: 0009
-Revises: 0003
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0003"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
