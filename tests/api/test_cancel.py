@@ -37,7 +37,7 @@ def test_cancel_refunds_exactly_its_units_through_the_ledger(gateway: Gateway):
         "response-code": 200,
         "response-description": "Success",
         "message-id": message_id,
-        "delivery-status": 8,
+        "delivery-status": 9,
         "delivery-description": "Cancelled",
         "refunded": "3.00",
         "credit": "1000.00",
