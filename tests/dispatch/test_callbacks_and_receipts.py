@@ -19,18 +19,33 @@ from .conftest import Rig, number, wait_for
 
 
 class CallbackReceiver:
-    """A partner's HTTP endpoint on loopback that fails the first `failures` POSTs."""
+    """A partner's HTTP endpoint on loopback that fails the first `failures` POSTs. With
+    `hold`, each POST waits (at most `hold_limit` seconds) for that event before it is
+    answered: a receiver that hangs. `active`/`max_active` count POSTs being answered."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int = 0, hold: threading.Event | None = None, hold_limit: float = 60.0) -> None:
         self.failures = failures
         self.received: list[tuple[bytes, str | None, int]] = []
+        self.active = 0
+        self.max_active = 0
+        lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = 500 if len(receiver.received) < receiver.failures else 200
-                receiver.received.append((body, self.headers.get("X-Smsgw-Signature"), status))
+                with lock:
+                    receiver.active += 1
+                    receiver.max_active = max(receiver.max_active, receiver.active)
+                try:
+                    if hold is not None:
+                        hold.wait(hold_limit)
+                    with lock:
+                        status = 500 if len(receiver.received) < receiver.failures else 200
+                        receiver.received.append((body, self.headers.get("X-Smsgw-Signature"), status))
+                finally:
+                    with lock:
+                        receiver.active -= 1
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
