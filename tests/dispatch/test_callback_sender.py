@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
+import re
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
 
 import orjson
 import pytest
 
-from smsgw.dispatch.webhooks import CallbackSender
+from smsgw.dispatch.webhooks import CallbackSender, signature_v2
 from smsgw.store import delivery
 
 from ..helpers import entry
@@ -141,3 +145,44 @@ async def test_callbacks_of_a_partner_whose_url_was_removed_are_given_up(rig_fac
         assert errors == [("given up: the partner has no callback URL any more",)]
     finally:
         receiver.close()
+
+
+def documented_receiver() -> Callable[[bytes, bytes, Mapping[str, str]], bool]:
+    """The receiver example of docs/api.md, run as written."""
+    text = (Path(__file__).parents[2] / "docs" / "api.md").read_text(encoding="utf-8")
+    match = re.search(r"```python\n(def verify\(.*?)```", text, re.DOTALL)
+    assert match is not None, "docs/api.md has no receiver example"
+    code = match.group(1)
+    assert len(code.strip().splitlines()) <= 6
+    namespace: dict = {"hashlib": hashlib, "hmac": hmac, "time": time}
+    exec(code, namespace)  # noqa: S102 - the documented example, run as written
+    return namespace["verify"]
+
+
+async def test_callbacks_carry_the_providers_format_and_a_timestamped_signature_the_documented_receiver_checks(rig_factory):
+    rig: Rig = await rig_factory()
+    await two_partners(rig)
+    receiver = CallbackReceiver()
+    secret = "the-partners-secret"
+    await rig.store.set_callback("pa", receiver.url, secret)
+    try:
+        (message_id,) = await queue_reports(rig, "pa", 1, first=0)
+        async with sending(rig):
+            await wait_for(lambda: reported_ids(receiver) == {message_id}, timeout=20)
+    finally:
+        receiver.close()
+    (body, _, _), headers = receiver.received[0], receiver.headers[0]
+    report = orjson.loads(body)
+    assert re.fullmatch(r"[0-9]+s", report["timeTaken"]), report
+    assert re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}", report["timestamp"]), report
+    stamp = int(headers["X-Smsgw-Timestamp"])
+    assert abs(time.time() - stamp) < 60
+    verify = documented_receiver()
+    key = secret.encode()
+    assert verify(key, body, headers)
+    assert not verify(b"another-secret", body, headers)
+    assert not verify(key, body.replace(b"pa", b"pb") + b" ", headers)
+    assert not verify(key, body, {**headers, "X-Smsgw-Timestamp": str(stamp + 1)})
+    # The same callback as the gateway signed it ten minutes ago, played again now.
+    replayed = {**headers, "X-Smsgw-Timestamp": str(stamp - 600), "X-Smsgw-Signature-V2": signature_v2(secret, stamp - 600, body)}
+    assert not verify(key, body, replayed)

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import time
 from collections import Counter
 
 import httpx
@@ -23,11 +24,28 @@ from .backoff import backoff_ms
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Smsgw-Signature"
+TIMESTAMP_HEADER = "X-Smsgw-Timestamp"
+SIGNATURE_V2_HEADER = "X-Smsgw-Signature-V2"
 
 
 def signature(secret: str, body: bytes) -> str:
     """Hex HMAC-SHA256 of the exact body bytes with the partner's callback secret."""
     return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def signature_v2(secret: str, timestamp: int, body: bytes) -> str:
+    """Hex HMAC-SHA256 of `TIMESTAMP.body`: a receiver that checks the timestamp's age can
+    refuse a recorded callback played again later."""
+    return hmac.new(secret.encode("utf-8"), str(timestamp).encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+
+
+def signed_headers(secret: str | None, body: bytes, now_seconds: int) -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
+    if secret:
+        headers[SIGNATURE_HEADER] = signature(secret, body)
+        headers[TIMESTAMP_HEADER] = str(now_seconds)
+        headers[SIGNATURE_V2_HEADER] = signature_v2(secret, now_seconds, body)
+    return headers
 
 
 class CallbackSender:
@@ -149,9 +167,7 @@ class CallbackSender:
         except BadCallbackUrl as exc:
             log.warning("callback %d of partner %s not sent: %s", callback.id, callback.partner_id, exc)
             return str(exc)
-        headers = {"Content-Type": "application/json"}
-        if callback.secret:
-            headers[SIGNATURE_HEADER] = signature(callback.secret, callback.body)
+        headers = signed_headers(callback.secret, callback.body, int(time.time()))
         try:
             async with asyncio.timeout(self.timeout):
                 async with self._client.stream("POST", callback.url, content=callback.body, headers=headers) as response:
