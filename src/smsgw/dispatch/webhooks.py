@@ -78,7 +78,8 @@ class CallbackSender:
         self.retry_base_seconds = retry_base_seconds
         self.retry_max_seconds = retry_max_seconds
         self.give_up_ms = int(give_up_seconds * 1000)
-        self.lease_ms = int(lease_seconds * 1000)
+        # A POST under way must never outlive its lease, or another sender would claim it too.
+        self.lease_ms = int(max(lease_seconds, 2 * timeout) * 1000)
         self.stats: Counter[str] = Counter()
         self._in_flight: Counter[str] = Counter()  # POSTs under way, by partner
         self._sending: set[asyncio.Task[None]] = set()
