@@ -82,8 +82,8 @@ class Settings:
     retry_max_seconds: float = 300.0
     callback_retry_base_seconds: float = 10.0
     callback_timeout_seconds: float = 10.0
-    callback_concurrency: int = 20
-    callback_concurrency_per_partner: int = 4
+    callback_concurrency: int = 64
+    callback_concurrency_per_partner: int = 16
     # A callback still failing this long after it was queued is given up (reason in its row).
     callback_give_up_seconds: int = 3 * 86400
 
@@ -122,8 +122,8 @@ class Settings:
             retry_max_seconds=_float(env, "SMSGW_RETRY_MAX_SECONDS", 300.0, minimum=1),
             callback_retry_base_seconds=_float(env, "SMSGW_CALLBACK_RETRY_BASE_SECONDS", 10.0, minimum=0.1),
             callback_timeout_seconds=_float(env, "SMSGW_CALLBACK_TIMEOUT_SECONDS", 10.0, minimum=0.1),
-            callback_concurrency=_int(env, "SMSGW_CALLBACK_CONCURRENCY", 20, minimum=1),
-            callback_concurrency_per_partner=_int(env, "SMSGW_CALLBACK_CONCURRENCY_PER_PARTNER", 4, minimum=1),
+            callback_concurrency=_int(env, "SMSGW_CALLBACK_CONCURRENCY", 64, minimum=1),
+            callback_concurrency_per_partner=_int(env, "SMSGW_CALLBACK_CONCURRENCY_PER_PARTNER", 16, minimum=1),
             callback_give_up_seconds=_int(env, "SMSGW_CALLBACK_GIVE_UP_SECONDS", 3 * 86400, minimum=1),
         )
 

@@ -60,8 +60,8 @@ class CallbackSender:
         store: Store,
         *,
         batch_size: int = 100,
-        concurrency: int = 20,
-        per_partner_concurrency: int = 4,
+        concurrency: int = 64,
+        per_partner_concurrency: int = 16,
         timeout: float = 10.0,
         poll_interval: float = 1.0,
         retry_base_seconds: float = 10.0,
@@ -123,18 +123,21 @@ class CallbackSender:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
     async def _step(self) -> bool:
-        """Records what finished and claims what there is room for; True if it should go on
-        at once (it claimed and there is room for more)."""
-        await self._record_finished()
+        """Records what finished and claims what there is room for, in one transaction (one
+        commit however many POSTs ended meanwhile); True if it should go on at once (it
+        claimed and there is room for more)."""
+        outcomes = self._outcomes()
         free = self.concurrency - len(self._sending)
-        if free <= 0:
-            return False
         room = {partner: self.per_partner_concurrency - n for partner, n in self._in_flight.items() if n > 0}
-        try:
-            due = await self.store.write(delivery.claim_callbacks, now_ms(), min(self.batch_size, free), self.lease_ms, self.per_partner_concurrency, room)
-        except StoreUnavailable as exc:
-            log.warning("cannot read callbacks: %s", exc)
+        limit = min(self.batch_size, free)
+        if limit <= 0 and not any(outcomes):
             return False
+        try:
+            due = await self.store.write(delivery.record_and_claim_callbacks, *outcomes, now_ms(), limit, self.lease_ms, self.per_partner_concurrency, room)
+        except StoreUnavailable as exc:  # the leases run out and the finished callbacks go again
+            log.warning("cannot record or claim callbacks: %s", exc)
+            return False
+        self._count(*outcomes)
         for callback in due:
             if callback.url is None:
                 self._finished.append((callback, None))
@@ -182,8 +185,13 @@ class CallbackSender:
         return f"HTTP {status}"
 
     async def _record_finished(self) -> None:
-        if not self._finished:
-            return
+        outcomes = self._outcomes()
+        await self.store.write(delivery.record_callback_results, *outcomes, now_ms())
+        self._count(*outcomes)
+
+    def _outcomes(self) -> tuple[list[int], list[tuple[int, int, str]], list[tuple[int, int, str]]]:
+        """What finished since the last write: delivered ids, (id, next attempt at, error) to
+        retry, (id, attempts, reason) given up."""
         finished, self._finished = self._finished, []
         now = now_ms()
         delivered: list[int] = []
@@ -203,12 +211,9 @@ class CallbackSender:
                 next_at = now + backoff_ms(attempts, self.retry_base_seconds, self.retry_max_seconds)
                 failed.append((callback.id, next_at, error))
                 log.info("callback %d of partner %s failed (%s); attempt %d in %.0f s", callback.id, callback.partner_id, error, attempts + 1, (next_at - now) / 1000)
-        try:
-            await self.store.write(delivery.record_callback_results, delivered, failed, given_up, now_ms())
-        except Exception:  # the leases run out and the callbacks go again
-            log.warning("cannot record callback results", exc_info=True)
-            return
+        return delivered, failed, given_up
+
+    def _count(self, delivered: list[int], failed: list[tuple[int, int, str]], given_up: list[tuple[int, int, str]]) -> None:
         self.stats["delivered"] += len(delivered)
         self.stats["failed attempts"] += len(failed)
         self.stats["given up"] += len(given_up)
-

@@ -649,6 +649,23 @@ def record_callback_results(conn: Connection, delivered: Sequence[int], failed: 
     callbacks_given_up(conn, given_up, now)
 
 
+def record_and_claim_callbacks(
+    conn: Connection,
+    delivered: Sequence[int],
+    failed: Sequence[tuple[int, int, str]],
+    given_up: Sequence[tuple[int, int, str]],
+    now: int,
+    limit: int,
+    lease_ms: int,
+    per_partner: int,
+    room: dict[str, int],
+) -> list[DueCallback]:
+    """The callback sender's one transaction per round: outcomes of the POSTs that ended,
+    then the next claim (none when `limit` is 0)."""
+    record_callback_results(conn, delivered, failed, given_up, now)
+    return claim_callbacks(conn, now, limit, lease_ms, per_partner, room) if limit > 0 else []
+
+
 def delivery_counts(conn: Connection) -> dict[str, int]:
     """Queue figures for health and metrics."""
     by_state = dict(conn.execute(select(messages.c.state, func.count()).group_by(messages.c.state)).all())
