@@ -111,6 +111,7 @@ class CallbackSender:
 
     async def _run(self) -> None:
         while True:
+            self._wake.clear()  # before the step: a POST that ends during it wakes the next one
             try:
                 more = await self._step()
             except Exception:
@@ -118,7 +119,6 @@ class CallbackSender:
                 more = False
             if more:
                 continue
-            self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
