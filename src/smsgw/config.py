@@ -101,6 +101,11 @@ class Settings:
     # receipt came.
     max_unanswered_resends: int = 2
     receipt_grace_seconds: int = 24 * 3600
+    callback_timeout_seconds: float = 10.0
+    callback_concurrency: int = 64
+    callback_concurrency_per_partner: int = 16
+    # A callback still failing this long after it was queued is given up (reason in its row).
+    callback_give_up_seconds: int = 3 * 86400
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -139,6 +144,10 @@ class Settings:
             trusted_proxies=_networks(env, "SMSGW_TRUSTED_PROXIES"),
             max_unanswered_resends=_int(env, "SMSGW_MAX_UNANSWERED_RESENDS", 2, minimum=0),
             receipt_grace_seconds=_int(env, "SMSGW_RECEIPT_GRACE_SECONDS", 24 * 3600, minimum=0),
+            callback_timeout_seconds=_float(env, "SMSGW_CALLBACK_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+            callback_concurrency=_int(env, "SMSGW_CALLBACK_CONCURRENCY", 64, minimum=1),
+            callback_concurrency_per_partner=_int(env, "SMSGW_CALLBACK_CONCURRENCY_PER_PARTNER", 16, minimum=1),
+            callback_give_up_seconds=_int(env, "SMSGW_CALLBACK_GIVE_UP_SECONDS", 3 * 86400, minimum=1),
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,18 +20,35 @@ from .conftest import Rig, number, wait_for
 
 
 class CallbackReceiver:
-    """A partner's HTTP endpoint on loopback that fails the first `failures` POSTs."""
+    """A partner's HTTP endpoint on loopback that fails the first `failures` POSTs. With
+    `hold`, each POST waits (at most `hold_limit` seconds) for that event before it is
+    answered: a receiver that hangs. `active`/`max_active` count POSTs being answered."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int = 0, hold: threading.Event | None = None, hold_limit: float = 60.0) -> None:
         self.failures = failures
         self.received: list[tuple[bytes, str | None, int]] = []
+        self.headers: list[dict[str, str]] = []  # of each POST in `received`
+        self.active = 0
+        self.max_active = 0
+        lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = 500 if len(receiver.received) < receiver.failures else 200
-                receiver.received.append((body, self.headers.get("X-Smsgw-Signature"), status))
+                with lock:
+                    receiver.active += 1
+                    receiver.max_active = max(receiver.max_active, receiver.active)
+                try:
+                    if hold is not None:
+                        hold.wait(hold_limit)
+                    with lock:
+                        status = 500 if len(receiver.received) < receiver.failures else 200
+                        receiver.received.append((body, self.headers.get("X-Smsgw-Signature"), status))
+                        receiver.headers.append(dict(self.headers.items()))
+                finally:
+                    with lock:
+                        receiver.active -= 1
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -65,7 +83,7 @@ async def test_final_reports_are_posted_signed_and_retried_until_2xx(rig_factory
     assert report["clientsmsid"] == "abc-5"
     assert report["mobile"] == answer["mobile"]
     assert report["description"] == "DeliveredToTerminal" and report["status"] == 3
-    assert len(report["timeTaken"]) == 8 and len(report["timestamp"]) == 19
+    assert re.fullmatch(r"[0-9]+s", report["timeTaken"]) and re.fullmatch(r"20[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}", report["timestamp"])
     assert all(b == body for b, _, _ in receiver.received)  # every attempt carries the same report
     row = rig.operator.sql("SELECT attempts, delivered_at IS NOT NULL FROM callbacks")
     assert row == [(3, 1)]

@@ -65,6 +65,12 @@ def test_purge_drops_only_what_is_past_its_time(database_url):
         "INSERT INTO callbacks (partner_id, message_id, url, body, attempts, next_attempt_at, created_at) VALUES ('p1', 3, 'http://x', :b, 9, 0, 0)",
         {"b": b"{}"},
     )
+    for message_id, given_up_age in ((4, 8 * DAY), (5, DAY)):
+        operator.sql(
+            "INSERT INTO callbacks (partner_id, message_id, url, body, attempts, next_attempt_at, given_up_at, created_at) "
+            "VALUES ('p1', :m, 'http://x', :b, 9, 0, :g, 0)",
+            {"m": message_id, "b": b"{}", "g": now - given_up_age},
+        )
     for smsc_id, age in (("old", 31 * DAY), ("new", DAY)):
         operator.sql(
             "INSERT INTO unmatched_receipts (connector, smsc_message_id, keys, state, received_at) VALUES ('c', :i, 's:x', 3, :r)",
@@ -73,5 +79,5 @@ def test_purge_drops_only_what_is_past_its_time(database_url):
     operator._with_store(lambda store: store.write(delivery.purge, now))
     assert operator.sql("SELECT key FROM idempotency_keys") == [("fresh",)]
     # A callback never delivered is kept, however old: it is still owed.
-    assert sorted(operator.sql("SELECT message_id FROM callbacks")) == [(2,), (3,)]
+    assert sorted(operator.sql("SELECT message_id FROM callbacks")) == [(2,), (3,), (5,)]
     assert operator.sql("SELECT smsc_message_id FROM unmatched_receipts") == [("new",)]

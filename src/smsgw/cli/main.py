@@ -8,13 +8,13 @@ import ipaddress
 import secrets
 import sys
 import time
-from urllib.parse import urlsplit
 from typing import Any, Awaitable, Callable, TypeVar
 
 import click
 
 from ..config import ConfigError, Settings, open_store
 from ..domain.apikeys import generate_api_key, hash_api_key
+from ..domain.callback_urls import BadCallbackUrl, check_callback_url
 from ..domain.identifiers import MAX_SHORTCODE_LENGTH, is_partner_id, is_shortcode
 from ..domain.money import MAX_RATE, format_units, parse_amount, parse_units
 from ..store.errors import AlreadyExists, NotFound, SchemaOutOfDate, StoreUnavailable
@@ -218,11 +218,11 @@ async def partner_callback(store: Store, settings: Settings, partner_id: str, ur
         return
     if url is None:
         raise click.BadParameter("give the callback URL, or --clear", param_hint="URL")
-    check_length(url, 2000, "URL")
     check_length(secret, 200, "--secret")
-    parsed = urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise click.BadParameter("the callback URL must be http:// or https:// with a host", param_hint="URL")
+    try:
+        check_callback_url(url)
+    except BadCallbackUrl as exc:
+        raise click.BadParameter(str(exc), param_hint="URL") from None
     signing_secret = secret or secrets.token_hex(32)
     await store.set_callback(partner_id, url, signing_secret)
     click.echo(f"partner {partner_id}: final delivery reports go to {url}")

@@ -86,7 +86,14 @@ async def run_delivery(store: Store, settings: Settings, plan: DeliveryPlan, dis
         )
         dispatcher.lanes.append(Lane(config, connector))
         log.info("binding to %s", config.display)
-    callbacks = CallbackSender(store, retry_base_seconds=settings.callback_retry_base_seconds)
+    callbacks = CallbackSender(
+        store,
+        concurrency=settings.callback_concurrency,
+        per_partner_concurrency=settings.callback_concurrency_per_partner,
+        timeout=settings.callback_timeout_seconds,
+        retry_base_seconds=settings.callback_retry_base_seconds,
+        give_up_seconds=settings.callback_give_up_seconds,
+    )
 
     async def callbacks_queued() -> None:
         callbacks.wake()

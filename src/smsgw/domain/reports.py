@@ -1,5 +1,6 @@
-"""Delivery reports as partners receive them: `getdlr` answers and callback bodies share
-these formats (local time of the gateway's zone, turnaround as HH:MM:SS)."""
+"""Delivery reports as partners receive them: local times in the gateway's zone; turnaround
+as HH:MM:SS in `getdlr` answers and as whole seconds (`22s`) in callback bodies, each as the
+providers write it."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ def duration(ms: int) -> str:
     return f"{hours:02d}:{minutes:02d}:{seconds:02d}"
 
 
+def seconds_taken(ms: int) -> str:
+    """Turnaround in whole seconds with an `s` (`22s`), as the providers' push reports it."""
+    return f"{max(0, ms) // 1000}s"
+
+
 def callback_body(message_id: int, clientsmsid_json: str | None, msisdn: str, state: int, created_at: int, done_at: int, zone: ZoneInfo) -> bytes:
     """The JSON POSTed to a partner's callback URL for a final report (spec/CONTRACT.md,
     "Delivery report callback"), plus the numeric status."""
@@ -34,7 +40,7 @@ def callback_body(message_id: int, clientsmsid_json: str | None, msisdn: str, st
             "mobile": msisdn,
             "description": delivery.description,
             "status": int(delivery),
-            "timeTaken": duration(done_at - created_at),
+            "timeTaken": seconds_taken(done_at - created_at),
             "timestamp": local_time(done_at, zone),
         }
     )

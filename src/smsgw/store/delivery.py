@@ -617,7 +617,7 @@ def purge(conn: Connection, now: int) -> None:
     delivered a week ago, the keys of unmatched receipts too old to match, unmatched receipts
     a month old."""
     conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL_MS))
-    conn.execute(delete(callbacks).where(callbacks.c.delivered_at < now - DELIVERED_CALLBACK_RETENTION_MS))
+    conn.execute(delete(callbacks).where(or_(callbacks.c.delivered_at < now - DELIVERED_CALLBACK_RETENTION_MS, callbacks.c.given_up_at < now - DELIVERED_CALLBACK_RETENTION_MS)))
     conn.execute(delete(unmatched_receipt_keys).where(unmatched_receipt_keys.c.received_at < now - REMATCH_WINDOW_MS))
     conn.execute(delete(unmatched_receipts).where(unmatched_receipts.c.received_at < now - UNMATCHED_RECEIPT_RETENTION_MS))
 
@@ -638,36 +638,61 @@ def sweep(conn: Connection, now: int, zone: ZoneInfo, receipt_grace_ms: int, lim
 class DueCallback:
     id: int
     partner_id: str
-    url: str
+    url: str | None  # the partner's callback URL now (None: removed since it was queued)
     body: bytes
     attempts: int
     created_at: int
     secret: str | None
 
 
-def claim_callbacks(conn: Connection, now: int, limit: int, lease_ms: int) -> list[DueCallback]:
-    due = (
-        select(callbacks.c.id)
-        .where(
-            callbacks.c.delivered_at.is_(None),
-            callbacks.c.next_attempt_at <= now,
-            or_(callbacks.c.lease_until.is_(None), callbacks.c.lease_until < now),
-        )
+# Neither delivered nor given up: still to be sent.
+_OPEN_CALLBACK = (callbacks.c.delivered_at.is_(None), callbacks.c.given_up_at.is_(None))
+
+
+def claim_callbacks(conn: Connection, now: int, limit: int, lease_ms: int, per_partner: int | None = None, room: dict[str, int] | None = None) -> list[DueCallback]:
+    """Leases up to `limit` due callbacks, oldest first, at most `per_partner` of one partner
+    and at most `room[partner]` of a partner that has some in flight already (none of one with
+    no room), so that one partner's backlog never fills the claim. Each carries the partner's
+    current URL and secret: fixing a URL fixes the queue."""
+    room = room or {}
+    full = sorted(partner for partner, free in room.items() if free <= 0)
+    conditions = [*_OPEN_CALLBACK, callbacks.c.next_attempt_at <= now, or_(callbacks.c.lease_until.is_(None), callbacks.c.lease_until < now)]
+    if full:
+        conditions.append(callbacks.c.partner_id.not_in(full))
+    # A few times the limit, so that a partner who is over its share leaves room for others.
+    candidates = conn.execute(
+        select(callbacks.c.id, callbacks.c.partner_id)
+        .where(*conditions)
         .order_by(callbacks.c.next_attempt_at, callbacks.c.id)
-        .limit(limit)
+        .limit(limit * 4)
         .with_for_update(skip_locked=True)
-    )
+    ).all()
+    taken: dict[str, int] = {}
+    chosen: list[int] = []
+    for callback_id, partner_id in candidates:
+        share = room.get(partner_id, per_partner if per_partner is not None else limit)
+        if taken.get(partner_id, 0) < share:
+            taken[partner_id] = taken.get(partner_id, 0) + 1
+            chosen.append(callback_id)
+            if len(chosen) == limit:
+                break
+    if not chosen:
+        return []
     rows = conn.execute(
         update(callbacks)
-        .where(callbacks.c.id.in_(due.scalar_subquery()))
+        .where(callbacks.c.id.in_(chosen))
         .values(lease_until=now + lease_ms)
-        .returning(callbacks.c.id, callbacks.c.partner_id, callbacks.c.url, callbacks.c.body, callbacks.c.attempts, callbacks.c.created_at)
+        .returning(callbacks.c.id, callbacks.c.partner_id, callbacks.c.body, callbacks.c.attempts, callbacks.c.created_at)
     ).all()
-    secrets = {}
-    partner_ids = sorted({r.partner_id for r in rows})
-    if partner_ids:
-        secrets = dict(conn.execute(select(partners.c.id, partners.c.callback_secret).where(partners.c.id.in_(partner_ids))).all())
-    return [DueCallback(r.id, r.partner_id, r.url, bytes(r.body), r.attempts, r.created_at, secrets.get(r.partner_id)) for r in rows]
+    targets = {
+        p.id: (p.callback_url, p.callback_secret)
+        for p in conn.execute(select(partners.c.id, partners.c.callback_url, partners.c.callback_secret).where(partners.c.id.in_(sorted(taken))))
+    }
+    due = []
+    for r in sorted(rows, key=lambda row: row.id):
+        url, secret = targets.get(r.partner_id, (None, None))
+        due.append(DueCallback(r.id, r.partner_id, url, bytes(r.body), r.attempts, r.created_at, secret))
+    return due
 
 
 def callbacks_delivered(conn: Connection, ids: Sequence[int], now: int) -> None:
@@ -692,12 +717,48 @@ def callbacks_failed(conn: Connection, items: Sequence[tuple[int, int, str]]) ->
 _COUNT_LABELS = {NO_RECEIPT: "SentToNetwork, no receipt (final)"}
 
 
+def callbacks_given_up(conn: Connection, items: Sequence[tuple[int, int, str]], now: int) -> None:
+    """(id, attempts made, reason) for each callback that will not be sent again."""
+    if items:
+        conn.execute(
+            update(callbacks)
+            .where(callbacks.c.id == bindparam("c_id"))
+            .values(given_up_at=now, last_error=bindparam("c_error"), lease_until=None, attempts=bindparam("c_attempts")),
+            [{"c_id": i, "c_attempts": a, "c_error": e[:200]} for i, a, e in items],
+        )
+
+
+def record_callback_results(conn: Connection, delivered: Sequence[int], failed: Sequence[tuple[int, int, str]], given_up: Sequence[tuple[int, int, str]], now: int) -> None:
+    callbacks_delivered(conn, delivered, now)
+    callbacks_failed(conn, failed)
+    callbacks_given_up(conn, given_up, now)
+
+
+def record_and_claim_callbacks(
+    conn: Connection,
+    delivered: Sequence[int],
+    failed: Sequence[tuple[int, int, str]],
+    given_up: Sequence[tuple[int, int, str]],
+    now: int,
+    limit: int,
+    lease_ms: int,
+    per_partner: int,
+    room: dict[str, int],
+) -> list[DueCallback]:
+    """The callback sender's one transaction per round: outcomes of the POSTs that ended,
+    then the next claim (none when `limit` is 0)."""
+    record_callback_results(conn, delivered, failed, given_up, now)
+    return claim_callbacks(conn, now, limit, lease_ms, per_partner, room) if limit > 0 else []
+
+
 def delivery_counts(conn: Connection) -> dict[str, int]:
     """Queue figures for health and metrics."""
     by_state = dict(conn.execute(select(messages.c.state, func.count()).group_by(messages.c.state)).all())
     open_unmatched = conn.execute(select(func.count()).select_from(unmatched_receipts).where(unmatched_receipts.c.matched_at.is_(None))).scalar_one()
-    pending_callbacks = conn.execute(select(func.count()).select_from(callbacks).where(callbacks.c.delivered_at.is_(None))).scalar_one()
+    pending_callbacks = conn.execute(select(func.count()).select_from(callbacks).where(*_OPEN_CALLBACK)).scalar_one()
+    given_up_callbacks = conn.execute(select(func.count()).select_from(callbacks).where(callbacks.c.given_up_at.is_not(None))).scalar_one()
     counts = {_COUNT_LABELS.get(state, DeliveryState(state).description): n for state, n in by_state.items()}
     counts["unmatched receipts"] = open_unmatched
     counts["pending callbacks"] = pending_callbacks
+    counts["given-up callbacks"] = given_up_callbacks
     return counts

@@ -178,14 +178,14 @@ unmatched_receipt_keys = Table(
 )
 
 # Delivery reports to POST to partners' callback URLs (an outbox: written in the transaction
-# that makes a message final, sent until a 2xx).
+# that makes a message final, sent until a 2xx or given up).
 callbacks = Table(
     "callbacks",
     metadata,
     Column("id", ROW_ID, primary_key=True, autoincrement=True),
     Column("partner_id", String(64), nullable=False),
     Column("message_id", BigInteger, nullable=False),
-    Column("url", String(2000), nullable=False),
+    Column("url", String(2000), nullable=False),  # the URL when queued; each POST goes to the partner's current one
     Column("body", LargeBinary, nullable=False),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("next_attempt_at", BigInteger, nullable=False),
@@ -193,7 +193,8 @@ callbacks = Table(
     Column("delivered_at", BigInteger),
     Column("last_error", String(200)),
     Column("created_at", BigInteger, nullable=False),
-    Index("ix_callbacks_due", "delivered_at", "next_attempt_at"),
+    Column("given_up_at", BigInteger),
+    Index("ix_callbacks_due", "delivered_at", "given_up_at", "next_attempt_at"),
 )
 
 idempotency_keys = Table(

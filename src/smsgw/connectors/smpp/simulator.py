@@ -52,10 +52,13 @@ again after `redelivery_delay` (at most `max_redeliveries` times).
 Counters for tests: `submits`, `submits_by_destination`, `texts` (part text -> count),
 `receipts_sent`, `receipts_acked`, `binds`, `bind_failures`, `max_outstanding` (most
 unanswered submit_sm on one connection at any time), `responses_by_status`, and `received`,
-the last `max_received` submit_sm as `SubmitRecord`s. Everything is bounded by
-`max_received` (per-destination and per-text counts are exact up to that many distinct
-keys; receipts waiting for a receiver bind are capped likewise), so the simulator can serve
-a long-running gateway.
+the last `max_received` submit_sm as `SubmitRecord`s. Everything is bounded, so the
+simulator can serve a long-running gateway and survive hostile ESMEs: per-destination and
+per-text counts are exact up to `max_received` distinct keys; receipts waiting for a
+receiver (none bound, or its `receipt_window` full of unanswered deliver_sm) are at most
+`max_received` in all, for at most `max_system_ids` system_ids (the oldest are dropped and
+counted in `receipts_abandoned`); a connection whose peer does not read its answers is not
+read from while more than `max_write_buffer` bytes wait to be written to it.
 """
 
 from __future__ import annotations
@@ -362,8 +365,7 @@ class _SmscSession:
         self.counters: collections.Counter[str] = collections.Counter()
         self._sequence = 0
         self._receipts_in_flight: dict[int, _PendingReceipt] = {}
-        self._receipt_backlog: collections.deque[_PendingReceipt] = collections.deque()
-        self._timers: list[asyncio.TimerHandle] = []
+        self._timers: set[asyncio.TimerHandle] = set()
         self._loop = asyncio.get_running_loop()
 
     def send(self, pdu: Pdu) -> None:
@@ -371,7 +373,14 @@ class _SmscSession:
             self.writer.write(encode_pdu(pdu))
 
     def call_later(self, delay: float, callback: Callable[..., None], *args: object) -> None:
-        self._timers.append(self._loop.call_later(delay, callback, *args))
+        handle: asyncio.TimerHandle
+
+        def run() -> None:
+            self._timers.discard(handle)
+            callback(*args)
+
+        handle = self._loop.call_later(delay, run)
+        self._timers.add(handle)
 
     def abort(self, reason: str) -> None:
         if self.open:
@@ -396,9 +405,14 @@ class _SmscSession:
         self.sim.responses_by_status[status] += 1
         self.send(response_to(pdu, status, message_id=message_id))
 
+    @property
+    def receipt_room(self) -> bool:
+        return self.open and self.can_receive and len(self._receipts_in_flight) < self.sim.receipt_window
+
     def deliver(self, item: _PendingReceipt) -> None:
-        if len(self._receipts_in_flight) >= self.sim.receipt_window:
-            self._receipt_backlog.append(item)
+        """Sends the receipt; with a full window it waits among the parked ones instead."""
+        if not self.receipt_room:
+            self.sim._park(item)
             return
         sequence = self.next_sequence()
         item.attempts += 1
@@ -415,8 +429,9 @@ class _SmscSession:
         else:
             self.sim.receipts_refused += 1
             self.sim._redeliver(item)
-        if self._receipt_backlog and self.open:
-            self.deliver(self._receipt_backlog.popleft())
+        waiting = self.sim._unpark(self.system_id) if self.receipt_room else None
+        if waiting is not None:
+            self.deliver(waiting)
 
     async def run(self) -> None:
         sim = self.sim
@@ -437,7 +452,9 @@ class _SmscSession:
                         self.send(GenericNack(sequence_number=exc.sequence_number, command_status=exc.status))
                     continue
                 self._dispatch(pdu)
-                if self.writer.transport.get_write_buffer_size() > 1 << 20:
+                # A client that does not read its answers stops being read, so that its
+                # answers never pile up here.
+                if self.writer.transport.get_write_buffer_size() > sim.max_write_buffer:
                     await self.writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
@@ -446,9 +463,8 @@ class _SmscSession:
             self.writer.close()
             for timer in self._timers:
                 timer.cancel()
-            sim._session_ended(self, list(self._receipts_in_flight.values()) + list(self._receipt_backlog))
+            sim._session_ended(self, list(self._receipts_in_flight.values()))
             self._receipts_in_flight.clear()
-            self._receipt_backlog.clear()
 
     def _dispatch(self, pdu: Pdu) -> None:
         sim = self.sim
@@ -526,6 +542,8 @@ class SmscSimulator:
         max_redeliveries: int = 10,
         receipt_window: int = 256,
         max_received: int = 100_000,
+        max_system_ids: int = 1000,
+        max_write_buffer: int = 256 * 1024,
         first_message_id: int | None = None,
         name: str = "SMSGWSIM",
     ) -> None:
@@ -545,6 +563,8 @@ class SmscSimulator:
         self.redelivery_delay = redelivery_delay
         self.max_redeliveries = max_redeliveries
         self.receipt_window = receipt_window
+        self.max_system_ids = max_system_ids
+        self.max_write_buffer = max_write_buffer
         self.name = name
         self._drop_options = (drop_after, drop_hold, drop_hold_timeout, max_drops)
         self._throttle_options = (throttle_tps, throttle_every)
@@ -555,7 +575,10 @@ class SmscSimulator:
         self._sessions: set[_SmscSession] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._receivers: dict[str, list[_SmscSession]] = collections.defaultdict(list)
-        self._parked: dict[str, collections.deque[_PendingReceipt]] = collections.defaultdict(collections.deque)
+        # Receipts waiting for a receiver (or for room in one), by system_id, least recently
+        # used first; at most max_received in all and max_system_ids queues.
+        self._parked: collections.OrderedDict[str, collections.deque[_PendingReceipt]] = collections.OrderedDict()
+        self._parked_count = 0
         self._timers: set[asyncio.TimerHandle] = set()
         self._running = False
         self.max_received = max_received
@@ -665,14 +688,18 @@ class SmscSimulator:
 
     def _receiver_bound(self, session: _SmscSession) -> None:
         self._receivers[session.system_id].append(session)
-        parked = self._parked.pop(session.system_id, None)
-        while parked:
-            session.deliver(parked.popleft())
+        while session.receipt_room:
+            waiting = self._unpark(session.system_id)
+            if waiting is None:
+                break
+            session.deliver(waiting)
 
     def _session_ended(self, session: _SmscSession, undelivered: list[_PendingReceipt]) -> None:
         receivers = self._receivers.get(session.system_id)
         if receivers and session in receivers:
             receivers.remove(session)
+            if not receivers:
+                del self._receivers[session.system_id]
         for item in undelivered:
             self._redeliver(item)
 
@@ -780,15 +807,43 @@ class SmscSimulator:
         if origin is not None and origin.open and origin.can_receive:
             origin.deliver(item)
             return
-        receivers = [s for s in self._receivers.get(item.system_id, ()) if s.open]
+        receivers = [s for s in self._receivers.get(item.system_id, ()) if s.receipt_room]
         if receivers:
             random.choice(receivers).deliver(item)
             return
-        parked = self._parked[item.system_id]
-        if len(parked) >= self.max_received:
-            parked.popleft()
+        self._park(item)
+
+    def _park(self, item: _PendingReceipt) -> None:
+        """Keeps the receipt until a receiver of its system_id has room, dropping the oldest
+        (of the system_id least recently parked for) past the caps."""
+        queue = self._parked.get(item.system_id)
+        if queue is None:
+            if len(self._parked) >= self.max_system_ids:
+                _, evicted = self._parked.popitem(last=False)
+                self._parked_count -= len(evicted)
+                self.receipts_abandoned += len(evicted)
+            queue = self._parked[item.system_id] = collections.deque()
+        else:
+            self._parked.move_to_end(item.system_id)
+        queue.append(item)
+        self._parked_count += 1
+        while self._parked_count > self.max_received:
+            oldest_id, oldest = next(iter(self._parked.items()))
+            oldest.popleft()
+            self._parked_count -= 1
             self.receipts_abandoned += 1
-        parked.append(item)
+            if not oldest:
+                del self._parked[oldest_id]
+
+    def _unpark(self, system_id: str) -> _PendingReceipt | None:
+        queue = self._parked.get(system_id)
+        if not queue:
+            return None
+        item = queue.popleft()
+        self._parked_count -= 1
+        if not queue:
+            del self._parked[system_id]
+        return item
 
     def _redeliver(self, item: _PendingReceipt) -> None:
         if item.attempts > self.max_redeliveries:
@@ -800,4 +855,9 @@ class SmscSimulator:
 
     @property
     def parked_receipts(self) -> int:
-        return sum(len(queue) for queue in self._parked.values())
+        return self._parked_count
+
+    @property
+    def tracked_system_ids(self) -> int:
+        """System ids the simulator keeps anything for (parked receipts, bound receivers)."""
+        return len(self._parked.keys() | self._receivers.keys())

@@ -1,0 +1,20 @@
+"""`smsgw partner callback`: a URL the sender could not use is refused when it is set."""
+
+from __future__ import annotations
+
+from .test_operator_cli import smsgw
+
+
+def test_callback_urls_that_cannot_be_sent_to_are_refused_with_the_reason(tmp_path, database_url):
+    assert smsgw(tmp_path, database_url, "partner", "create", "acme").returncode == 0
+    refused = {
+        "http://127.0.0.1:99999/dlr": "Port out of range",
+        "http://xn--/": "'xn--' is not a valid host name",
+        "http://acme.example/dlr\r\nX-Injected: 1": "control character (U+000D)",
+    }
+    for url, reason in refused.items():
+        result = smsgw(tmp_path, database_url, "partner", "callback", "acme", url)
+        assert result.returncode == 2 and reason in result.stderr and "Traceback" not in result.stderr, (url, result.stderr)
+    assert "callback:   none" in smsgw(tmp_path, database_url, "partner", "show", "acme").stdout
+    accepted = smsgw(tmp_path, database_url, "partner", "callback", "acme", "https://acme.example/dlr")
+    assert accepted.returncode == 0 and "signing secret:" in accepted.stdout
