@@ -81,6 +81,17 @@ class Settings:
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     callback_retry_base_seconds: float = 10.0
+    # HTTP connections (api/http.py). A client sends its request head within the head timeout
+    # and its body at the minimum rate after a first allowance; one idle between requests
+    # longer than the keep-alive is closed. Past the connection limit the oldest connection
+    # that has not yet sent a request head is closed for the new one, or the new one refused.
+    http_head_timeout_seconds: float = 10.0
+    http_body_timeout_seconds: float = 20.0
+    http_body_min_bytes_per_second: int = 1024
+    http_max_head_bytes: int = 32 * 1024
+    http_max_header_line_bytes: int = 8 * 1024
+    http_keep_alive_seconds: float = 15.0
+    http_max_connections: int = 1000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -98,6 +109,10 @@ class Settings:
         synchronous = (env.get("SMSGW_SQLITE_SYNCHRONOUS") or "FULL").upper()
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ConfigError(f"SMSGW_SQLITE_SYNCHRONOUS={synchronous!r} must be FULL, EXTRA or NORMAL (OFF would lose accepted messages)")
+        max_head_bytes = _int(env, "SMSGW_HTTP_MAX_HEAD_BYTES", 32 * 1024, minimum=1024)
+        max_header_line_bytes = _int(env, "SMSGW_HTTP_MAX_HEADER_LINE_BYTES", 8 * 1024, minimum=256)
+        if max_header_line_bytes > max_head_bytes:
+            raise ConfigError(f"SMSGW_HTTP_MAX_HEADER_LINE_BYTES={max_header_line_bytes} must not exceed SMSGW_HTTP_MAX_HEAD_BYTES={max_head_bytes}")
         return cls(
             database_url=url,
             timezone=timezone,
@@ -116,6 +131,13 @@ class Settings:
             retry_base_seconds=_float(env, "SMSGW_RETRY_BASE_SECONDS", 2.0, minimum=0),
             retry_max_seconds=_float(env, "SMSGW_RETRY_MAX_SECONDS", 300.0, minimum=1),
             callback_retry_base_seconds=_float(env, "SMSGW_CALLBACK_RETRY_BASE_SECONDS", 10.0, minimum=0.1),
+            http_head_timeout_seconds=_float(env, "SMSGW_HTTP_HEAD_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+            http_body_timeout_seconds=_float(env, "SMSGW_HTTP_BODY_TIMEOUT_SECONDS", 20.0, minimum=0.1),
+            http_body_min_bytes_per_second=_int(env, "SMSGW_HTTP_BODY_MIN_BYTES_PER_SECOND", 1024, minimum=1),
+            http_max_head_bytes=max_head_bytes,
+            http_max_header_line_bytes=max_header_line_bytes,
+            http_keep_alive_seconds=_float(env, "SMSGW_HTTP_KEEP_ALIVE_SECONDS", 15.0, minimum=0.1),
+            http_max_connections=_int(env, "SMSGW_HTTP_MAX_CONNECTIONS", 1000, minimum=1),
         )
 
 
