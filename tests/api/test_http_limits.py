@@ -78,23 +78,22 @@ def crowded(tmp_path_factory) -> Iterator[Server]:
 
 
 def read_answer(sock: socket.socket) -> tuple[int, dict]:
-    """Status and JSON body of one answer (the body read by its Content-Length)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"closed after {data!r}")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
+    """Status and JSON body of one answer, read exactly (a pipelined answer may follow)."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        if not byte:
+            raise ConnectionError(f"closed after {head!r}")
+        head += byte
+    lines = head[:-4].split(b"\r\n")
     headers = dict(line.lower().split(b": ", 1) for line in lines[1:])
-    length = int(headers[b"content-length"])
-    while len(body) < length:
-        chunk = sock.recv(65536)
+    body = b""
+    while len(body) < int(headers[b"content-length"]):
+        chunk = sock.recv(int(headers[b"content-length"]) - len(body))
         if not chunk:
             raise ConnectionError("closed inside the body")
         body += chunk
-    return int(lines[0].split()[1]), orjson.loads(body[:length])
+    return int(lines[0].split()[1]), orjson.loads(body)
 
 
 def read_answer_bytes(data: bytes) -> tuple[int, dict]:
@@ -173,6 +172,15 @@ def test_an_oversized_request_head_is_refused_with_the_contract_body(short: Serv
     assert (got, body["response-code"]) == (status, 1010)
     assert "bytes" in body["response-description"]
     assert short.rss() - before < 16 * 2**20
+
+
+def test_an_oversized_head_pipelined_after_a_valid_request_is_refused_after_its_answer(short: Server):
+    with short.connect() as sock:
+        sock.sendall(HEALTH + b"GET /health HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 3000 + b"\r\n\r\n")
+        first = read_answer(sock)
+        second = read_answer(sock)
+    assert first[0] == 200
+    assert (second[0], second[1]["response-code"]) == (431, 1010)
 
 
 def test_past_the_connection_limit_a_new_connection_is_refused_and_held_ones_still_work(crowded: Server):

@@ -14,6 +14,7 @@ import asyncio
 import errno
 import functools
 import logging
+import resource
 import time
 import weakref
 from collections.abc import Hashable
@@ -35,6 +36,8 @@ log = logging.getLogger("smsgw.http")
 # each failed attempt, thousands a second while descriptors are exhausted.
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 LOG_INTERVAL_SECONDS = 5.0
+# Descriptors beyond the HTTP connections: the store's pool and files, SMSC binds, logs.
+DESCRIPTOR_RESERVE = 256
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.reading_body = False
         self.body_started = 0.0
         self.body_received = 0
+        self.pending_refusal: bytes | None = None
 
     # -- connection ------------------------------------------------------------------------
 
@@ -224,6 +228,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.pending_refusal is not None:
+            return
         self._unset_keepalive_if_required()
         if not self.reading_body and self.head_timer is None:
             self.arm_head_timer()
@@ -322,8 +328,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self.arm_head_timer()
             return
         if self.head_open:
-            self.transport.write(self.raw_answer(408, Code.UNSUPPORTED_REQUEST_TYPE, f"request head not received within {self.limits.head_timeout:g} s"))
-        self.transport.close()
+            self.refuse(self.raw_answer(408, Code.UNSUPPORTED_REQUEST_TYPE, f"request head not received within {self.limits.head_timeout:g} s"))
+        else:
+            self.transport.close()
 
     def body_timeout_handler(self) -> None:
         self.body_timer = None
@@ -352,15 +359,32 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         lines.append(bytes(response.body))
         return b"".join(lines)
 
-    def refuse_head(self, exc: HeadTooLarge) -> None:
+    def refuse(self, answer: bytes) -> None:
+        """Writes `answer` and closes; after the answers to earlier pipelined requests of the
+        connection, if they are still being made, so that answers never interleave."""
         self.cancel_timers()
-        self.transport.write(self.raw_answer(exc.status, Code.UNSUPPORTED_REQUEST_TYPE, exc.detail))
+        if self.server_busy() or self.pipeline:
+            self.pending_refusal = answer
+            self.flow.pause_reading()
+            return
+        self.transport.write(answer)
         self.transport.close()
 
-    def send_400_response(self, msg: str) -> None:
-        self.cancel_timers()
-        self.transport.write(self.raw_answer(400, Code.UNSUPPORTED_REQUEST_TYPE, "not a valid HTTP/1.1 request"))
+    def on_response_complete(self) -> None:
+        if self.pending_refusal is None or self.pipeline:
+            super().on_response_complete()
+            if self.pending_refusal is not None:
+                self.flow.pause_reading()
+            return
+        self.server_state.total_requests += 1
+        self.transport.write(self.pending_refusal)
         self.transport.close()
+
+    def refuse_head(self, exc: HeadTooLarge) -> None:
+        self.refuse(self.raw_answer(exc.status, Code.UNSUPPORTED_REQUEST_TYPE, exc.detail))
+
+    def send_400_response(self, msg: str) -> None:
+        self.refuse(self.raw_answer(400, Code.UNSUPPORTED_REQUEST_TYPE, "not a valid HTTP/1.1 request"))
 
 
 _limit_log = LogThrottle()
@@ -384,8 +408,28 @@ def note_limit(limit: int, evicted: bool, refused: bool) -> None:
     )
 
 
+def raise_descriptor_limit(max_connections: int) -> None:
+    """Lifts this process's soft descriptor limit (inherited by worker processes) towards its
+    hard limit so that the connection limit is reached before the descriptors run out."""
+    needed = max_connections + DESCRIPTOR_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        soft = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning(
+            "SMSGW_HTTP_MAX_CONNECTIONS=%d needs about %d file descriptors, the process may open %d (ulimit -n): "
+            "new connections will fail before the limit is reached",
+            max_connections,
+            needed,
+            soft,
+        )
+
+
 def server_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn.Config / uvicorn.run options for the gateway's HTTP server."""
+    """uvicorn.Config / uvicorn.run options for the gateway's HTTP server (and the descriptor
+    limit it needs)."""
+    raise_descriptor_limit(settings.http_max_connections)
     return {
         # A partial, not a class: uvicorn accepts any callable here, and this one survives
         # the pickling that hands the options to worker processes.
