@@ -79,7 +79,7 @@ async def prepare_store(url: str) -> None:
 
 
 def wait_healthy(base: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a shared machine can take that long to start Python
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"server exited: {process.stdout.read() if process.stdout else ''}")

@@ -231,8 +231,6 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         if self.pending_refusal is not None:
             return
         self._unset_keepalive_if_required()
-        if not self.reading_body and self.head_timer is None:
-            self.arm_head_timer()
         head_was_open = self.head_open
         try:
             self.parser.feed_data(data)
@@ -257,8 +255,14 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             if self.head_chunk_bytes > self.limits.max_head_bytes:
                 self.refuse_head(HeadTooLarge(431, f"request head over {self.limits.max_head_bytes} bytes"))
                 return
+        # Timers only for what this read left unfinished: a request that arrived whole,
+        # the common case, arms none.
         if self.reading_body:
             self.body_received += len(data)
+            if self.body_timer is None:
+                self.body_timer = self.loop.call_at(self.body_started + self.limits.body_timeout, self.body_timeout_handler)
+        elif self.head_timer is None and (self.head_open or not self.server_busy()):
+            self.arm_head_timer()
 
     # -- parser callbacks -------------------------------------------------------------------
 
@@ -267,8 +271,6 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.head_open = True
         self.head_chunk_bytes = 0
         self.head_parsed_bytes = 0
-        if self.head_timer is None:
-            self.arm_head_timer()
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -291,7 +293,6 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.reading_body = True
         self.body_started = self.loop.time()
         self.body_received = 0
-        self.body_timer = self.loop.call_later(self.limits.body_timeout, self.body_timeout_handler)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
