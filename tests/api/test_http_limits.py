@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from smsgw.api.http import ConnectionBook, LogThrottle
+from smsgw.config import ConfigError, Settings
 
 from ..helpers import free_port, start_serve
 
@@ -287,3 +288,19 @@ def test_connection_book(operations: list[str], limit: int, expected: list):
             outcomes.append(book.closed(name))
     assert outcomes == expected
     assert len(book.open) <= limit
+
+
+SETTINGS = [
+    pytest.param({"SMSGW_HTTP_HEAD_TIMEOUT_SECONDS": "0"}, "SMSGW_HTTP_HEAD_TIMEOUT_SECONDS", id="head-timeout-zero"),
+    pytest.param({"SMSGW_HTTP_BODY_MIN_BYTES_PER_SECOND": "fast"}, "SMSGW_HTTP_BODY_MIN_BYTES_PER_SECOND", id="rate-not-a-number"),
+    pytest.param({"SMSGW_HTTP_MAX_HEAD_BYTES": "100"}, "SMSGW_HTTP_MAX_HEAD_BYTES", id="head-limit-too-small"),
+    pytest.param({"SMSGW_HTTP_MAX_HEADER_LINE_BYTES": "65536"}, "SMSGW_HTTP_MAX_HEADER_LINE_BYTES", id="line-limit-over-head-limit"),
+    pytest.param({"SMSGW_HTTP_MAX_CONNECTIONS": "0"}, "SMSGW_HTTP_MAX_CONNECTIONS", id="no-connections"),
+    pytest.param({"SMSGW_HTTP_KEEP_ALIVE_SECONDS": "inf"}, "SMSGW_HTTP_KEEP_ALIVE_SECONDS", id="keep-alive-infinite"),
+]
+
+
+@pytest.mark.parametrize("env, named", SETTINGS)
+def test_a_wrong_http_setting_stops_the_gateway_with_its_name(env: dict[str, str], named: str):
+    with pytest.raises(ConfigError, match=named):
+        Settings.from_env({"SMSGW_DATABASE_URL": "sqlite:///x.db", **env})
