@@ -7,7 +7,7 @@ same bodies parsed with orjson and the same rows inserted straight into SQLite w
 durability settings, in one transaction per body, with no HTTP and no checks. No gateway
 can beat the floor; the ratio says what the gateway's work costs.
 
-    python bench/accept.py [--seconds 10] [--concurrency 1,4,16] [--database-url URL]
+    python bench/accept.py [--seconds 10] [--concurrency 1,4,16] [--database-url URL] [--baseline OTHER/src]
 
 Not a test: figures go to docs/performance.md.
 """
@@ -19,6 +19,7 @@ import asyncio
 import os
 import random
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,7 +79,7 @@ async def prepare_store(url: str) -> None:
 
 
 def wait_healthy(base: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a shared machine can take that long to start Python
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"server exited: {process.stdout.read() if process.stdout else ''}")
@@ -232,6 +233,42 @@ async def _migrate(url: str) -> None:
         await store.close()
 
 
+def measure_server(src: Path, url: str, args: argparse.Namespace, bodies: list[bytes], directory: Path) -> dict[int, tuple[int, int]]:
+    """Runs `smsgw serve --role api` from the source tree `src` on a fresh store and prints one
+    row per concurrency; by concurrency, accepted msg/s and accepted messages per second of
+    the server's CPU time (what the work costs, whatever else shares the machine)."""
+    if not url.startswith("sqlite"):
+        asyncio.run(wipe_postgres(url))
+    asyncio.run(prepare_store(url))
+    # The server runs in a temporary directory: PYTHONPATH names the tree to measure absolutely.
+    env = dict(os.environ, SMSGW_DATABASE_URL=url, SMSGW_SQLITE_SYNCHRONOUS=args.synchronous, PYTHONPATH=str(src.resolve()))
+    command = [sys.executable, "-m", "smsgw", "serve", "--host", "127.0.0.1", "--port", str(args.port), "--log-level", "warning", "--role", "api"]
+    server = subprocess.Popen(command, env=env, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{args.port}"
+    results = {}
+    try:
+        wait_healthy(base, server)
+        process = psutil.Process(server.pid)
+        asyncio.run(load(base, bodies[:2], 2, 2.0))  # warm-up: caches, first id block
+        process.cpu_percent()
+        print(f"server from {src}   store: {url.split('://')[0]}   body: 1000 messages, {len(bodies[0]) // 1024} KiB   cores: {os.cpu_count()}")
+        print(f"{'concurrency':>11} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'rss MiB':>8} {'server cpu':>10} {'msg/cpu-s':>10}")
+        for concurrency in [int(c) for c in args.concurrency.split(",")]:
+            rate, latencies, errors = asyncio.run(load(base, bodies, concurrency, args.seconds))
+            rss = process.memory_info().rss / 2**20
+            cpu = process.cpu_percent()
+            per_cpu = int(rate / max(cpu, 1) * 100)
+            results[concurrency] = (rate, per_cpu)
+            note = f"  ({errors} requests not fully accepted)" if errors else ""
+            print(
+                f"{concurrency:>11} {rate:>9} {percentile(latencies, 0.5) * 1000:>8.1f} {percentile(latencies, 0.99) * 1000:>8.1f} {len(latencies):>9} {rss:>8.0f} {cpu:>9.0f}% {per_cpu:>10}{note}"
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each concurrency level")
@@ -240,40 +277,31 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18765)
     parser.add_argument("--synchronous", default="FULL", help="SQLite synchronous setting for both server and floor")
     parser.add_argument("--wipe", action="store_true", help="allow emptying the PostgreSQL database given with --database-url")
+    parser.add_argument(
+        "--baseline", type=Path, metavar="SRC", help="also measure a server run from another source tree (e.g. an older commit's src/), alternating with this tree"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="with --baseline: rounds of baseline then this tree; medians of the ratios are printed")
     args = parser.parse_args()
 
     bodies = make_bodies(20)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        url = args.database_url or f"sqlite:///{directory / 'bench.db'}"
-        if not url.startswith("sqlite"):
-            if not args.wipe:
-                raise SystemExit("the bench empties the PostgreSQL database it is given: add --wipe to confirm")
-            asyncio.run(wipe_postgres(url))
-        asyncio.run(prepare_store(url))
-        env = dict(os.environ, SMSGW_DATABASE_URL=url, SMSGW_SQLITE_SYNCHRONOUS=args.synchronous)
-        command = [sys.executable, "-m", "smsgw", "serve", "--host", "127.0.0.1", "--port", str(args.port), "--log-level", "warning", "--role", "api"]
-        server = subprocess.Popen(command, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        base = f"http://127.0.0.1:{args.port}"
-        try:
-            wait_healthy(base, server)
-            process = psutil.Process(server.pid)
-            asyncio.run(load(base, bodies[:2], 2, 2.0))  # warm-up: caches, first id block
-            process.cpu_percent()
-            print(f"store: {url.split('://')[0]}   body: 1000 messages, {len(bodies[0]) // 1024} KiB   cores: {os.cpu_count()}")
-            print(f"{'concurrency':>11} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'rss MiB':>8} {'server cpu':>10}")
-            results = {}
-            for concurrency in [int(c) for c in args.concurrency.split(",")]:
-                rate, latencies, errors = asyncio.run(load(base, bodies, concurrency, args.seconds))
-                rss = process.memory_info().rss / 2**20
-                cpu = process.cpu_percent()
-                results[concurrency] = rate
-                note = f"  ({errors} requests not fully accepted)" if errors else ""
-                print(f"{concurrency:>11} {rate:>9} {percentile(latencies, 0.5) * 1000:>8.1f} {percentile(latencies, 0.99) * 1000:>8.1f} {len(latencies):>9} {rss:>8.0f} {cpu:>9.0f}%{note}")
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-        best = max(results.values())
+        if args.database_url and not args.database_url.startswith("sqlite") and not args.wipe:
+            raise SystemExit("the bench empties the PostgreSQL database it is given: add --wipe to confirm")
+        trees = ([args.baseline] if args.baseline else []) + [ROOT / "src"]
+        rounds = args.rounds if args.baseline else 1
+        runs: list[list[dict[int, tuple[int, int]]]] = []
+        for round_index in range(rounds):
+            runs.append([])
+            for index, src in enumerate(trees):
+                url = args.database_url or f"sqlite:///{directory / f'bench-{round_index}-{index}.db'}"
+                runs[-1].append(measure_server(src, url, args, bodies, directory))
+        results = runs[-1][-1]
+        if args.baseline:
+            for column, name in ((0, "msg/s"), (1, "msg/cpu-s")):
+                ratios = "   ".join(f"{c}: {statistics.median(run[1][c][column] / run[0][c][column] for run in runs):.2f}" for c in results)
+                print(f"this tree / baseline, {name}, median of {rounds} rounds, by concurrency: {ratios}")
+        best = max(rate for rate, _ in results.values())
         if url.startswith("sqlite"):
             floor = raw_floor(bodies, directory, args.synchronous, args.seconds)
             print(f"raw floor (orjson + sqlite3 executemany, synchronous={args.synchronous}): {floor} msg/s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import httpx
 import uvicorn
 
 from smsgw.api.app import create_app
+from smsgw.api.http import server_options
 from smsgw.config import Settings, open_store
 from smsgw.domain.apikeys import hash_api_key
 from smsgw.store.store import Store
@@ -93,7 +95,7 @@ class LiveServer:
     def __init__(self, settings: Settings, **app_options: Any) -> None:
         self.settings = settings
         app = create_app(settings, **app_options)
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on", proxy_headers=False)
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on", **server_options(settings))
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -158,9 +160,18 @@ def smsgw_command() -> list[str]:
     return [sys.executable, "-m", "smsgw"]
 
 
-def start_serve(env: dict[str, str], port: int, cwd: Path, extra: list[str] | None = None) -> subprocess.Popen:
+def start_serve(env: dict[str, str], port: int, cwd: Path, extra: list[str] | None = None, descriptor_limit: int | None = None) -> subprocess.Popen:
+    """`smsgw serve` on 127.0.0.1:port; `descriptor_limit` sets the process's RLIMIT_NOFILE."""
     full_env = dict(os.environ)
     full_env.update(env)
+    # The server runs in `cwd`: a relative PYTHONPATH (PYTHONPATH=src) must still name this tree.
+    if full_env.get("PYTHONPATH"):
+        full_env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(entry) for entry in full_env["PYTHONPATH"].split(os.pathsep))
+
+    def limit_descriptors() -> None:
+        if descriptor_limit is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (descriptor_limit, descriptor_limit))
+
     process = subprocess.Popen(
         smsgw_command() + ["serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"] + (extra or []),
         cwd=cwd,
@@ -168,6 +179,7 @@ def start_serve(env: dict[str, str], port: int, cwd: Path, extra: list[str] | No
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=limit_descriptors if descriptor_limit is not None else None,
     )
     wait_until_healthy(f"http://127.0.0.1:{port}", process)
     return process

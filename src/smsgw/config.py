@@ -106,6 +106,17 @@ class Settings:
     callback_concurrency_per_partner: int = 16
     # A callback still failing this long after it was queued is given up (reason in its row).
     callback_give_up_seconds: int = 3 * 86400
+    # HTTP connections (api/http.py). A client sends its request head within the head timeout
+    # and its body at the minimum rate after a first allowance; one idle between requests
+    # longer than the keep-alive is closed. Past the connection limit the oldest connection
+    # that has not yet sent a request head is closed for the new one, or the new one refused.
+    http_head_timeout_seconds: float = 10.0
+    http_body_timeout_seconds: float = 20.0
+    http_body_min_bytes_per_second: int = 1024
+    http_max_head_bytes: int = 32 * 1024
+    http_max_header_line_bytes: int = 8 * 1024
+    http_keep_alive_seconds: float = 15.0
+    http_max_connections: int = 1000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -123,6 +134,10 @@ class Settings:
         synchronous = (env.get("SMSGW_SQLITE_SYNCHRONOUS") or "FULL").upper()
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ConfigError(f"SMSGW_SQLITE_SYNCHRONOUS={synchronous!r} must be FULL, EXTRA or NORMAL (OFF would lose accepted messages)")
+        max_head_bytes = _int(env, "SMSGW_HTTP_MAX_HEAD_BYTES", 32 * 1024, minimum=1024)
+        max_header_line_bytes = _int(env, "SMSGW_HTTP_MAX_HEADER_LINE_BYTES", 8 * 1024, minimum=256)
+        if max_header_line_bytes > max_head_bytes:
+            raise ConfigError(f"SMSGW_HTTP_MAX_HEADER_LINE_BYTES={max_header_line_bytes} must not exceed SMSGW_HTTP_MAX_HEAD_BYTES={max_head_bytes}")
         return cls(
             database_url=url,
             timezone=timezone,
@@ -148,6 +163,13 @@ class Settings:
             callback_concurrency=_int(env, "SMSGW_CALLBACK_CONCURRENCY", 64, minimum=1),
             callback_concurrency_per_partner=_int(env, "SMSGW_CALLBACK_CONCURRENCY_PER_PARTNER", 16, minimum=1),
             callback_give_up_seconds=_int(env, "SMSGW_CALLBACK_GIVE_UP_SECONDS", 3 * 86400, minimum=1),
+            http_head_timeout_seconds=_float(env, "SMSGW_HTTP_HEAD_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+            http_body_timeout_seconds=_float(env, "SMSGW_HTTP_BODY_TIMEOUT_SECONDS", 20.0, minimum=0.1),
+            http_body_min_bytes_per_second=_int(env, "SMSGW_HTTP_BODY_MIN_BYTES_PER_SECOND", 1024, minimum=1),
+            http_max_head_bytes=max_head_bytes,
+            http_max_header_line_bytes=max_header_line_bytes,
+            http_keep_alive_seconds=_float(env, "SMSGW_HTTP_KEEP_ALIVE_SECONDS", 15.0, minimum=0.1),
+            http_max_connections=_int(env, "SMSGW_HTTP_MAX_CONNECTIONS", 1000, minimum=1),
         )
 
 

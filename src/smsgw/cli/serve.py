@@ -13,6 +13,7 @@ import orjson
 import uvicorn
 
 from ..api.app import ROUTED_NETWORKS_ENV, create_app
+from ..api.http import install_accept_error_throttle, server_options
 from ..config import Settings
 from ..domain.apikeys import generate_api_key, hash_api_key
 from ..dispatch.routing import RouteError
@@ -96,9 +97,9 @@ async def run_server(settings: Settings, plan: DeliveryPlan, host: str, port: in
             return run_delivery(active, settings, plan)
 
         app = create_app(settings, store=store, routed_networks=plan.routed_networks(settings), delivery=delivery if role == "all" else None)
-        # proxy_headers off: SMSGW_TRUSTED_PROXIES alone decides whom X-Forwarded-For is believed from.
-        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on", server_header=False, proxy_headers=False)
+        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on", server_header=False, **server_options(settings))
         server = uvicorn.Server(config)
+        install_accept_error_throttle(asyncio.get_running_loop())
         carrier = "the built-in simulated carrier" if plan.simulated else ", ".join(c.display for c in plan.connectors)
         what = "API and delivery via " + carrier if role == "all" else "API only"
         click.echo(f"smsgw listening on http://{host}:{port} ({what}; store {settings.database_url.display}); API docs at /docs")
@@ -127,8 +128,15 @@ def run_api_workers(settings: Settings, plan: DeliveryPlan, host: str, port: int
     os.environ[ROUTED_NETWORKS_ENV] = ",".join(str(n) for n in sorted(plan.routed_networks(settings)))
     click.echo(f"smsgw listening on http://{host}:{port} (API only, {workers} workers; store {settings.database_url.display}); API docs at /docs")
     uvicorn.run(
-        "smsgw.api.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level, access_log=False, server_header=False,
-        proxy_headers=False,
+        "smsgw.api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+        server_header=False,
+        **server_options(settings),
     )
 
 
