@@ -81,6 +81,9 @@ class Settings:
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     callback_retry_base_seconds: float = 10.0
+    # Operations (docs/operations.md): log lines as text or JSON; a bearer token for /metrics.
+    log_format: str = "text"
+    metrics_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -96,6 +99,9 @@ class Settings:
             raise ConfigError(f"SMSGW_TIMEZONE={tz_name!r} is not a known time zone (e.g. Africa/Nairobi)") from None
         networks = load_network_table(env.get("SMSGW_NETWORKS_FILE"))
         synchronous = (env.get("SMSGW_SQLITE_SYNCHRONOUS") or "FULL").upper()
+        log_format = (env.get("SMSGW_LOG_FORMAT") or "text").strip().lower()
+        if log_format not in ("text", "json"):
+            raise ConfigError(f"SMSGW_LOG_FORMAT={log_format!r} must be text or json")
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ConfigError(f"SMSGW_SQLITE_SYNCHRONOUS={synchronous!r} must be FULL, EXTRA or NORMAL (OFF would lose accepted messages)")
         return cls(
@@ -116,6 +122,8 @@ class Settings:
             retry_base_seconds=_float(env, "SMSGW_RETRY_BASE_SECONDS", 2.0, minimum=0),
             retry_max_seconds=_float(env, "SMSGW_RETRY_MAX_SECONDS", 300.0, minimum=1),
             callback_retry_base_seconds=_float(env, "SMSGW_CALLBACK_RETRY_BASE_SECONDS", 10.0, minimum=0.1),
+            log_format=log_format,
+            metrics_token=env.get("SMSGW_METRICS_TOKEN") or None,
         )
 
 

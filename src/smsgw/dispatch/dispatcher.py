@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
 from zoneinfo import ZoneInfo
 
+from .. import metrics
 from ..connectors.smpp.client import OutboundMessage, SubmitOutcome
 from ..connectors.smpp.receipt import Receipt, smsc_id_keys
 from ..domain.encoding import Encoding
@@ -312,6 +313,7 @@ class Dispatcher:
 
     def _outcome(self, lane: Lane, message: Claimed, outcome: SubmitOutcome) -> Submitted | Retry | Failure:
         now = now_ms()
+        metrics.submitted(lane.config.name, outcome, message.created_at)
         if outcome.status == 0 and outcome.smsc_message_ids:
             keys = [smsc_id_keys(smsc_id) for smsc_id in outcome.smsc_message_ids]
             self.stats["submitted"] += 1
@@ -406,6 +408,7 @@ class Dispatcher:
         outcome = await self.store.write(delivery.record_outcomes, submitted, retries, failures, receipts, rematch, now_ms(), self.zone)
         self.stats["receipts matched"] += outcome.matched
         self.stats["receipts unmatched"] += outcome.unmatched
+        metrics.receipts_recorded(outcome)
         if outcome.unmatched:
             self._unmatched_waiting = True
         elif rematch:
@@ -467,6 +470,7 @@ class Dispatcher:
                 if expire:
                     next_expiry = time.monotonic() + self.settings.expire_interval
                 self.stats["receipts matched"] += outcome.matched
+                metrics.receipts_recorded(outcome)
                 if rematch:
                     self._unmatched_waiting = outcome.still_waiting > 0
                 await self._finished(outcome)

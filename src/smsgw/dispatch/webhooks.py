@@ -12,6 +12,7 @@ from collections import Counter
 
 import httpx
 
+from .. import metrics
 from ..store import delivery
 from .backoff import backoff_ms
 from ..store.delivery import DueCallback
@@ -81,6 +82,7 @@ class CallbackSender:
                 due = []
             if due:
                 results = await asyncio.gather(*(self._post(callback) for callback in due))
+                metrics.callback_attempts(results)
                 delivered = [callback.id for callback, error in zip(due, results) if error is None]
                 failed = [
                     (callback.id, now_ms() + backoff_ms(callback.attempts + 1, self.retry_base_seconds, self.retry_max_seconds), error)
