@@ -97,7 +97,7 @@ async def run_server(settings: Settings, plan: DeliveryPlan, host: str, port: in
         if role == "all" and store.is_sqlite and await store.count_partners() == 0:
             await create_demo(store, host, port)
         elif role == "all" and await store.get_partner(DEMO_PARTNER) is not None:
-            click.echo(f"The demo partner exists; its API key was shown on the first start. `smsgw partner rotate-key {DEMO_PARTNER}` prints a new one.")
+            click.echo(f"Partner {DEMO_PARTNER} exists; its API key was shown on the first start only: `smsgw partner rotate-key {DEMO_PARTNER}` prints a new one.")
 
         def delivery(active: Store):
             return run_delivery(active, settings, plan)
