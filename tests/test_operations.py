@@ -235,3 +235,27 @@ def _status(url: str) -> int:
         return httpx.get(url, timeout=2).status_code
     except httpx.HTTPError:
         return 0
+
+
+def test_the_operations_docs_and_dashboard_name_only_metrics_that_exist(tmp_path):
+    import json
+    import re
+    from pathlib import Path
+
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from smsgw import metrics
+
+    docs = Path(__file__).parent.parent / "docs"
+    settings = make_settings(f"sqlite:///{tmp_path / 'smsgw.db'}")
+    Operator(settings).partner("p1")
+    plan = DeliveryPlan.from_urls([], settings)
+    with LiveServer(settings, delivery=lambda store: run_delivery(store, settings, plan)) as server:
+        scraped = {name for name, _ in scrape(server.url)}
+    counted = {m._name for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)}
+    known = scraped | counted
+    suffixes = ("_total", "_bucket", "_count", "_sum")
+    named = set(re.findall(r"smsgw_[a-z_]+", (docs / "operations.md").read_text()))
+    named |= set(re.findall(r"smsgw_[a-z_]+", json.dumps(json.loads((docs / "grafana-dashboard.json").read_text()))))
+    unknown = {name for name in named if name not in known and not any(name.endswith(s) and name[: -len(s)] in known for s in suffixes)}
+    assert not unknown
