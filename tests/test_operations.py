@@ -259,3 +259,27 @@ def test_the_operations_docs_and_dashboard_name_only_metrics_that_exist(tmp_path
     named |= set(re.findall(r"smsgw_[a-z_]+", json.dumps(json.loads((docs / "grafana-dashboard.json").read_text()))))
     unknown = {name for name in named if name not in known and not any(name.endswith(s) and name[: -len(s)] in known for s in suffixes)}
     assert not unknown
+
+
+def test_json_logs_are_one_object_per_line_and_hold_no_key_or_text(tmp_path):
+    import json
+    import subprocess
+
+    from .helpers import smsgw_command, wait_until_healthy
+
+    port = free_port()
+    env = dict(os.environ, SMSGW_DATABASE_URL=f"sqlite:///{tmp_path / 'smsgw.db'}", SMSGW_LOG_FORMAT="json")
+    process = subprocess.Popen(smsgw_command() + ["serve", "--port", str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", process)
+        body = bulk(entry(number(1), "secret text of the partner", partner="demo", key="wrong-key-0123456789", shortcode="SMSGW"))
+        httpx.post(f"http://127.0.0.1:{port}/api/services/sendbulk", json=body, timeout=30)
+    finally:
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=30)
+    key = next(line.split()[1] for line in stdout.splitlines() if line.strip().startswith("apikey:"))
+    lines = stderr.splitlines()
+    assert all(line.startswith("{") and line.endswith("}") for line in lines), [line for line in lines if not line.startswith("{")][:3]
+    events = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert {"uvicorn.error", "smsgw.dispatch.dispatcher"} <= {event["logger"] for event in events}
+    assert key not in stderr and "wrong-key-0123456789" not in stderr and "secret text" not in stderr
