@@ -13,6 +13,7 @@ message id, a number or a text.
 from __future__ import annotations
 
 import contextvars
+import operator
 import os
 import time
 from collections import Counter as Tally
@@ -48,6 +49,7 @@ SUBMIT_TO_FINAL = Histogram("smsgw_submit_to_final_seconds", "From submit_sm to 
 RECEIPTS = Counter("smsgw_receipts", "Delivery receipts recorded, by SMSC, state and match (matched, unmatched, rematched: matched later).", ["smsc", "state", "match"])
 CALLBACK_ATTEMPTS = Counter("smsgw_callback_attempts", "Delivery report POSTs to partners' callback URLs, by outcome.", ["outcome"])
 
+_RESPONSE_CODE = operator.itemgetter("response-code")
 _endpoint: contextvars.ContextVar[str] = contextvars.ContextVar("smsgw_endpoint", default="other")
 
 
@@ -81,7 +83,7 @@ def request_refused(code: int) -> None:
 
 def messages_answered(responses: list[dict[str, Any]]) -> None:
     endpoint = _endpoint.get()
-    for code, count in Tally(entry["response-code"] for entry in responses).items():
+    for code, count in Tally(map(_RESPONSE_CODE, responses)).items():
         MESSAGES.labels(endpoint, str(code)).inc(count)
 
 
