@@ -17,9 +17,18 @@ import operator
 import os
 import time
 from collections import Counter as Tally
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -91,13 +100,13 @@ def units_charged(partner_id: str, cost_hundredths: int) -> None:
     UNITS_CHARGED.labels(partner_id).inc(cost_hundredths / 100)
 
 
-def submitted(smsc: str, outcome: "SubmitOutcome", accepted_at_ms: int) -> None:
+def submitted(smsc: str, outcome: SubmitOutcome, accepted_at_ms: int) -> None:
     SUBMITS.labels(smsc, command_status_label(outcome.status)).inc()
     if outcome.ok:
         ACCEPT_TO_SUBMIT.labels(smsc).observe(max(0.0, time.time() - accepted_at_ms / 1000))
 
 
-def receipts_recorded(outcome: "ReceiptOutcome") -> None:
+def receipts_recorded(outcome: ReceiptOutcome) -> None:
     for (smsc, state, match), count in outcome.receipts.items():
         RECEIPTS.labels(smsc, _state_name(state), match).inc(count)
     for ms in outcome.submit_to_final_ms:
@@ -132,10 +141,10 @@ class RequestMetrics:
     """ASGI middleware: request count and latency by endpoint, and the endpoint for the
     events counted while the request runs."""
 
-    def __init__(self, app: "ASGIApp") -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: "Scope", receive: "Receive", send: "Send") -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -144,7 +153,7 @@ class RequestMetrics:
         started = time.perf_counter()
         status = 500
 
-        async def sending(message: "Message") -> None:
+        async def sending(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -164,7 +173,7 @@ class RequestMetrics:
 class _Figures(Collector):
     """The figures of one scrape, read from the store (and this process's binds) just before."""
 
-    def __init__(self, figures: "ScrapeFigures | None", bound: dict[str, bool] | None) -> None:
+    def __init__(self, figures: ScrapeFigures | None, bound: dict[str, bool] | None) -> None:
         self.figures = figures
         self.bound = bound
 
@@ -190,7 +199,7 @@ class _Figures(Collector):
             yield bound
 
 
-def render(figures: "ScrapeFigures | None", bound: dict[str, bool] | None) -> bytes:
+def render(figures: ScrapeFigures | None, bound: dict[str, bool] | None) -> bytes:
     """The text of one scrape: every process's counters, then the figures read for it."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         counted = CollectorRegistry()
