@@ -117,6 +117,9 @@ class Settings:
     http_max_header_line_bytes: int = 8 * 1024
     http_keep_alive_seconds: float = 15.0
     http_max_connections: int = 1000
+    # Operations (docs/operations.md): log lines as text or JSON; a bearer token for /metrics.
+    log_format: str = "text"
+    metrics_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -132,6 +135,9 @@ class Settings:
             raise ConfigError(f"SMSGW_TIMEZONE={tz_name!r} is not a known time zone (e.g. Africa/Nairobi)") from None
         networks = load_network_table(env.get("SMSGW_NETWORKS_FILE"))
         synchronous = (env.get("SMSGW_SQLITE_SYNCHRONOUS") or "FULL").upper()
+        log_format = (env.get("SMSGW_LOG_FORMAT") or "text").strip().lower()
+        if log_format not in ("text", "json"):
+            raise ConfigError(f"SMSGW_LOG_FORMAT={log_format!r} must be text or json")
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ConfigError(f"SMSGW_SQLITE_SYNCHRONOUS={synchronous!r} must be FULL, EXTRA or NORMAL (OFF would lose accepted messages)")
         max_head_bytes = _int(env, "SMSGW_HTTP_MAX_HEAD_BYTES", 32 * 1024, minimum=1024)
@@ -170,6 +176,8 @@ class Settings:
             http_max_header_line_bytes=max_header_line_bytes,
             http_keep_alive_seconds=_float(env, "SMSGW_HTTP_KEEP_ALIVE_SECONDS", 15.0, minimum=0.1),
             http_max_connections=_int(env, "SMSGW_HTTP_MAX_CONNECTIONS", 1000, minimum=1),
+            log_format=log_format,
+            metrics_token=env.get("SMSGW_METRICS_TOKEN") or None,
         )
 
 

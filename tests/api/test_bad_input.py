@@ -151,8 +151,14 @@ def test_chunked_body_over_the_limit_is_413(gateway: Gateway):
 
 def test_integers_past_64_bits_and_lone_surrogates(gateway: Gateway):
     big = b'{"smslist": [{"partnerID": "p1", "apikey": "test-key-0123456789abcdef", "shortcode": "SC1", "mobile": "0712000001", "message": "hi", "clientsmsid": 123456789012345678901234567890}]}'
-    out = raw(gateway, big).json()["responses"][0]
+    answered = raw(gateway, big)
+    out = answered.json()["responses"][0]
     assert out["response-code"] == 1009 and "send it as a string" in out["response-description"]
+    # Echoed with the type and digits it came with, not as the float 1.2345678901234568e+29.
+    assert out["clientsmsid"] == 123456789012345678901234567890
+    assert b'"clientsmsid":123456789012345678901234567890' in answered.content
+    as_float = raw(gateway, big.replace(b"123456789012345678901234567890", b"1.5e300")).content
+    assert b'"clientsmsid":1.5e300' in as_float and b"send it as a string" in as_float
     exact = big.replace(b"123456789012345678901234567890", b"9223372036854775807")
     assert raw(gateway, exact).json()["responses"][0]["clientsmsid"] == 9223372036854775807
     surrogate = b'{"smslist": [{"partnerID": "p1", "apikey": "k", "message": "\\ud800"}]}'

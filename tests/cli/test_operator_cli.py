@@ -21,6 +21,7 @@ def smsgw(tmp_path, database_url: str, *args: str, env: dict | None = None) -> s
 
 
 def test_partner_lifecycle(tmp_path, database_url):
+    assert smsgw(tmp_path, database_url, "migrate").returncode == 0  # only serve and migrate create a store
     created = smsgw(tmp_path, database_url, "partner", "create", "acme", "--name", "Acme Ltd", "--credits", "250.50")
     assert created.returncode == 0, created.stderr
     key = re.search(r"api key: (\S+)", created.stdout).group(1)
@@ -37,6 +38,7 @@ def test_partner_lifecycle(tmp_path, database_url):
 
 
 def test_clear_errors_and_exit_codes(tmp_path, database_url):
+    assert smsgw(tmp_path, database_url, "migrate").returncode == 0  # only serve and migrate create a store
     smsgw(tmp_path, database_url, "partner", "create", "acme")
     again = smsgw(tmp_path, database_url, "partner", "create", "acme")
     assert again.returncode == 1 and "already exists" in again.stderr and "Traceback" not in again.stderr
@@ -111,6 +113,7 @@ def test_first_serve_prints_a_demo_partner_and_a_working_curl(tmp_path):
             line = again.stdout.readline()
             seen.append(line)
         assert not any("demo partner" in s for s in seen)
+        assert any("smsgw partner rotate-key demo" in s for s in seen)  # how to get a key again
     finally:
         again.terminate()
         again.wait(timeout=20)
@@ -159,6 +162,7 @@ def test_shared_postgresql_store_is_migrated_only_on_request(tmp_path, postgres_
 
 
 def test_status_counts_queue_and_unmatched_receipts(tmp_path, database_url):
+    assert smsgw(tmp_path, database_url, "migrate").returncode == 0  # only serve and migrate create a store
     smsgw(tmp_path, database_url, "partner", "create", "acme")
     from smsgw.domain.states import DeliveryState
     from smsgw.store import delivery

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import orjson
 
+from .. import metrics
 from ..config import Settings
 from ..domain.apikeys import hash_api_key, verify_api_key
 from ..domain.codes import Code, describe
@@ -28,14 +29,13 @@ from ..domain.schedule import BadSchedule, parse_time_to_send
 from ..domain.states import DeliveryState
 from ..store.errors import IdempotencyConflict, OutcomeUnknown, StoreUnavailable
 from ..store.store import LowCredit, Partner, PartnerInactive, Store
-from .bodies import BadRequest
+from .bodies import BadRequest, InexactNumber, is_inexact
 from .controls import enforce_rate_limit, ensure_allowed_address
 from .guard import CredentialGuard
 
 log = logging.getLogger(__name__)
 
 MAX_CLIENTSMSID_LENGTH = 100
-_LONGEST_EXACT_INTEGER = 2.0**63
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 _VERIFIED_CACHE_LIMIT = 10_000
 # Verifying against this keeps an unknown partner id as slow as a wrong key, so that the
@@ -227,12 +227,12 @@ class Acceptance:
                 # -- clientsmsid
                 if clientsmsid is _ABSENT or clientsmsid is None:
                     clientsmsid_json = None
+                elif is_inexact(clientsmsid):
+                    # Past 64 bits a stored number would not be the partner's id: refused,
+                    # and echoed with the digits it came with.
+                    responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, "clientsmsid number too large; send it as a string", mobile_raw, clientsmsid))
+                    continue
                 elif isinstance(clientsmsid, (str, int, float)) and not isinstance(clientsmsid, bool):
-                    if isinstance(clientsmsid, float) and abs(clientsmsid) >= _LONGEST_EXACT_INTEGER:
-                        # The JSON reader keeps 64-bit integers exact; past that, echoing
-                        # would change the partner's id, so it is refused instead.
-                        responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, "clientsmsid number too large; send it as a string", mobile_raw, clientsmsid))
-                        continue
                     clientsmsid_json = orjson.dumps(clientsmsid).decode()
                     if len(clientsmsid_json) > MAX_CLIENTSMSID_LENGTH:
                         responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, "clientsmsid is too long", mobile_raw, clientsmsid))
@@ -263,6 +263,8 @@ class Acceptance:
                 if enabled is not None and network.id not in enabled:
                     responses.append(_failed(Code.NETWORK_NOT_ALLOWED, f"sender id not enabled on {network.name}", mobile_raw, clientsmsid))
                     continue
+            except InexactNumber:
+                raise
             except Exception:
                 log.exception("entry %d of a %s request could not be checked", len(responses), kind)
                 responses.append(_failed(Code.MESSAGE_SYSTEM_ERROR, None, mobile_raw, clientsmsid))
@@ -345,6 +347,7 @@ class Acceptance:
             for position, mobile, clientsmsid in candidates:
                 responses[position] = _failed(Code.LOW_CREDIT, detail, mobile, clientsmsid)
             return self._render(responses)
+        metrics.units_charged(partner.id, total_cost)
         if self.on_accepted is not None:
             self.on_accepted()
         return body
@@ -363,6 +366,7 @@ class Acceptance:
         return answer.response
 
     def _render(self, responses: list[dict[str, Any]]) -> bytes:
+        metrics.messages_answered(responses)
         if self.settings.legacy_respose_code:
             for entry in responses:
                 entry["respose-code"] = entry["response-code"]

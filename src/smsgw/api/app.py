@@ -14,16 +14,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import metrics
 from ..config import Settings, open_store
+from ..logs import configure_logging
 from ..domain.codes import Code
 from ..domain.money import format_units, parse_units
 from ..domain.states import PRIORITY_BULK, PRIORITY_OTP, DeliveryState
 from ..store.errors import NotFound, StoreUnavailable
 from ..store.store import Store
 from . import reseller, schemas
-from .acceptance import Acceptance, idempotency_key
-from .bodies import BadRequest, parameters, parse_json, read_body
+from .acceptance import Acceptance, id_text, idempotency_key
+from .bodies import BadRequest, InexactNumber, exact_numbers, parameters, parse_json, read_body
 from .controls import RequestScope
+from .operations import add_operations_routes
 from ..domain.reports import duration, local_time
 from .responses import answer, bare
 
@@ -72,7 +75,11 @@ def create_app(
         ),
         lifespan=lifespan,
         redirect_slashes=False,
+        docs_url=None,
+        redoc_url=None,
     )
+    app.add_middleware(metrics.RequestMetrics)
+    add_operations_routes(app, settings)
     legacy = settings.legacy_respose_code
     limit = settings.max_body_bytes
 
@@ -81,7 +88,11 @@ def create_app(
 
         async def run(request: Request) -> Response:
             try:
-                return await handler(request)
+                try:
+                    return await handler(request)
+                except InexactNumber:
+                    with exact_numbers():  # rare: once more, keeping the digits of a huge number
+                        return await handler(request)
             except BadRequest as exc:
                 return bare(exc.code, exc.detail, legacy, exc.http_status, exc.retry_after)
             except StoreUnavailable:
@@ -306,13 +317,14 @@ def create_app(
             raise BadRequest(Code.DETAILS_NOT_FOUND, f"no partner {partner_id}") from None
         return answer({"response-code": 200, "response-description": "Success", "partner-id": partner_id, "credit": format_units(balance)}, legacy)
 
-    app.add_api_route("/api/admin/partners/{partner_id}", guarded(admin_partner), methods=["GET"], summary="Show a partner", response_class=Response, responses={200: {"content": {"application/json": {"schema": schemas.ref(schemas.PartnerView)}}}})
+    app.add_api_route("/api/admin/partners/{partner_id}", guarded(admin_partner), methods=["GET"], summary="Show a partner", response_class=Response, responses=schemas.admin_doc(schemas.PartnerView))
     app.add_api_route(
         "/api/admin/partners/{partner_id}/topup",
         guarded(admin_topup),
         methods=["POST"],
         summary="Top up a partner",
         response_class=Response,
+        responses=schemas.admin_doc(schemas.TopUpResponse),
         openapi_extra=schemas.request_body(schemas.TopUpRequest, forms=False),
     )
 
@@ -327,7 +339,7 @@ def create_app(
             return answer({"status": "store not usable"}, False, status_code=503)
         return answer({"status": "ok"}, False)
 
-    app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/health", health, methods=["GET"], summary="Store health", tags=["operations"], response_class=Response, responses=schemas.health_doc())
 
     # -- HTTP-level errors carry a code too --------------------------------------------------------
 
@@ -342,7 +354,7 @@ def create_app(
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            document.setdefault("components", {}).setdefault("schemas", {}).update(schemas.component_schemas())
+            schemas.finish_document(document)
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -351,6 +363,7 @@ def create_app(
 
 
 ROUTED_NETWORKS_ENV = "SMSGW_ROUTED_NETWORKS"
+WORKER_LOG_LEVEL_ENV = "SMSGW_WORKER_LOG_LEVEL"
 
 
 def app_from_env() -> FastAPI:
@@ -364,6 +377,7 @@ def app_from_env() -> FastAPI:
         settings = Settings.from_env()
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
+    configure_logging(os.environ.get(WORKER_LOG_LEVEL_ENV) or "info", settings.log_format)
     routed = os.environ.get(ROUTED_NETWORKS_ENV)
     networks = frozenset(int(n) for n in routed.split(",") if n) if routed else None
     return create_app(settings, routed_networks=networks)

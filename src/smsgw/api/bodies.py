@@ -6,7 +6,10 @@ bare error object.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import contextvars
+import json
+from typing import Any, Iterator
 from urllib.parse import parse_qsl
 
 import orjson
@@ -51,14 +54,62 @@ async def read_body(request: Request, limit: int) -> bytes:
     return body
 
 
+class InexactNumber(Exception):
+    """A number of the body was read as a float that lost its digits (orjson reads integers
+    past 64 bits so): the request is handled once more under `exact_numbers()`."""
+
+
+_EXACT = contextvars.ContextVar("smsgw_exact_numbers", default=False)
+_LARGEST_EXACT = 2**63
+
+
+@contextlib.contextmanager
+def exact_numbers() -> Iterator[None]:
+    token = _EXACT.set(True)
+    try:
+        yield
+    finally:
+        _EXACT.reset(token)
+
+
+def _exact_int(text: str) -> Any:
+    value = int(text)
+    return value if -_LARGEST_EXACT <= value < _LARGEST_EXACT else orjson.Fragment(text)
+
+
+def _exact_float(text: str) -> Any:
+    value = float(text)
+    return value if abs(value) < _LARGEST_EXACT else orjson.Fragment(text)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_json(body: bytes) -> Any:
     """The JSON document of `body`; 1010 if it is not JSON (comments, NaN, lone surrogates,
-    bad UTF-8 included). Integers past 64 bits come back as floats (orjson's reading);
-    acceptance refuses such a clientsmsid rather than echo it changed."""
+    bad UTF-8 included). Integers past 64 bits come back as floats (orjson's reading), so
+    acceptance raises InexactNumber on one it must echo; under `exact_numbers()` every
+    number that a float cannot hold comes back as an orjson.Fragment of its own digits,
+    which answers echo unchanged."""
     try:
-        return orjson.loads(body)
+        doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "body is not valid JSON") from None
+    if _EXACT.get():
+        # orjson has accepted the body, so this second reading meets valid JSON only.
+        return json.loads(body, parse_int=_exact_int, parse_float=_exact_float, parse_constant=_no_constants)
+    return doc
+
+
+def is_inexact(value: Any) -> bool:
+    """A number that a float could not hold: raises InexactNumber unless the body is being
+    read with exact numbers (then such a number is an orjson.Fragment, never a float)."""
+    if isinstance(value, float) and abs(value) >= _LARGEST_EXACT:
+        if not _EXACT.get():
+            raise InexactNumber
+        return True
+    return isinstance(value, orjson.Fragment)
 
 
 async def parameters(request: Request, limit: int) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from .. import metrics
 from ..domain.codes import Code, describe
 
 
@@ -23,4 +24,5 @@ def answer(payload: dict[str, Any], legacy: bool, status_code: int = 200, header
 def bare(code: Code, detail: str | None, legacy: bool, status_code: int = 200, retry_after: int | None = None) -> Response:
     """A request-level outcome: `{"response-code": ..., "response-description": ...}`."""
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    metrics.request_refused(int(code))
     return answer({"response-code": int(code), "response-description": describe(code, detail)}, legacy, status_code, headers)

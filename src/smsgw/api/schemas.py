@@ -29,9 +29,22 @@ class SmsEntry(_Model):
     timeToSend: IdLike | None = Field(None, description="Unix seconds or 'YYYY-MM-DD HH:MM[:SS]' (gateway time zone).")
 
 
+class LaterSmsEntry(SmsEntry):
+    """An entry after the first: its credentials and shortcode, if any, are ignored."""
+
+    partnerID: IdLike | None = Field(None, description="Ignored: the first entry's applies.")  # type: ignore[assignment]
+    apikey: str | None = Field(None, description="Ignored: the first entry's applies.")  # type: ignore[assignment]
+    shortcode: IdLike | None = Field(None, description="Ignored: the first entry's applies.")  # type: ignore[assignment]
+
+
 class SendBulkRequest(_Model):
     count: IdLike | None = Field(None, description="Must equal the length of smslist when present.")
-    smslist: list[SmsEntry] = Field(max_length=1000)
+    # component_schemas() makes the first item a SmsEntry and the others LaterSmsEntry.
+    smslist: list[SmsEntry] = Field(
+        min_length=1,
+        max_length=1000,
+        description="The first entry carries partnerID, apikey and shortcode for all; later entries need only mobile and message.",
+    )
 
 
 class MessageResult(_Model):
@@ -47,9 +60,19 @@ class SendResponse(_Model):
     responses: list[MessageResult]
 
 
-class ErrorResponse(_Model):
-    response_code: int = Field(alias="response-code")
+class ErrorResponse(BaseModel):
+    """A request-level error (a bare answer): never has the fields of a success."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    response_code: int = Field(alias="response-code", description="The contract's code (never 200).", json_schema_extra={"not": {"const": 200}})
     response_description: str = Field(alias="response-description")
+    respose_code: int | None = Field(None, alias="respose-code", description="The legacy misspelling, when SMSGW_LEGACY_RESPOSE_CODE is on.")
+
+
+class HealthStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: str = Field(description="ok / live / ready, or what is wrong.")
+    problems: list[str] | None = Field(None, description="Why the process is not ready.")
 
 
 class SendSmsRequest(_Model):
@@ -96,6 +119,13 @@ class TopUpRequest(_Model):
     reference: str | None = None
 
 
+class TopUpResponse(_Model):
+    response_code: int = Field(alias="response-code", json_schema_extra={"const": 200})
+    response_description: str = Field(alias="response-description")
+    partner_id: str = Field(alias="partner-id")
+    credit: str = Field(description="The balance after the top-up.")
+
+
 class PartnerView(_Model):
     response_code: int = Field(alias="response-code")
     response_description: str = Field(alias="response-description")
@@ -119,6 +149,9 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     DlrResponse,
     TopUpRequest,
     PartnerView,
+    LaterSmsEntry,
+    HealthStatus,
+    TopUpResponse,
 )
 
 
@@ -149,15 +182,54 @@ def query_parameters(model: type[BaseModel]) -> dict[str, Any]:
     return {"parameters": parameters}
 
 
+def _error(text: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"description": text, "content": {"application/json": {"schema": ref(ErrorResponse)}}}
+    if headers:
+        doc["headers"] = headers
+    return doc
+
+
 def answer_doc(model: type[BaseModel], text: str) -> dict[int | str, dict[str, Any]]:
     return {
         200: {
             "description": text + " Request-level errors come as ErrorResponse with HTTP 200.",
             "content": {"application/json": {"schema": {"oneOf": [ref(model), ref(ErrorResponse)]}}},
         },
-        405: {"description": "Wrong method (code 1010).", "content": {"application/json": {"schema": ref(ErrorResponse)}}},
-        413: {"description": "Body over the size limit (code 1010).", "content": {"application/json": {"schema": ref(ErrorResponse)}}},
+        405: _error("Wrong method (code 1010)."),
+        413: _error("Body over the size limit (code 1010)."),
+        429: _error(
+            "Too many failed credential checks for this partner id (code 1006).",
+            {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+        ),
     }
+
+
+def admin_doc(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {
+            "description": "The answer, or ErrorResponse: 1006 for a wrong token or when the admin API is off (no SMSGW_ADMIN_TOKEN), 4093 for an unknown partner.",
+            "content": {"application/json": {"schema": {"oneOf": [ref(model), ref(ErrorResponse)]}}},
+        },
+    }
+
+
+def health_doc() -> dict[int | str, dict[str, Any]]:
+    content = {"application/json": {"schema": ref(HealthStatus)}}
+    return {200: {"description": "The store answers.", "content": content}, 503: {"description": "The store does not answer.", "content": content}}
+
+
+IDEMPOTENCY_HEADER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Up to 255 printable characters. A retry with the same key and body within 24 h gets the first answer and is not charged again; the same key with another body gets 1010.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+PARTNER_PATH_PARAMETER = {"name": "partner_id", "in": "path", "required": True, "description": "The partner's id.", "schema": {"type": "string"}}
+SECURITY_SCHEMES = {
+    "adminToken": {"type": "http", "scheme": "bearer", "description": "SMSGW_ADMIN_TOKEN; without it the admin API answers 1006."},
+    "metricsToken": {"type": "http", "scheme": "bearer", "description": "SMSGW_METRICS_TOKEN, when set; without it /metrics is open."},
+}
 
 
 def component_schemas() -> dict[str, Any]:
@@ -166,6 +238,9 @@ def component_schemas() -> dict[str, Any]:
         schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
+    smslist = schemas["SendBulkRequest"]["properties"]["smslist"]
+    smslist["prefixItems"] = [ref(SmsEntry)]
+    smslist["items"] = ref(LaterSmsEntry)
     return schemas
 
 
@@ -221,3 +296,20 @@ class CancelResponse(_Model):
 
 
 ALL_MODELS += (CreditRequest, CreditResponse, ChildrenRequest, Child, ChildrenResponse, CancelResponse)
+
+
+def finish_document(document: dict[str, Any]) -> None:
+    """What the route declarations cannot say: the Idempotency-Key header of the sending
+    endpoints, and the bearer tokens of the admin API and of /metrics."""
+    components = document.setdefault("components", {})
+    components.setdefault("schemas", {}).update(component_schemas())
+    components["securitySchemes"] = SECURITY_SCHEMES
+    for path, operations in document.get("paths", {}).items():
+        for operation in operations.values():
+            if path.rsplit("/", 1)[-1] in ("sendbulk", "sendsms", "sendotp"):
+                operation.setdefault("parameters", []).append(IDEMPOTENCY_HEADER)
+            if path.startswith("/api/admin/"):
+                operation["security"] = [{"adminToken": []}]
+                operation.setdefault("parameters", []).insert(0, PARTNER_PATH_PARAMETER)
+            if path == "/metrics":
+                operation["security"] = [{}, {"metricsToken": []}]

@@ -8,6 +8,8 @@ import ipaddress
 import secrets
 import sys
 import time
+from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, Awaitable, Callable, TypeVar
 
 import click
@@ -20,6 +22,7 @@ from ..domain.money import MAX_RATE, format_units, parse_amount, parse_units
 from ..store.errors import AlreadyExists, NotFound, SchemaOutOfDate, StoreUnavailable
 from ..store import accounts
 from ..store.store import Partner, Store
+from ..store.urls import DEFAULT_DATABASE_URL
 
 T = TypeVar("T")
 
@@ -37,15 +40,49 @@ def load_settings() -> Settings:
         raise AssertionError  # unreachable
 
 
-def with_store(operation: Callable[..., Awaitable[T]] | None = None, *, prepare: bool = True) -> Any:
+def require_existing_store(settings: Settings) -> None:
+    """Only `serve` and `migrate` create a store: any other command run in the wrong
+    directory must say so, not answer from a new empty database."""
+    path = settings.database_url.sqlite_path
+    if path is not None and not Path(path).exists():
+        fail(
+            f"no store at {Path(path).resolve()} (SMSGW_DATABASE_URL={settings.database_url.display}): "
+            "run this where the gateway's database is, set SMSGW_DATABASE_URL to it, or create one with `smsgw migrate`"
+        )
+
+
+class StoreCommand(click.Command):
+    """A command whose --help names the store it would use."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        if getattr(self.callback, "uses_store", False):
+            try:
+                where = Settings.from_env().database_url.display
+            except ConfigError as exc:
+                where = f"none usable ({exc})"
+            formatter.write_paragraph()
+            formatter.write_text(f"Store: {where} (SMSGW_DATABASE_URL; default {DEFAULT_DATABASE_URL}).")
+
+
+class StoreGroup(click.Group):
+    command_class = StoreCommand
+
+
+StoreGroup.group_class = StoreGroup
+
+
+def with_store(operation: Callable[..., Awaitable[T]] | None = None, *, prepare: bool = True, creates: bool = False) -> Any:
     """Runs an async command body with an open store (brought up to date unless `prepare`
-    is False) and clean error messages."""
+    is False) and clean error messages. Unless `creates`, the store must exist already."""
     if operation is None:
-        return functools.partial(with_store, prepare=prepare)
+        return functools.partial(with_store, prepare=prepare, creates=creates)
 
     @functools.wraps(operation)
     def run(*args: Any, **kwargs: Any) -> T:
         settings = load_settings()
+        if not creates:
+            require_existing_store(settings)
 
         async def body() -> T:
             store = open_store(settings)
@@ -66,6 +103,7 @@ def with_store(operation: Callable[..., Awaitable[T]] | None = None, *, prepare:
             fail(str(exc))
         raise AssertionError  # unreachable
 
+    run.uses_store = True  # type: ignore[attr-defined]
     return run
 
 
@@ -76,7 +114,7 @@ def units_option(value: str) -> int:
         raise click.BadParameter(str(exc)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=StoreGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="smsgw")
 def main() -> None:
     """smsgw: bulk SMS gateway. The store is chosen by SMSGW_DATABASE_URL
@@ -84,7 +122,7 @@ def main() -> None:
 
 
 @main.command()
-@with_store(prepare=False)
+@with_store(prepare=False, creates=True)
 async def migrate(store: Store, settings: Settings) -> None:
     """Bring the database schema to this version."""
     await store.migrate()
@@ -162,6 +200,7 @@ async def partner_show(store: Store, settings: Settings, partner_id: str) -> Non
     if found is None:
         raise NotFound(f"partner {partner_id} does not exist")
     codes = await store.list_shortcodes(partner_id)
+    click.echo(f"store:      {settings.database_url.display}")
     click.echo(f"partner:    {found.id}")
     click.echo(f"name:       {found.name}")
     click.echo(f"status:     {found.status}")

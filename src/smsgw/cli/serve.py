@@ -6,19 +6,23 @@ import asyncio
 import logging
 import os
 import shlex
+import shutil
 import signal
+import socket
+import tempfile
 
 import click
 import orjson
 import uvicorn
 
-from ..api.app import ROUTED_NETWORKS_ENV, create_app
+from ..api.app import ROUTED_NETWORKS_ENV, WORKER_LOG_LEVEL_ENV, create_app
 from ..api.http import install_accept_error_throttle, server_options
 from ..config import Settings
 from ..domain.apikeys import generate_api_key, hash_api_key
 from ..dispatch.routing import RouteError
 from ..dispatch.runtime import DeliveryPlan, run_delivery
 from ..domain.money import format_units
+from ..logs import configure_logging
 from ..store.errors import SchemaOutOfDate, StoreUnavailable
 from ..store.store import Store
 from .main import fail, load_settings, main, open_store
@@ -62,8 +66,9 @@ def serve(host: str, port: int, smsc_urls: tuple[str, ...], role: str, workers: 
     On first start with an empty embedded database, a demo partner and shortcode are created
     and printed with a ready-to-paste curl command.
     """
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
+    configure_logging(log_level, settings.log_format)
+    ensure_can_listen(host, port)
     try:
         plan = DeliveryPlan.from_urls(list(smsc_urls), settings)
     except RouteError as exc:
@@ -92,12 +97,14 @@ async def run_server(settings: Settings, plan: DeliveryPlan, host: str, port: in
             return
         if role == "all" and store.is_sqlite and await store.count_partners() == 0:
             await create_demo(store, host, port)
+        elif role == "all" and await store.get_partner(DEMO_PARTNER) is not None:
+            click.echo(f"Partner {DEMO_PARTNER} exists; its API key was shown on the first start only: `smsgw partner rotate-key {DEMO_PARTNER}` prints a new one.")
 
         def delivery(active: Store):
             return run_delivery(active, settings, plan)
 
         app = create_app(settings, store=store, routed_networks=plan.routed_networks(settings), delivery=delivery if role == "all" else None)
-        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on", server_header=False, **server_options(settings))
+        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, log_config=None, access_log=False, lifespan="on", server_header=False, **server_options(settings))
         server = uvicorn.Server(config)
         install_accept_error_throttle(asyncio.get_running_loop())
         carrier = "the built-in simulated carrier" if plan.simulated else ", ".join(c.display for c in plan.connectors)
@@ -126,18 +133,30 @@ def run_api_workers(settings: Settings, plan: DeliveryPlan, host: str, port: int
     except SchemaOutOfDate as exc:
         fail(str(exc))
     os.environ[ROUTED_NETWORKS_ENV] = ",".join(str(n) for n in sorted(plan.routed_networks(settings)))
+    os.environ[WORKER_LOG_LEVEL_ENV] = log_level
+    # Every worker writes its counters here, so that one scrape of /metrics sums them all.
+    metrics_dir = tempfile.mkdtemp(prefix="smsgw-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     click.echo(f"smsgw listening on http://{host}:{port} (API only, {workers} workers; store {settings.database_url.display}); API docs at /docs")
-    uvicorn.run(
-        "smsgw.api.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=False,
-        server_header=False,
-        **server_options(settings),
-    )
+    try:
+        uvicorn.run(
+            "smsgw.api.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level, log_config=None, access_log=False, server_header=False,
+            **server_options(settings),
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def ensure_can_listen(host: str, port: int) -> None:
+    """Fails before the store is touched (no database, no demo key) when the address is
+    taken or cannot be had, rather than after."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another smsgw or another server running there? choose another --port)")
 
 
 async def run_dispatcher_only(store: Store, settings: Settings, plan: DeliveryPlan) -> None:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
 from zoneinfo import ZoneInfo
 
+from .. import metrics
 from ..connectors.smpp.client import STATUS_NO_RESPONSE, OutboundMessage, SubmitOutcome
 from ..connectors.smpp.receipt import Receipt, smsc_id_keys
 from ..domain.encoding import Encoding
@@ -318,6 +319,7 @@ class Dispatcher:
 
     def _outcome(self, lane: Lane, message: Claimed, outcome: SubmitOutcome) -> Submitted | Retry | Failure:
         now = now_ms()
+        metrics.submitted(lane.config.name, outcome, message.created_at)
         if outcome.status == 0 and outcome.smsc_message_ids:
             keys = [smsc_id_keys(smsc_id) for smsc_id in outcome.smsc_message_ids]
             self.stats["submitted"] += 1
@@ -418,6 +420,7 @@ class Dispatcher:
         outcome = await self.store.write(delivery.record_outcomes, submitted, retries, failures, receipts, now_ms(), self.zone)
         self.stats["receipts matched"] += outcome.matched
         self.stats["receipts unmatched"] += outcome.unmatched
+        metrics.receipts_recorded(outcome)
         return outcome
 
     async def _finished(self, outcome: delivery.ReceiptOutcome) -> None:

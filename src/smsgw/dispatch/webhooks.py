@@ -14,6 +14,7 @@ from collections import Counter
 
 import httpx
 
+from .. import metrics
 from ..domain.callback_urls import BadCallbackUrl, check_callback_url
 from ..store import delivery
 from ..store.delivery import DueCallback
@@ -158,6 +159,7 @@ class CallbackSender:
             self._in_flight[callback.partner_id] -= 1
             if self._in_flight[callback.partner_id] <= 0:
                 del self._in_flight[callback.partner_id]
+        metrics.callback_attempts([error])
         self._finished.append((callback, error))
         self._wake.set()
 

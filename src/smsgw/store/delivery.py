@@ -5,6 +5,7 @@ thousands of outcomes per second cost a handful of statements per batch.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -96,6 +97,10 @@ class ReceiptOutcome:
     unmatched: int = 0
     finished: list[int] = field(default_factory=list)  # message ids that reached a final state
     callbacks: int = 0  # delivery reports queued for partners' callback URLs
+    # For metrics: (connector, receipt state, matched | unmatched | rematched) -> receipts,
+    # and submit_sm -> final state in ms of each message a receipt finished.
+    receipts: Counter[tuple[str, int, str]] = field(default_factory=Counter)
+    submit_to_final_ms: list[int] = field(default_factory=list)
 
 
 _CLAIM_COLUMNS = (
@@ -369,6 +374,7 @@ def apply_receipts(conn: Connection, receipts: Sequence[IncomingReceipt], now: i
     unmatched = []
     unmatched_keys = []
     for receipt, match in zip(receipts, matches):
+        outcome.receipts[(receipt.connector, receipt.state, "unmatched" if match is None else "matched")] += 1
         if match is None:
             unmatched_keys.append((receipt.connector, receipt.keys))
             unmatched.append(
@@ -395,7 +401,7 @@ def apply_receipts(conn: Connection, receipts: Sequence[IncomingReceipt], now: i
         _INSERT_WAITING_KEYS.many(conn, key_rows)
     outcome.unmatched = len(unmatched)
     outcome.matched = len(part_updates)
-    outcome.finished = _record_part_states(conn, part_updates, now, zone)
+    outcome.finished = _record_part_states(conn, part_updates, now, zone, outcome.submit_to_final_ms)
     return outcome
 
 
@@ -447,13 +453,14 @@ def _match_waiting(conn: Connection, recorded: set[tuple[str, str]], now: int, z
         if match is None:
             continue
         receipt = IncomingReceipt(connector, smsc_message_id, [], state, stat or "", error, done_at)
+        outcome.receipts[(connector, state, "rematched")] += 1
         part_updates.append(_part_update(match, receipt, now))
         matched_ids.append(receipt_id)
     if matched_ids:
         conn.execute(update(unmatched_receipts).where(unmatched_receipts.c.id.in_(matched_ids)).values(matched_at=now))
         conn.execute(delete(unmatched_receipt_keys).where(unmatched_receipt_keys.c.receipt_id.in_(matched_ids)))
     outcome.matched = len(part_updates)
-    outcome.finished = _record_part_states(conn, part_updates, now, zone)
+    outcome.finished = _record_part_states(conn, part_updates, now, zone, outcome.submit_to_final_ms)
     return outcome
 
 
@@ -510,7 +517,7 @@ _PART_STATES_IN = PreparedIn(
 )
 # States are filtered here rather than in SQL: given "state = 1 OR state = 2", SQLite reads
 # those states' whole range of the queue index instead of the ids asked for.
-_STATES_IN = PreparedIn(lambda names: select(messages.c.id, messages.c.state).where(messages.c.id.in_(names)))
+_STATES_IN = PreparedIn(lambda names: select(messages.c.id, messages.c.state, messages.c.submitted_at).where(messages.c.id.in_(names)))
 _FINISH = Prepared(
     lambda: update(messages)
     .where(messages.c.id == bindparam("f_id"), or_(messages.c.state == SCHEDULED, messages.c.state == SENT))
@@ -518,9 +525,10 @@ _FINISH = Prepared(
 )
 
 
-def _record_part_states(conn: Connection, updates: list[dict[str, Any]], now: int, zone: ZoneInfo) -> list[int]:
+def _record_part_states(conn: Connection, updates: list[dict[str, Any]], now: int, zone: ZoneInfo, latencies: list[int]) -> list[int]:
     """Stores each part's receipt state and finishes the messages whose parts are all final
-    (a message of one part, the usual case, needs no second look)."""
+    (a message of one part, the usual case, needs no second look); appends to `latencies`
+    the time from submit_sm to the final state of each."""
     if not updates:
         return []
     # A part's own state matters only for putting a message of several parts together; a
@@ -545,8 +553,9 @@ def _record_part_states(conn: Connection, updates: list[dict[str, Any]], now: in
             finals[message_id] = (worst, max(at or now for _, at in parts))
     if finals:
         # A receipt the SMSC sends again must not finish (and report) a message twice.
-        still_open = {message_id for message_id, state in _STATES_IN.rows(conn, sorted(finals)) if state in OPEN_STATES}
+        still_open = {message_id: submitted_at for message_id, state, submitted_at in _STATES_IN.rows(conn, sorted(finals)) if state in OPEN_STATES}
         finals = {i: v for i, v in finals.items() if i in still_open}
+        latencies.extend(done - still_open[i] for i, (_, done) in finals.items() if still_open[i] is not None)
     if not finals:
         return []
     _FINISH.many(conn, [{"f_id": i, "f_state": state, "f_done": done} for i, (state, done) in finals.items()])
@@ -603,6 +612,8 @@ def record_outcomes(
     finished = fail_unsent(conn, failures, now, zone)
     outcome = apply_receipts(conn, receipts, now, zone)
     outcome.matched += early.matched
+    outcome.receipts.update(early.receipts)
+    outcome.submit_to_final_ms += early.submit_to_final_ms
     outcome.finished = early.finished + finished + outcome.finished
     outcome.callbacks = queue_callbacks(conn, outcome.finished, now, zone)
     return outcome

@@ -836,7 +836,7 @@ class SmppConnector:
                 if self.on_mobile_originated is not None:
                     await self.on_mobile_originated(message)
                 else:
-                    self.log.info("%s: mobile-originated message from %s to %s: %r", link, message.source, message.destination, message.text)
+                    self.log.info("%s: mobile-originated message to %s (%d characters)", link, message.destination, len(message.text))
         except Exception:
             self.stats["receipt_handler_errors"] += 1
             self.log.exception("%s: handling %s failed; asking the SMSC to redeliver", link, pdu.name)
