@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import re
 
 import httpx
@@ -117,6 +119,14 @@ def test_every_answer_of_every_endpoint_matches_the_document_strictly(settings, 
                 break
         assert_documented(document, "/api/services/getbalance", "POST", answer)
         assert answer.status_code == 429
+
+        operator.partner("kid", credits=0, parent="p1")
+        check("POST", "/api/services/credit", 200, json=dict(credentials, childID="kid", amount="2.50"))
+        check("POST", "/api/services/credit", 200, json=dict(credentials, childID="p1", amount="1"))  # not its child: 1005
+        check("POST", "/api/services/getchildren", 200, json=credentials)
+        later = check("POST", "/api/services/sendsms", 200, json=dict(sms, timeToSend=int(time.time()) + 86400))
+        check("POST", "/api/services/cancel", 200, json=dict(credentials, messageID=later.json()["responses"][0]["messageid"]))
+        check("POST", "/api/services/cancel", 200, json=dict(credentials, messageID=message_id))  # not scheduled any more: 1008
 
         partner_path = "/api/admin/partners/{partner_id}"
         check("GET", partner_path, 200, url="/api/admin/partners/p1", headers=admin)
