@@ -58,7 +58,7 @@ def create_app(
                     app.state.acceptance.on_accepted = dispatcher.wake
                 yield
         finally:
-            app.state.acceptance.guard.close()
+            app.state.acceptance.scrypt_checks.close()
             if own_store:
                 await active.close()
 
@@ -135,7 +135,7 @@ def create_app(
         if not isinstance(first, dict):
             raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "the first smslist entry must be an object with the credentials")
         gateway = acceptance(request)
-        partner = await gateway.authenticate(first)
+        partner = await gateway.authenticate(first, source_address(request))
         result = await gateway.submit(
             partner,
             first.get("shortcode"),
@@ -151,7 +151,7 @@ def create_app(
         key = idempotency_key(request.headers.get("idempotency-key"))
         fields = await parameters(request, limit)
         gateway = acceptance(request)
-        partner = await gateway.authenticate(fields)
+        partner = await gateway.authenticate(fields, source_address(request))
         mobile = fields.get("mobile")
         if isinstance(mobile, str):
             # Count before splitting: a body of commas must not become a million-item list.
@@ -194,7 +194,7 @@ def create_app(
     async def getbalance(request: Request) -> Response:
         """The partner's credit balance."""
         fields = await parameters(request, limit)
-        partner = await acceptance(request).authenticate(fields)
+        partner = await acceptance(request).authenticate(fields, source_address(request))
         return answer(
             {"response-code": 200, "response-description": "Success", "credit": format_units(partner.balance), "partner-id": partner.id},
             legacy,
@@ -204,7 +204,7 @@ def create_app(
         """The delivery status of one of the partner's messages."""
         fields = await parameters(request, limit)
         gateway = acceptance(request)
-        partner = await gateway.authenticate(fields)
+        partner = await gateway.authenticate(fields, source_address(request))
         raw = fields.get("messageID", fields.get("messageid"))
         try:
             text = id_text(raw)
@@ -371,6 +371,11 @@ def app_from_env() -> FastAPI:
     routed = os.environ.get(ROUTED_NETWORKS_ENV)
     networks = frozenset(int(n) for n in routed.split(",") if n) if routed else None
     return create_app(settings, routed_networks=networks)
+
+
+def source_address(request: Request) -> str:
+    """The peer's address (behind a proxy, what uvicorn's --forwarded-allow-ips makes of it)."""
+    return request.client.host if request.client is not None else ""
 
 
 def _check_count(count: Any, length: int) -> None:

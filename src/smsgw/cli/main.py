@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 import click
 
 from ..config import ConfigError, Settings, open_store
-from ..domain.apikeys import generate_api_key, hash_api_key
+from ..domain.apikeys import MIN_OPERATOR_KEY_LENGTH, WeakApiKey, check_operator_key, generate_api_key
 from ..domain.identifiers import MAX_SHORTCODE_LENGTH, is_partner_id, is_shortcode
 from ..domain.money import format_units, parse_units
 from ..store.errors import AlreadyExists, NotFound, SchemaOutOfDate, StoreUnavailable
@@ -115,7 +115,7 @@ def partner() -> None:
 @partner.command("create")
 @click.argument("partner_id")
 @click.option("--name", default=None, help="Display name (default: the id).")
-@click.option("--api-key", default=None, help="Use this key instead of a generated one (at least 16 characters).")
+@click.option("--api-key", default=None, help=f"Use this key instead of a generated one ({MIN_OPERATOR_KEY_LENGTH}+ letters, digits, - . _ ~).")
 @click.option("--credits", default="0", help="Initial credit in units, e.g. 1000 or 12.50.")
 @with_store
 async def partner_create(store: Store, settings: Settings, partner_id: str, name: str | None, api_key: str | None, credits: str) -> None:
@@ -123,10 +123,14 @@ async def partner_create(store: Store, settings: Settings, partner_id: str, name
     check_partner_id(partner_id)
     check_length(name, 200, "--name")
     amount = units_option(credits)
-    if api_key is not None and len(api_key) < 16:
-        raise click.BadParameter("an API key must have at least 16 characters", param_hint="--api-key")
+    if api_key is not None:
+        try:
+            check_operator_key(api_key)
+        except WeakApiKey as exc:
+            raise click.BadParameter(str(exc), param_hint="--api-key") from None
     key = api_key or generate_api_key()
-    await store.create_partner(partner_id, name or partner_id, hash_api_key(key), amount)
+    hasher = await store.api_key_hasher(settings.api_key_secret)
+    await store.create_partner(partner_id, name or partner_id, hasher.hash(key), amount)
     click.echo(f"partner {partner_id} created with {format_units(amount)} units")
     click.echo(f"api key: {key}")
     click.echo("store the key now: smsgw keeps only its hash and cannot show it again")
@@ -192,7 +196,8 @@ async def partner_activate(store: Store, settings: Settings, partner_id: str) ->
 async def partner_rotate_key(store: Store, settings: Settings, partner_id: str) -> None:
     """Replace the partner's API key and print the new one (the old one stops working)."""
     key = generate_api_key()
-    await store.set_api_key_hash(partner_id, hash_api_key(key))
+    hasher = await store.api_key_hasher(settings.api_key_secret)
+    await store.set_api_key_hash(partner_id, hasher.hash(key))
     click.echo(f"api key: {key}")
 
 
