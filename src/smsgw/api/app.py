@@ -311,14 +311,23 @@ def create_app(
             raise BadRequest(Code.DETAILS_NOT_FOUND, f"no partner {partner_id}") from None
         return answer({"response-code": 200, "response-description": "Success", "partner-id": partner_id, "credit": format_units(balance)}, legacy)
 
-    app.add_api_route("/api/admin/partners/{partner_id}", guarded(admin_partner), methods=["GET"], summary="Show a partner", response_class=Response, responses={200: {"content": {"application/json": {"schema": schemas.ref(schemas.PartnerView)}}}})
+    partner_in_path = [schemas.path_parameter("partner_id", "The partner's id.")]
+    app.add_api_route(
+        "/api/admin/partners/{partner_id}",
+        guarded(admin_partner),
+        methods=["GET"],
+        summary="Show a partner",
+        response_class=Response,
+        responses={200: {"content": {"application/json": {"schema": schemas.ref(schemas.PartnerView)}}}},
+        openapi_extra={"parameters": partner_in_path},
+    )
     app.add_api_route(
         "/api/admin/partners/{partner_id}/topup",
         guarded(admin_topup),
         methods=["POST"],
         summary="Top up a partner",
         response_class=Response,
-        openapi_extra=schemas.request_body(schemas.TopUpRequest, forms=False),
+        openapi_extra={**schemas.request_body(schemas.TopUpRequest, forms=False), "parameters": partner_in_path},
     )
 
     async def health(request: Request) -> Response:

@@ -133,6 +133,11 @@ def request_body(model: type[BaseModel], forms: bool) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}}
 
 
+def path_parameter(name: str, description: str) -> dict[str, Any]:
+    """A `{name}` of the route's path, which the handler reads from the request itself."""
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
+
+
 def query_parameters(model: type[BaseModel]) -> dict[str, Any]:
     """The same fields as query-string parameters, for the GET form of an endpoint."""
     parameters = []
