@@ -12,8 +12,8 @@ import secrets
 import httpx
 import pytest
 
-from smsgw.domain.apikeys import KeyHasher, check_operator_key, WeakApiKey
 from smsgw.api.guard import FAILURES_PER_WINDOW
+from smsgw.domain.apikeys import KeyHasher, WeakApiKey, check_operator_key
 
 from ..helpers import DEFAULT_KEY, Gateway, LiveServer, make_settings
 
@@ -24,8 +24,11 @@ def old_scrypt_hash(key: str) -> str:
     """A hash as earlier versions stored it (scrypt N=2**14, r=8, p=1, 16-byte salt)."""
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(key.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
-    b64 = lambda data: base64.urlsafe_b64encode(data).decode().rstrip("=")  # noqa: E731
-    return f"scrypt$16384$8$1${b64(salt)}${b64(digest)}"
+    return f"scrypt$16384$8$1${_b64(salt)}${_b64(digest)}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 def stored_hash(gateway: Gateway, partner_id: str) -> str:

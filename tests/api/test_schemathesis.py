@@ -96,6 +96,7 @@ def test_no_server_error_for_any_generated_request(database_url, tmp_path):
                 "--no-color",
             ],
             capture_output=True,
+            check=False,
             text=True,
             timeout=240,
             cwd=tmp_path,
