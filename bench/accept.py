@@ -34,7 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from smsgw.domain.apikeys import hash_api_key  # noqa: E402
 from smsgw.store.store import Store  # noqa: E402
 from smsgw.store.urls import StoreUrl  # noqa: E402
 
@@ -72,7 +71,7 @@ async def prepare_store(url: str) -> None:
     store = Store.open(StoreUrl.parse(url))
     try:
         await store.migrate()
-        await store.create_partner("bench", "bench", hash_api_key(KEY), 10**13)
+        await store.create_partner("bench", "bench", (await store.api_key_hasher(None)).hash(KEY), 10**13)
         await store.add_shortcode("BENCH", "bench", None)
     finally:
         await store.close()

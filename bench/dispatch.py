@@ -35,7 +35,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 from smsgw.config import Settings  # noqa: E402
 from smsgw.dispatch.dispatcher import DispatchSettings  # noqa: E402
 from smsgw.dispatch.runtime import DeliveryPlan, run_delivery  # noqa: E402
-from smsgw.domain.apikeys import hash_api_key  # noqa: E402
 from smsgw.domain.states import DeliveryState  # noqa: E402
 from smsgw.store.schema import messages, unmatched_receipts  # noqa: E402
 from smsgw.store.store import Store  # noqa: E402
@@ -51,7 +50,7 @@ def free_port() -> int:
 
 
 async def queue_messages(store: Store, count: int) -> None:
-    await store.create_partner("bench", "bench", hash_api_key("bench-key-0123456789"), 10**13)
+    await store.create_partner("bench", "bench", (await store.api_key_hasher(None)).hash("bench-key-0123456789"), 10**13)
     now = int(time.time() * 1000)
     for start in range(0, count, 1000):
         size = min(1000, count - start)

@@ -21,7 +21,6 @@ import uvicorn
 from smsgw.api.app import create_app
 from smsgw.api.http import server_options
 from smsgw.config import Settings, open_store
-from smsgw.domain.apikeys import hash_api_key
 from smsgw.store.store import Store
 
 DEFAULT_KEY = "test-key-0123456789abcdef"
@@ -54,7 +53,8 @@ class Operator:
         self, partner_id: str, credits: int = 1000_00, key: str = DEFAULT_KEY, shortcode: str | None = None, networks=None, parent: str | None = None, rate: int = 100
     ) -> str:
         async def op(store: Store):
-            await store.create_partner(partner_id, partner_id, hash_api_key(key), credits, parent_id=parent, rate=rate)
+            hasher = await store.api_key_hasher(self.settings.api_key_secret)
+            await store.create_partner(partner_id, partner_id, hasher.hash(key), credits, parent_id=parent, rate=rate)
             if shortcode is not None:
                 await store.add_shortcode(shortcode, partner_id, networks)
 

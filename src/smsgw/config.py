@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .domain.apikeys import MIN_SECRET_LENGTH
 from .domain.networks import KENYA, NetworkTable, NetworkTableError
 from .store.store import Store
 from .store.urls import DEFAULT_DATABASE_URL, BadDatabaseUrl, StoreUrl
@@ -44,6 +45,13 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
     if not value >= minimum or value == float("inf"):
         raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
     return value
+
+
+def _secret(env: Mapping[str, str], name: str, min_length: int) -> str | None:
+    raw = env.get(name) or None
+    if raw is not None and len(raw) < min_length:
+        raise ConfigError(f"{name} must have at least {min_length} characters (e.g. the output of `openssl rand -hex 32`)")
+    return raw
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -83,6 +91,8 @@ class Settings:
     # SQLite's busy_timeout, PostgreSQL's lock_timeout.
     lock_timeout_ms: int = 10_000
     admin_token: str | None = field(default=None, repr=False)
+    # Keys the stored API key hashes; unset, the store's own generated secret does.
+    api_key_secret: str | None = field(default=None, repr=False)
     database_pool_size: int = 10
     # How long the gateway keeps trying a message it cannot hand to a carrier.
     validity_seconds: int = 48 * 3600
@@ -156,6 +166,7 @@ class Settings:
             lock_timeout_ms=_int(env, "SMSGW_LOCK_TIMEOUT_MS", 10_000, minimum=1),
             database_pool_size=_int(env, "SMSGW_DATABASE_POOL_SIZE", 10, minimum=1),
             admin_token=env.get("SMSGW_ADMIN_TOKEN") or None,
+            api_key_secret=_secret(env, "SMSGW_API_KEY_SECRET", MIN_SECRET_LENGTH),
             validity_seconds=_int(env, "SMSGW_VALIDITY_SECONDS", 48 * 3600, minimum=1),
             lease_seconds=_int(env, "SMSGW_LEASE_SECONDS", 60, minimum=1),
             bind_lease_seconds=_int(env, "SMSGW_BIND_LEASE_SECONDS", 15, minimum=1),

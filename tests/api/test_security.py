@@ -34,7 +34,7 @@ def test_unknown_partner_and_wrong_key_get_the_same_answer(gateway: Gateway):
 
 def test_key_is_stored_hashed_only(gateway: Gateway):
     (stored,) = gateway.operator.sql("SELECT api_key_hash FROM partners WHERE id = 'p1'")[0]
-    assert DEFAULT_KEY not in stored and stored.startswith("scrypt$")
+    assert DEFAULT_KEY not in stored and stored.startswith("hmac-sha256$")
     dump = "\n".join(str(row) for row in gateway.operator.sql("SELECT * FROM partners"))
     assert DEFAULT_KEY not in dump
 
@@ -53,20 +53,6 @@ def test_keys_never_reach_the_logs(gateway: Gateway, caplog):
     for record in [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]:
         text = record.getMessage() + (logging.Formatter().formatException(record.exc_info) if record.exc_info else "")
         assert DEFAULT_KEY not in text and "wrong-secret-0000000000" not in text
-
-
-def test_repeated_wrong_keys_are_refused_with_429_before_any_key_check(gateway: Gateway):
-    assert gateway.post("/api/services/getbalance", {"partnerID": "p1", "apikey": DEFAULT_KEY}).json()["response-code"] == 200
-    body = {"partnerID": "p1", "apikey": "wrong-key-0000000000"}
-    answers = [gateway.post("/api/services/getbalance", body) for _ in range(12)]
-    assert [a.status_code for a in answers[:10]] == [200] * 10
-    assert all(a.json()["response-code"] == 1006 for a in answers)
-    limited = answers[10]
-    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
-    assert "too many failed attempts" in limited.json()["response-description"]
-    # Guessing cannot lock the partner out: its real key, already verified, still works.
-    ok = gateway.post("/api/services/getbalance", {"partnerID": "p1", "apikey": DEFAULT_KEY})
-    assert ok.status_code == 200 and ok.json()["response-code"] == 200
 
 
 def test_admin_api(gateway: Gateway, settings):

@@ -54,11 +54,24 @@ def test_clear_errors_and_exit_codes(tmp_path, database_url):
     assert taken.returncode == 0
     assert "already registered" in smsgw(tmp_path, database_url, "shortcode", "add", "X", "--partner", "acme").stderr
     weak = smsgw(tmp_path, database_url, "partner", "create", "b", "--api-key", "short")
-    assert weak.returncode == 2 and "16 characters" in weak.stderr
+    assert weak.returncode == 2 and "24 to 128 characters" in weak.stderr and "Traceback" not in weak.stderr
+    odd = smsgw(tmp_path, database_url, "partner", "create", "b", "--api-key", "key with spaces 0123456789")
+    assert odd.returncode == 2 and "may contain only" in odd.stderr
     bad_url = smsgw(tmp_path, database_url, "partner", "show", "acme", env={"SMSGW_DATABASE_URL": "mysql://x"})
     assert bad_url.returncode == 2 and "not supported" in bad_url.stderr
     bad_tz = smsgw(tmp_path, database_url, "partner", "show", "acme", env={"SMSGW_TIMEZONE": "Mars/Olympus"})
     assert bad_tz.returncode == 2 and "SMSGW_TIMEZONE" in bad_tz.stderr
+
+
+def test_an_operator_supplied_key_works_through_the_api_of_another_process(tmp_path, database_url):
+    from ..helpers import LiveServer, make_settings
+
+    key = "Acme-Key_0123456789.abcdef~"
+    created = smsgw(tmp_path, database_url, "partner", "create", "acme", "--api-key", key, "--credits", "5")
+    assert created.returncode == 0, created.stderr
+    with LiveServer(make_settings(database_url)) as server:
+        answer = httpx.post(server.url + "/api/services/getbalance", json={"partnerID": "acme", "apikey": key}, timeout=30).json()
+    assert answer["response-code"] == 200 and answer["credit"] == "5.00"
 
 
 def test_migrate_command(tmp_path, database_url):

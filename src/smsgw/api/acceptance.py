@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -20,7 +20,7 @@ import orjson
 
 from .. import metrics
 from ..config import Settings
-from ..domain.apikeys import hash_api_key, verify_api_key
+from ..domain.apikeys import KeyHasher, is_scrypt_hash
 from ..domain.codes import Code, describe
 from ..domain.encoding import count_parts
 from ..domain.identifiers import is_partner_id, is_shortcode
@@ -30,17 +30,13 @@ from ..domain.states import DeliveryState
 from ..store.errors import IdempotencyConflict, OutcomeUnknown, StoreUnavailable
 from ..store.store import LowCredit, Partner, PartnerInactive, Store
 from .bodies import BadRequest, InexactNumber, is_inexact
-from .controls import enforce_rate_limit, ensure_allowed_address
-from .guard import CredentialGuard
+from .controls import enforce_rate_limit, ensure_allowed_address, request_client
+from .guard import FailureThrottle, ScryptChecks
 
 log = logging.getLogger(__name__)
 
 MAX_CLIENTSMSID_LENGTH = 100
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
-_VERIFIED_CACHE_LIMIT = 10_000
-# Verifying against this keeps an unknown partner id as slow as a wrong key, so that the
-# time of a 1006 answer does not tell which of the two was wrong.
-_DUMMY_HASH = hash_api_key("no such partner")
 
 
 @dataclass(frozen=True)
@@ -102,36 +98,54 @@ class Acceptance:
         self.routed_networks = routed_networks
         # Called after each stored batch, so that an in-process dispatcher starts at once.
         self.on_accepted: Callable[[], None] | None = None
-        self._verified: set[tuple[str, bytes]] = set()
-        self.guard = CredentialGuard()
+        self._hasher: KeyHasher | None = None
+        self._absent_hash = ""
+        self.throttle = FailureThrottle()
+        self.scrypt_checks = ScryptChecks()
 
     # -- who is asking -------------------------------------------------------------------------
 
     async def authenticate(self, fields: dict[str, Any]) -> Partner:
+        """The partner whose credentials `fields` carry. Wrong keys are throttled per client
+        address (behind SMSGW_TRUSTED_PROXIES, the one X-Forwarded-For names), which is also
+        the address a partner's allow-list checks."""
         credentials = read_credentials(fields)
+        client = request_client(self.settings.trusted_proxies)
+        address = str(client) if client is not None else ""
         try:
+            hasher = self._hasher or await self._load_hasher()
             partner = await self.store.get_partner(credentials.partner_id)
         except StoreUnavailable:
             raise BadRequest(Code.TRY_AGAIN_LATER) from None
-        stored_hash = partner.api_key_hash if partner is not None else _DUMMY_HASH
-        # The memory holds (stored hash, SHA-256 of a key that matched it): a changed key or
-        # hash simply misses, and no plain key is kept. A key already verified passes even
-        # while wrong keys for the same partner id are being refused, so that guessing
-        # cannot lock a partner out.
-        memo = (stored_hash, hashlib.sha256(credentials.api_key.encode("utf-8", "surrogatepass")).digest())
-        key_ok = memo in self._verified
+        if partner is None:
+            # The same work as a wrong key, so that the time of a 1006 does not tell which.
+            hasher.verify(credentials.api_key, self._absent_hash)
+            raise self.throttle.refuse(credentials.partner_id, address)
+        stored = partner.api_key_hash
+        if is_scrypt_hash(stored):
+            key_ok = await self.scrypt_checks.verify(credentials.api_key, stored, address)
+        else:
+            key_ok = hasher.verify(credentials.api_key, stored)
         if not key_ok:
-            self.guard.check_allowed(credentials.partner_id)
-            key_ok = await self.guard.run(verify_api_key, credentials.api_key, stored_hash)
-            if key_ok and partner is not None:
-                if len(self._verified) >= _VERIFIED_CACHE_LIMIT:
-                    self._verified.clear()
-                self._verified.add(memo)
-        if partner is None or not key_ok or not partner.active:
-            self.guard.record_failure(credentials.partner_id)
+            raise self.throttle.refuse(credentials.partner_id, address)
+        if not hasher.is_current(stored):
+            await self._rehash(partner.id, credentials.api_key, stored, hasher)
+        if not partner.active:
             raise BadRequest(Code.INVALID_CREDENTIALS)
-        ensure_allowed_address(partner, self.settings.trusted_proxies)
+        ensure_allowed_address(partner, client)
         return partner
+
+    async def _load_hasher(self) -> KeyHasher:
+        self._hasher = await self.store.api_key_hasher(self.settings.api_key_secret)
+        self._absent_hash = self._hasher.hash(secrets.token_hex(16))
+        return self._hasher
+
+    async def _rehash(self, partner_id: str, api_key: str, old_hash: str, hasher: KeyHasher) -> None:
+        """Replaces a hash of an earlier version or secret after a successful check with it."""
+        try:
+            await self.store.replace_api_key_hash(partner_id, old_hash, hasher.hash(api_key))
+        except StoreUnavailable:
+            log.warning("the API key hash of partner %s could not be upgraded now; the next successful check tries again", partner_id)
 
     # -- sending -------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 
 from .. import metrics
 from ..config import Settings, open_store
@@ -23,7 +24,7 @@ from ..domain.states import PRIORITY_BULK, PRIORITY_OTP, DeliveryState
 from ..store.errors import NotFound, StoreUnavailable
 from ..store.store import Store
 from . import reseller, schemas
-from .acceptance import Acceptance, id_text, idempotency_key
+from .acceptance import Acceptance, idempotency_key
 from .bodies import BadRequest, InexactNumber, exact_numbers, parameters, parse_json, read_body
 from .controls import RequestScope
 from .operations import add_operations_routes
@@ -62,7 +63,7 @@ def create_app(
                     app.state.acceptance.on_accepted = dispatcher.wake
                 yield
         finally:
-            app.state.acceptance.guard.close()
+            app.state.acceptance.scrypt_checks.close()
             if own_store:
                 await active.close()
 
@@ -346,10 +347,21 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 405:
-            return bare(Code.UNSUPPORTED_REQUEST_TYPE, f"method {request.method} not allowed here", legacy, 405)
+            refused = bare(Code.UNSUPPORTED_REQUEST_TYPE, f"method {request.method} not allowed here", legacy, 405)
+            refused.headers["Allow"] = ", ".join(allowed_methods(request))
+            return refused
         if exc.status_code == 404:
             return bare(Code.UNSUPPORTED_REQUEST_TYPE, f"no such path {request.url.path}", legacy, 404)
         return bare(Code.UNSUPPORTED_REQUEST_TYPE, str(exc.detail), legacy, exc.status_code)
+
+    def allowed_methods(request: Request) -> list[str]:
+        """Every method some route of this path takes (each route here has one method)."""
+        methods: set[str] = set()
+        for candidate in request.app.router.routes:
+            match, _ = candidate.matches(request.scope)
+            if match is not Match.NONE:
+                methods.update(getattr(candidate, "methods", None) or ())
+        return sorted(methods)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -10,7 +10,7 @@ import contextlib
 import contextvars
 import json
 from typing import Any, Iterator
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_to_bytes
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
@@ -112,10 +112,30 @@ def is_inexact(value: Any) -> bool:
     return isinstance(value, orjson.Fragment)
 
 
+def form_fields(encoded: bytes, what: str) -> dict[str, str]:
+    """The fields of a query string or urlencoded form; 1010 for bytes that are not UTF-8
+    (raw or %-escaped) and for a field given twice, which would otherwise leave it to chance
+    which of the two values is sent."""
+    fields: dict[str, str] = {}
+    for pair in encoded.split(b"&"):
+        if not pair:
+            continue
+        raw_name, _, raw_value = pair.partition(b"=")
+        try:
+            name = unquote_to_bytes(raw_name.replace(b"+", b" ")).decode("utf-8")
+            value = unquote_to_bytes(raw_value.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, f"{what} is not UTF-8") from None
+        if name in fields:
+            raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, f"field {name[:64]!r} given twice in the {what}")
+        fields[name] = value
+    return fields
+
+
 async def parameters(request: Request, limit: int) -> dict[str, Any]:
     """The fields of a request that may come as JSON, a form or a query string
     (sendsms, sendotp, getbalance, getdlr). Body fields win over query fields."""
-    fields: dict[str, Any] = dict(request.query_params)
+    fields: dict[str, Any] = form_fields(request.scope.get("query_string", b""), "query string")
     if request.method == "GET":
         return fields
     body = await read_body(request, limit)
@@ -123,16 +143,18 @@ async def parameters(request: Request, limit: int) -> dict[str, Any]:
         return fields
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/x-www-form-urlencoded":
-        try:
-            fields.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-        except UnicodeDecodeError:
-            raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "form body is not UTF-8") from None
+        fields.update(form_fields(body, "form body"))
         return fields
     if content_type == "multipart/form-data":
         try:
             form = await request.form()
         except Exception:  # the multipart parser raises several types for a broken body
             raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "multipart body cannot be read") from None
+        seen: set[str] = set()
+        for name, _ in form.multi_items():
+            if name in seen:
+                raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, f"field {name[:64]!r} given twice in the multipart body")
+            seen.add(name)
         fields.update({k: v for k, v in form.items() if isinstance(v, str)})
         return fields
     if content_type and content_type not in JSON_CONTENT_TYPES:

@@ -27,7 +27,7 @@ _current_scope: ContextVar[dict[str, Any] | None] = ContextVar("smsgw_request_sc
 
 
 class RequestScope:
-    """ASGI middleware that makes the request's scope known to `ensure_allowed_address`."""
+    """ASGI middleware that makes the request's scope known to `request_client`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -57,13 +57,17 @@ def client_address(scope: dict[str, Any], trusted_proxies: Sequence[IPNetwork]) 
     return _address(hops[0]) if hops else peer
 
 
-def ensure_allowed_address(partner: Partner, trusted_proxies: Sequence[IPNetwork]) -> None:
+def request_client(trusted_proxies: Sequence[IPNetwork]) -> IPAddress | None:
+    """The client address of the request being handled (`client_address` of its scope)."""
+    scope = _current_scope.get()
+    return client_address(scope, trusted_proxies) if scope is not None else None
+
+
+def ensure_allowed_address(partner: Partner, address: IPAddress | None) -> None:
     """BadRequest(1006), the wrong key's answer, when the partner has an allow-list and the
     request comes from outside it."""
     if partner.allowed_ips is None:
         return
-    scope = _current_scope.get()
-    address = client_address(scope, trusted_proxies) if scope is not None else None
     if address is None or not _within(address, parse_networks(partner.allowed_ips)):
         raise BadRequest(Code.INVALID_CREDENTIALS)
 

@@ -9,13 +9,12 @@ import secrets
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any, Awaitable, Callable, TypeVar
 
 import click
 
 from ..config import ConfigError, Settings, open_store
-from ..domain.apikeys import generate_api_key, hash_api_key
+from ..domain.apikeys import MIN_OPERATOR_KEY_LENGTH, WeakApiKey, check_operator_key, generate_api_key
 from ..domain.callback_urls import BadCallbackUrl, check_callback_url
 from ..domain.identifiers import MAX_SHORTCODE_LENGTH, is_partner_id, is_shortcode
 from ..domain.money import MAX_RATE, format_units, parse_amount, parse_units
@@ -155,7 +154,7 @@ def partner() -> None:
 @partner.command("create")
 @click.argument("partner_id")
 @click.option("--name", default=None, help="Display name (default: the id).")
-@click.option("--api-key", default=None, help="Use this key instead of a generated one (at least 16 characters).")
+@click.option("--api-key", default=None, help=f"Use this key instead of a generated one ({MIN_OPERATOR_KEY_LENGTH}+ letters, digits, - . _ ~).")
 @click.option("--credits", default="0", help="Initial credit in units, e.g. 1000 or 12.50.")
 @click.option("--parent", default=None, help="Make it a child account of this reseller.")
 @click.option("--rate", default="1", help="With --parent: money per unit the reseller's `credit` converts at (default 1).")
@@ -168,10 +167,14 @@ async def partner_create(
     check_length(name, 200, "--name")
     amount = units_option(credits)
     rate_hundredths = rate_option(rate)
-    if api_key is not None and len(api_key) < 16:
-        raise click.BadParameter("an API key must have at least 16 characters", param_hint="--api-key")
+    if api_key is not None:
+        try:
+            check_operator_key(api_key)
+        except WeakApiKey as exc:
+            raise click.BadParameter(str(exc), param_hint="--api-key") from None
     key = api_key or generate_api_key()
-    await store.create_partner(partner_id, name or partner_id, hash_api_key(key), amount, parent_id=parent, rate=rate_hundredths)
+    hasher = await store.api_key_hasher(settings.api_key_secret)
+    await store.create_partner(partner_id, name or partner_id, hasher.hash(key), amount, parent_id=parent, rate=rate_hundredths)
     click.echo(f"partner {partner_id} created with {format_units(amount)} units" + (f", child of {parent} at {format_units(rate_hundredths)} per unit" if parent else ""))
     click.echo(f"api key: {key}")
     click.echo("store the key now: smsgw keeps only its hash and cannot show it again")
@@ -239,7 +242,8 @@ async def partner_activate(store: Store, settings: Settings, partner_id: str) ->
 async def partner_rotate_key(store: Store, settings: Settings, partner_id: str) -> None:
     """Replace the partner's API key and print the new one (the old one stops working)."""
     key = generate_api_key()
-    await store.set_api_key_hash(partner_id, hash_api_key(key))
+    hasher = await store.api_key_hasher(settings.api_key_secret)
+    await store.set_api_key_hash(partner_id, hasher.hash(key))
     click.echo(f"api key: {key}")
 
 

@@ -18,7 +18,7 @@ import uvicorn
 from ..api.app import ROUTED_NETWORKS_ENV, WORKER_LOG_LEVEL_ENV, create_app
 from ..api.http import install_accept_error_throttle, server_options
 from ..config import Settings
-from ..domain.apikeys import generate_api_key, hash_api_key
+from ..domain.apikeys import generate_api_key
 from ..dispatch.routing import RouteError
 from ..dispatch.runtime import DeliveryPlan, run_delivery
 from ..domain.money import format_units
@@ -96,7 +96,7 @@ async def run_server(settings: Settings, plan: DeliveryPlan, host: str, port: in
             await run_dispatcher_only(store, settings, plan)
             return
         if role == "all" and store.is_sqlite and await store.count_partners() == 0:
-            await create_demo(store, host, port)
+            await create_demo(store, settings, host, port)
         elif role == "all" and await store.get_partner(DEMO_PARTNER) is not None:
             click.echo(f"Partner {DEMO_PARTNER} exists; its API key was shown on the first start only: `smsgw partner rotate-key {DEMO_PARTNER}` prints a new one.")
 
@@ -170,9 +170,10 @@ async def run_dispatcher_only(store: Store, settings: Settings, plan: DeliveryPl
         await stop.wait()
 
 
-async def create_demo(store: Store, host: str, port: int) -> None:
+async def create_demo(store: Store, settings: Settings, host: str, port: int) -> None:
     key = generate_api_key()
-    await store.create_partner(DEMO_PARTNER, "Demo partner", hash_api_key(key), DEMO_CREDITS)
+    hasher = await store.api_key_hasher(settings.api_key_secret)
+    await store.create_partner(DEMO_PARTNER, "Demo partner", hasher.hash(key), DEMO_CREDITS)
     await store.add_shortcode(DEMO_SHORTCODE, DEMO_PARTNER, None)
     body = {
         "count": 1,

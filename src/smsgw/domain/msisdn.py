@@ -20,8 +20,9 @@ import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumberType
 from phonenumbers.carrierdata import CARRIER_DATA
 
-# Characters people put between digits; anything else makes the input invalid.
-_FORMATTING = re.compile(r"^\+?[0-9 \-().\/]+$")
+# Digits with the characters people put between them; anything else, and anything before the
+# first digit or after the last that libphonenumber would skip ("-712345678"), makes it invalid.
+_FORMATTING = re.compile(r"\+?\(?[0-9](?:[0-9 \-().\/]*[0-9])?")
 _MOBILE_TYPES = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
 # The order in which libphonenumber tests the special number types before fixed/mobile.
 _SPECIAL_DESCS = (
@@ -206,7 +207,7 @@ class NumberNormaliser:
 
     def _slow(self, raw: str) -> Msisdn | None:
         text = raw.strip()
-        if len(text) > MAX_INPUT_LENGTH or not _FORMATTING.match(text):
+        if len(text) > MAX_INPUT_LENGTH or not _FORMATTING.fullmatch(text):
             return None
         try:
             number = phonenumbers.parse(text, self.default_region)

@@ -6,8 +6,9 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-_LOCAL = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?$")
-_DIGITS = re.compile(r"^\d{1,12}$")
+# ASCII digits only: int() and \d also take other scripts' digits, which no client means.
+_LOCAL = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})[ T]([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?\Z")
+_DIGITS = re.compile(r"^[0-9]{1,12}\Z")
 # A schedule further out than this is a typo (or milliseconds), not a campaign.
 MAX_AHEAD_SECONDS = 366 * 86400
 

@@ -244,3 +244,13 @@ rate_buckets = Table(
     Column("tokens", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
+
+# Secrets the gateway generates for itself and every process must share: `api_key_hmac`
+# keys the stored API key hashes when SMSGW_API_KEY_SECRET is not set.
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
