@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .domain.compliance import DEFAULT_OPTIN_KEYWORDS, DEFAULT_OPTOUT_KEYWORDS, Window, parse_keywords
 from .domain.networks import KENYA, NetworkTable, NetworkTableError
 from .store.store import Store
 from .store.urls import DEFAULT_DATABASE_URL, BadDatabaseUrl, StoreUrl
@@ -57,6 +58,26 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} must be true or false")
 
 
+def _keywords(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> frozenset[str]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return frozenset(default)
+    try:
+        return parse_keywords(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _window(env: Mapping[str, str], name: str, default: Window) -> Window:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return Window.parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: StoreUrl
@@ -81,6 +102,14 @@ class Settings:
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     callback_retry_base_seconds: float = 10.0
+    # Two-way messaging and compliance (docs/configuration.md, "Inbound messages and opt-out").
+    optout_keywords: frozenset[str] = frozenset(DEFAULT_OPTOUT_KEYWORDS)
+    optin_keywords: frozenset[str] = frozenset(DEFAULT_OPTIN_KEYWORDS)
+    promo_window: Window = Window(8 * 60, 18 * 60)
+    inbound_parts_timeout_seconds: int = 600
+    inbound_timeout_seconds: float = 15.0
+    # Tests move the gateway's clock for the promotional window; None is the real time.
+    clock_offset_seconds: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -116,6 +145,11 @@ class Settings:
             retry_base_seconds=_float(env, "SMSGW_RETRY_BASE_SECONDS", 2.0, minimum=0),
             retry_max_seconds=_float(env, "SMSGW_RETRY_MAX_SECONDS", 300.0, minimum=1),
             callback_retry_base_seconds=_float(env, "SMSGW_CALLBACK_RETRY_BASE_SECONDS", 10.0, minimum=0.1),
+            optout_keywords=_keywords(env, "SMSGW_OPTOUT_KEYWORDS", DEFAULT_OPTOUT_KEYWORDS),
+            optin_keywords=_keywords(env, "SMSGW_OPTIN_KEYWORDS", DEFAULT_OPTIN_KEYWORDS),
+            promo_window=_window(env, "SMSGW_PROMO_WINDOW", Window(8 * 60, 18 * 60)),
+            inbound_parts_timeout_seconds=_int(env, "SMSGW_INBOUND_PARTS_TIMEOUT_SECONDS", 600, minimum=1),
+            inbound_timeout_seconds=_float(env, "SMSGW_INBOUND_TIMEOUT_SECONDS", 15.0, minimum=0.1),
         )
 
 

@@ -21,11 +21,13 @@ import orjson
 from ..config import Settings
 from ..domain.apikeys import hash_api_key, verify_api_key
 from ..domain.codes import Code, describe
+from ..domain.compliance import promotional_due, with_footer
 from ..domain.encoding import count_parts
 from ..domain.identifiers import is_partner_id, is_shortcode
 from ..domain.money import format_units
 from ..domain.schedule import BadSchedule, parse_time_to_send
 from ..domain.states import DeliveryState
+from ..store import optout
 from ..store.errors import IdempotencyConflict, OutcomeUnknown, StoreUnavailable
 from ..store.store import LowCredit, Partner, PartnerInactive, Store
 from .bodies import BadRequest
@@ -261,6 +263,14 @@ class Acceptance:
                 if enabled is not None and network.id not in enabled:
                     responses.append(_failed(Code.NETWORK_NOT_ALLOWED, f"sender id not enabled on {network.name}", mobile_raw, clientsmsid))
                     continue
+                if shortcode.promotional:
+                    # The footer is charged and sent as part of the text; the window holds the message.
+                    text = with_footer(text, network.promo_footer)
+                    encoding, parts = count_parts(text)
+                    if parts > max_parts:
+                        responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, f"message with the opt-out footer needs {parts} parts, the limit is {max_parts}", mobile_raw, clientsmsid))
+                        continue
+                    due_ms = promotional_due(due_ms, network.promo_window or self.settings.promo_window, zone, self.settings.clock_offset_seconds)
             except Exception:
                 log.exception("entry %d of a %s request could not be checked", len(responses), kind)
                 responses.append(_failed(Code.MESSAGE_SYSTEM_ERROR, None, mobile_raw, clientsmsid))
@@ -292,9 +302,33 @@ class Acceptance:
             candidates.append((len(responses), mobile_raw, clientsmsid))
             responses.append(_success(int(digits) if mobile_as_number else digits, message_id, network.id, clientsmsid))
 
+        if rows:
+            rows, candidates, total_cost = await self._without_opted_out(partner_id, shortcode_text, rows, candidates, responses, total_cost)
         if not rows:
             return self._render(responses)
         return await self._charge_and_store(partner, responses, rows, batch_id, candidates, total_cost, idempotency, kind)
+
+    async def _without_opted_out(
+        self, partner_id: str, shortcode: str, rows: list[tuple], candidates: list[tuple[int, Any, Any]], responses: list[dict[str, Any]], total_cost: int
+    ) -> tuple[list[tuple], list[tuple[int, Any, Any]], int]:
+        """The rows whose numbers are not on the opt-out list; each listed one gets 1011 in its
+        entry and costs nothing. One lookup on the list's primary key for the whole batch."""
+        try:
+            listed = await self.store.read(optout.listed, partner_id, shortcode, [row[3] for row in rows])
+        except StoreUnavailable:
+            raise BadRequest(Code.TRY_AGAIN_LATER) from None
+        if not listed:
+            return rows, candidates, total_cost
+        kept_rows, kept_candidates = [], []
+        for row, candidate in zip(rows, candidates):
+            if row[3] in listed:
+                position, mobile, clientsmsid = candidate
+                responses[position] = _failed(Code.RECIPIENT_OPTED_OUT, None, mobile, clientsmsid)
+                total_cost -= row[8]
+            else:
+                kept_rows.append(row)
+                kept_candidates.append(candidate)
+        return kept_rows, kept_candidates, total_cost
 
     async def _charge_and_store(
         self,
