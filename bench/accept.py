@@ -2,12 +2,14 @@
 
 Starts a real `smsgw serve` process on loopback with a fresh store, posts 1000-message
 sendbulk bodies at concurrency 1, 4 and 16 for a bounded time each, and prints accepted
-messages per second, p50/p99 latency and the server's RSS. Then measures the floor: the
+messages per second, p50/p99 latency and the server's RSS. Then it puts a million numbers
+(none of the bodies') on the partner's opt-out list and runs the levels again: the list's
+lookup per request is what that costs. Then measures the floor: the
 same bodies parsed with orjson and the same rows inserted straight into SQLite with the same
 durability settings, in one transaction per body, with no HTTP and no checks. No gateway
 can beat the floor; the ratio says what the gateway's work costs.
 
-    python bench/accept.py [--seconds 10] [--concurrency 1,4,16] [--database-url URL]
+    python bench/accept.py [--seconds 10] [--concurrency 1,4,16] [--optouts 1000000] [--database-url URL]
 
 Not a test: figures go to docs/performance.md.
 """
@@ -224,6 +226,35 @@ def raw_floor(bodies: list[bytes], directory: Path, synchronous: str, seconds: f
     return int(done / elapsed)
 
 
+def fill_optout_list(url: str, count: int, bodies: list[bytes]) -> None:
+    """`count` numbers on the bench partner's list for its shortcode, none of them a number
+    of the bodies (so every message is still accepted and only the lookup is measured)."""
+    taken = {"254" + item["mobile"][1:] for body in bodies for item in orjson.loads(body)["smslist"]}
+    rng = random.Random(11)
+    numbers: set[str] = set()
+    while len(numbers) < count:
+        number = "2547" + f"{rng.randrange(10**8):08d}"
+        if number not in taken:
+            numbers.add(number)
+    now = int(time.time() * 1000)
+    rows = [("bench", "BENCH", n, "operator", now) for n in sorted(numbers)]
+
+    async def insert() -> None:
+        from sqlalchemy import insert as sql_insert
+
+        from smsgw.store.schema import optouts
+
+        store = Store.open(StoreUrl.parse(url))
+        try:
+            for start in range(0, len(rows), 50_000):
+                chunk = [dict(zip(("partner_id", "shortcode", "msisdn", "source", "created_at"), r)) for r in rows[start : start + 50_000]]
+                await store.write(lambda conn, chunk=chunk: conn.execute(sql_insert(optouts), chunk))
+        finally:
+            await store.close()
+
+    asyncio.run(insert())
+
+
 async def _migrate(url: str) -> None:
     store = Store.open(StoreUrl.parse(url))
     try:
@@ -240,6 +271,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18765)
     parser.add_argument("--synchronous", default="FULL", help="SQLite synchronous setting for both server and floor")
     parser.add_argument("--wipe", action="store_true", help="allow emptying the PostgreSQL database given with --database-url")
+    parser.add_argument("--optouts", type=int, default=1_000_000, help="numbers on the opt-out list for the second run of the levels (0: skip it)")
     args = parser.parse_args()
 
     bodies = make_bodies(20)
@@ -261,15 +293,23 @@ def main() -> None:
             asyncio.run(load(base, bodies[:2], 2, 2.0))  # warm-up: caches, first id block
             process.cpu_percent()
             print(f"store: {url.split('://')[0]}   body: 1000 messages, {len(bodies[0]) // 1024} KiB   cores: {os.cpu_count()}")
-            print(f"{'concurrency':>11} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'rss MiB':>8} {'server cpu':>10}")
+            print(f"{'opt-outs':>9} {'concurrency':>11} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'rss MiB':>8} {'server cpu':>10}")
             results = {}
-            for concurrency in [int(c) for c in args.concurrency.split(",")]:
-                rate, latencies, errors = asyncio.run(load(base, bodies, concurrency, args.seconds))
-                rss = process.memory_info().rss / 2**20
-                cpu = process.cpu_percent()
-                results[concurrency] = rate
-                note = f"  ({errors} requests not fully accepted)" if errors else ""
-                print(f"{concurrency:>11} {rate:>9} {percentile(latencies, 0.5) * 1000:>8.1f} {percentile(latencies, 0.99) * 1000:>8.1f} {len(latencies):>9} {rss:>8.0f} {cpu:>9.0f}%{note}")
+            for listed in [0, args.optouts] if args.optouts else [0]:
+                if listed:
+                    fill_optout_list(url, listed, bodies)
+                    process.cpu_percent()
+                for concurrency in [int(c) for c in args.concurrency.split(",")]:
+                    rate, latencies, errors = asyncio.run(load(base, bodies, concurrency, args.seconds))
+                    rss = process.memory_info().rss / 2**20
+                    cpu = process.cpu_percent()
+                    if not listed:
+                        results[concurrency] = rate
+                    note = f"  ({errors} requests not fully accepted)" if errors else ""
+                    print(
+                        f"{listed:>9} {concurrency:>11} {rate:>9} {percentile(latencies, 0.5) * 1000:>8.1f} {percentile(latencies, 0.99) * 1000:>8.1f} "
+                        f"{len(latencies):>9} {rss:>8.0f} {cpu:>9.0f}%{note}"
+                    )
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -29,7 +29,7 @@ from ..domain.schedule import BadSchedule, parse_time_to_send
 from ..domain.states import DeliveryState
 from ..store import optout
 from ..store.errors import IdempotencyConflict, OutcomeUnknown, StoreUnavailable
-from ..store.store import LowCredit, Partner, PartnerInactive, Store
+from ..store.store import LowCredit, Partner, PartnerInactive, Shortcode, Store
 from .bodies import BadRequest
 from .guard import CredentialGuard
 
@@ -145,10 +145,12 @@ class Acceptance:
         mobile_as_number: bool,
         idempotency: tuple[str, str] | None,
         kind: str,
+        shared_sender: Shortcode | None = None,
     ) -> bytes:
         """The JSON answer (`{"responses": [...]}`) for `entries`, all charged and stored
         before this returns. `idempotency` is (key, SHA-256 of the body): a repeated request
-        gets the first answer back and is not charged again."""
+        gets the first answer back and is not charged again. `shared_sender`: a shared
+        shortcode the partner may send from (auto-replies to its keyword's messages)."""
         if idempotency is not None:
             replayed = await self.stored_answer(partner, *idempotency)
             if replayed is not None:
@@ -165,7 +167,9 @@ class Acceptance:
             shortcode = await self.store.get_shortcode(shortcode_text)
         except StoreUnavailable:
             raise BadRequest(Code.TRY_AGAIN_LATER) from None
-        if shortcode is None or shortcode.partner_id != partner.id:
+        if shared_sender is not None and shared_sender.shortcode == shortcode_text and shared_sender.partner_id == partner.id:
+            shortcode = shortcode or shared_sender
+        elif shortcode is None or shortcode.partner_id != partner.id:
             raise BadRequest(Code.INVALID_SENDER_ID)
 
         # One id per entry, reserved before checking them: a refused entry wastes its id, which

@@ -23,6 +23,7 @@ from ..store.store import Store
 from . import schemas
 from .acceptance import Acceptance, id_text, idempotency_key
 from .bodies import BadRequest, parameters, parse_json, read_body
+from .inbox import getinbox_handler
 from ..domain.reports import duration, local_time
 from .responses import answer, bare
 
@@ -247,6 +248,7 @@ def create_app(
     route("/api/services/sendotp", both, sendotp, "Send a one-time password ahead of bulk traffic", schemas.SendSmsRequest, True, schemas.answer_doc(schemas.SendResponse, "One result per number."))
     route("/api/services/getbalance", both, getbalance, "Credit balance", schemas.CredentialsRequest, True, schemas.answer_doc(schemas.BalanceResponse, "The balance."))
     route("/api/services/getdlr", both, getdlr, "Delivery report of one message", schemas.DlrRequest, True, schemas.answer_doc(schemas.DlrResponse, "The report."))
+    route("/api/services/getinbox", both, getinbox_handler(settings, acceptance), "Inbound messages, paged by id", schemas.InboxRequest, True, schemas.answer_doc(schemas.InboxResponse, "Oldest first."))
 
     # -- admin API (operator) ---------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from ..config import Settings
 from ..connectors.smpp.client import SmppConnector
 from ..store.store import Store
 from .dispatcher import Dispatcher, DispatchSettings, Lane
+from .inbound import AutoReply, InboundForwarder, InboundReceiver
 from .routing import ConnectorConfig, parse_smsc_url, routed_networks
 from .webhooks import CallbackSender
 
@@ -49,7 +50,9 @@ class DeliveryPlan:
 
 
 @contextlib.asynccontextmanager
-async def run_delivery(store: Store, settings: Settings, plan: DeliveryPlan, dispatch: DispatchSettings | None = None) -> AsyncIterator[Dispatcher]:
+async def run_delivery(
+    store: Store, settings: Settings, plan: DeliveryPlan, dispatch: DispatchSettings | None = None, auto_reply: AutoReply | None = None
+) -> AsyncIterator[Dispatcher]:
     simulator = None
     configs = list(plan.connectors)
     if plan.simulated:
@@ -66,6 +69,8 @@ async def run_delivery(store: Store, settings: Settings, plan: DeliveryPlan, dis
         retry_max_seconds=settings.retry_max_seconds,
     )
     dispatcher = Dispatcher(store, [], settings.timezone, dispatch)
+    forwarder = InboundForwarder(store, settings, auto_reply)
+    receiver = InboundReceiver(store, settings, on_stored=forwarder.wake)
     for config in configs:
         connector = SmppConnector(
             config.name,
@@ -80,6 +85,7 @@ async def run_delivery(store: Store, settings: Settings, plan: DeliveryPlan, dis
             enquire_link_interval=config.enquire_link_interval,
             concatenation=config.concatenation,
             on_receipt=dispatcher.receipt_sink(config.name),
+            on_mobile_originated=receiver,
         )
         dispatcher.lanes.append(Lane(config, connector))
         log.info("binding to %s", config.display)
@@ -91,10 +97,12 @@ async def run_delivery(store: Store, settings: Settings, plan: DeliveryPlan, dis
     dispatcher.on_callbacks_queued = callbacks_queued
     await dispatcher.start()
     await callbacks.start()
+    await forwarder.start()
     try:
         yield dispatcher
     finally:
         await dispatcher.stop()
         await callbacks.stop()
+        await forwarder.stop()
         if simulator is not None:
             await simulator.stop()

@@ -69,10 +69,17 @@ class CallbackSender:
     def wake(self) -> None:
         self._wake.set()
 
+    # The outbox this sender serves (a subclass serves another: dispatch/inbound.py).
+    claim = staticmethod(delivery.claim_callbacks)
+
+    @staticmethod
+    def record(conn, delivered: list[int], failed: list[tuple[int, int, str]]) -> None:
+        _record(conn, delivered, failed)
+
     async def _run(self) -> None:
         while True:
             try:
-                due = await self.store.write(delivery.claim_callbacks, now_ms(), self.batch_size, self.lease_ms)
+                due = await self.store.write(self.claim, now_ms(), self.batch_size, self.lease_ms)
             except StoreUnavailable as exc:
                 log.warning("cannot read callbacks: %s", exc)
                 due = []
@@ -88,7 +95,7 @@ class CallbackSender:
                     if error is not None
                 ]
                 try:
-                    await self.store.write(_record, delivered, failed)
+                    await self.store.write(self.record, delivered, failed)
                 except Exception as exc:  # the leases run out and the callbacks go again
                     log.warning("cannot record callback results: %s", exc)
                 self.stats["delivered"] += len(delivered)

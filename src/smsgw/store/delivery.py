@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from ..domain.reports import callback_body
 from ..domain.states import DeliveryState
+from . import inbound
 from .prepared import Prepared, PreparedIn
 from .schema import callbacks, idempotency_keys, ledger, message_parts, messages, partners, receipt_keys, unmatched_receipts
 from .store import IDEMPOTENCY_TTL_MS
@@ -23,6 +24,7 @@ from .store import IDEMPOTENCY_TTL_MS
 SCHEDULED = int(DeliveryState.SCHEDULED)
 SENT = int(DeliveryState.SENT_TO_NETWORK)
 OPEN_STATES = (SCHEDULED, SENT)
+BLACKLISTED = int(DeliveryState.SENDER_BLACKLISTED)
 # When the parts of one message end differently, the message takes the worst of them.
 _SEVERITY = {
     int(DeliveryState.DELIVERED): 0,
@@ -526,6 +528,8 @@ def record_outcomes(
         outcome.still_waiting = again.still_waiting
         outcome.finished += again.finished
     outcome.callbacks = queue_callbacks(conn, outcome.finished, now, zone)
+    if any(item.state == BLACKLISTED for item in (*failures, *receipts)):
+        inbound.list_blacklisted(conn, outcome.finished, now)
     return outcome
 
 

@@ -19,6 +19,8 @@ decode, and handles each submit_sm with a *behaviour*:
 |                   |                        | answering and closes once `drop_hold` are unanswered        |
 | early             | ReceiptBeforeResponse  | the DELIVRD receipt first, then the submit_sm_resp          |
 | slow              | SlowResponse           | submit_sm_resp only after `response_delay` (default 1 s)    |
+| blacklisted       | Blacklisted            | submit_sm_resp OK, then a BLACKLST receipt (the subscriber  |
+|                   |                        | blocked the sender)                                         |
 
 The behaviour for all traffic is a constructor flag (`behaviour=`). Independently, unless
 `magic_numbers=False`, a destination number ending in one of these suffixes picks its own
@@ -67,7 +69,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ...domain.encoding import decode
+from ...domain.encoding import count_parts, decode
 from .pdu import (
     DEFAULT_MAX_PDU_LENGTH,
     ESM_CLASS_DELIVERY_RECEIPT,
@@ -99,11 +101,11 @@ from .pdu import (
     response_to,
 )
 from .receipt import STAT_MESSAGE_STATES, format_receipt_text
-from .segments import Concatenation, concatenation_of, split_udh
+from .segments import Concatenation, concatenation_of, message_parts, split_udh
 
 log = logging.getLogger("smsgw.smsc_sim")
 
-BEHAVIOUR_NAMES = ("happy", "delayed", "undeliverable", "expired", "rejected", "throttle", "queuefull", "noresponse", "drop", "early", "slow")
+BEHAVIOUR_NAMES = ("happy", "delayed", "undeliverable", "expired", "rejected", "throttle", "queuefull", "noresponse", "drop", "early", "slow", "blacklisted")
 
 
 @dataclass(slots=True)
@@ -180,6 +182,12 @@ class Undeliverable(Happy):
     name = "undeliverable"
     stat = "UNDELIV"
     err = "001"
+
+
+class Blacklisted(Happy):
+    name = "blacklisted"
+    stat = "BLACKLST"
+    err = "000"
 
 
 class Expired(Happy):
@@ -575,6 +583,7 @@ class SmscSimulator:
             "drop": lambda: DropConnection(drop_after, drop_hold, drop_hold_timeout, max_drops),
             "early": ReceiptBeforeResponse,
             "slow": lambda: SlowResponse(self.response_delay),
+            "blacklisted": Blacklisted,
         }
         if name not in factories:
             raise ValueError(f"unknown behaviour {name!r}; one of {', '.join(BEHAVIOUR_NAMES)}")
@@ -796,6 +805,35 @@ class SmscSimulator:
         if not self._running:
             return
         self._later(self.redelivery_delay, self._dispatch_receipt, item)
+
+    def send_inbound(
+        self, source: str, destination: str, text: str, *, concatenation: str = "udh", reference: int = 0, order: list[int] | None = None, spread: bool = False
+    ) -> int:
+        """A subscriber's message to the gateway: deliver_sm (esm_class 0, UDHI for UDH parts),
+        as many parts as its text needs, sent in `order` (0-based part indexes) and, with
+        `spread`, each to another bound receiver. They wait for a receiver like receipts and
+        are redelivered like them (and counted with them). Returns how many parts went."""
+        encoding, _ = count_parts(text)
+        parts = message_parts(text, encoding, concatenation=concatenation, reference=reference)
+        receivers = [session for sessions in self._receivers.values() for session in sessions if session.open]
+        system_id = receivers[0].system_id if receivers else (self.system_id or "")
+        for position, index in enumerate(order if order is not None else range(len(parts))):
+            part = parts[index]
+            fields = dict(
+                source_addr_ton=1,
+                source_addr_npi=1,
+                source_addr=source,
+                dest_addr_ton=0,
+                dest_addr_npi=0,
+                destination_addr=destination,
+                esm_class=part.esm_class,
+                data_coding=part.data_coding,
+                short_message=part.short_message,
+                tlvs=dict(part.tlvs),
+            )
+            origin = receivers[position % len(receivers)] if spread and receivers else None
+            self._dispatch_receipt(_PendingReceipt(system_id, fields, origin=origin))
+        return len(parts)
 
     @property
     def parked_receipts(self) -> int:
