@@ -54,13 +54,14 @@ class PartnerEndpoint:
 
 
 @contextlib.asynccontextmanager
-async def two_way(rig: Rig, binds: int = 1, **options: Any) -> AsyncIterator[Dispatcher]:
+async def two_way(gateway_rig: Rig, binds: int = 1, **options: Any) -> AsyncIterator[Dispatcher]:
     """Delivery as `smsgw serve` runs it (auto-replies on), over `binds` connections to the
     rig's simulator."""
-    urls = [rig.smsc_url(name=f"carrier{i}" if binds > 1 else "carrier", **options) for i in range(binds)]
-    plan = DeliveryPlan.from_urls(urls, rig.settings)
-    replies = AutoReplies(Acceptance(rig.settings, rig.store, plan.routed_networks(rig.settings)))
-    async with run_delivery(rig.store, rig.settings, plan, auto_reply=replies) as dispatcher:
+    urls = [gateway_rig.smsc_url(name=f"carrier{i}" if binds > 1 else "carrier", **options) for i in range(binds)]
+    settings, store = gateway_rig.settings, gateway_rig.store
+    plan = DeliveryPlan.from_urls(urls, settings)
+    replies = AutoReplies(Acceptance(settings, store, plan.routed_networks(settings)))
+    async with run_delivery(store, settings, plan, auto_reply=replies) as dispatcher:
         for lane in dispatcher.lanes:
             assert await lane.connector.wait_bound(10)
         yield dispatcher

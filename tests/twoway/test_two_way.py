@@ -4,6 +4,7 @@ endpoints on loopback, and sends their answers back as charged messages."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from urllib.parse import parse_qsl
@@ -151,3 +152,50 @@ async def test_a_blacklisted_receipt_lists_the_number(rig_factory):
     assert rig.operator.sql("SELECT partner_id, shortcode, msisdn, source FROM optouts") == [("p1", "SC1", answer["mobile"], "receipt")]
     (refused,) = await rig.send([entry(number(3))])
     assert refused["response-code"] == 1011
+
+
+async def test_a_promotional_message_waits_for_the_window_and_carries_the_footer(rig_factory):
+    import dataclasses
+    import datetime as dt
+    import time
+
+    rig: Rig = await rig_factory(env={"SMSGW_PROMO_WINDOW": "08:00-18:00"})
+    await rig.store.write(optout.set_promotional, "SC1", True)
+    # The gateway's clock reads 07:59:55 in Nairobi: the window opens five seconds from now.
+    now = time.time()
+    local = dt.datetime.fromtimestamp(now, rig.settings.timezone)
+    before_opening = local.replace(hour=7, minute=59, second=55, microsecond=0).timestamp()
+    settings = dataclasses.replace(rig.settings, clock_offset_seconds=before_opening - now)
+    from ..helpers import LiveServer
+
+    before = rig.operator.balance("p1")
+    text = "x" * 150  # one part alone; with " STOP*456*9*5#" (14 characters) two
+    with LiveServer(settings) as server:
+        async with httpx.AsyncClient(timeout=30) as client:
+            response = await client.post(server.url + "/api/services/sendbulk", json={"count": 2, "smslist": [entry(number(4), text), entry("0733000400", "Offer")]})
+        safaricom, airtel = response.json()["responses"]
+        async with httpx.AsyncClient(timeout=30) as client:
+            otp = await client.post(server.url + "/api/services/sendotp", json={"partnerID": "p1", "apikey": DEFAULT_KEY, "shortcode": "SC1", "mobile": "0712000450", "message": "Code 1234"})
+    assert safaricom["response-code"] == 200 and airtel["response-code"] == 200
+    # A one-time password from the same shortcode goes out at once, as written.
+    assert rig.operator.sql("SELECT text, due_at <= :now FROM messages WHERE msisdn = '254712000450'", {"now": round(time.time() * 1000)}) == [("Code 1234", 1)]
+    assert otp.json()["responses"][0]["response-code"] == 200
+    before -= 100
+    assert rig.operator.balance("p1") == before - 200 - 100  # the footer took the Safaricom message to two parts
+    rows = dict(rig.operator.sql("SELECT msisdn, text FROM messages"))
+    assert rows[safaricom["mobile"]] == text + " STOP*456*9*5#"
+    assert rows[airtel["mobile"]] == "Offer"  # Airtel has no footer in the default table
+    opening_ms = round((now + 5) * 1000)
+    promotional = {safaricom["mobile"], airtel["mobile"]}
+    held = "SELECT state, due_at FROM messages WHERE msisdn IN ('%s', '%s')" % tuple(promotional)
+    assert set(rig.operator.sql(held)) == {(1, opening_ms)}
+    async with two_way(rig):
+        while time.time() < now + 4:  # outside the window: they stay Scheduled and do not go out
+            assert not promotional & {r.destination for r in rig.simulator.received}
+            assert {state for state, _ in rig.operator.sql(held)} == {1}
+            await asyncio.sleep(0.2)
+        assert "254712000450" in {r.destination for r in rig.simulator.received}
+        await wait_for(lambda: promotional <= {r.destination for r in rig.simulator.received}, timeout=20)
+    sent = "".join(r.text for r in rig.simulator.received if r.destination == safaricom["mobile"])
+    assert sent.endswith("STOP*456*9*5#") and sent == rows[safaricom["mobile"]]
+    assert len([r for r in rig.simulator.received if r.destination == safaricom["mobile"]]) == 2

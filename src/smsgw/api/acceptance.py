@@ -26,7 +26,7 @@ from ..domain.encoding import count_parts
 from ..domain.identifiers import is_partner_id, is_shortcode
 from ..domain.money import format_units
 from ..domain.schedule import BadSchedule, parse_time_to_send
-from ..domain.states import DeliveryState
+from ..domain.states import PRIORITY_OTP, DeliveryState
 from ..store import optout
 from ..store.errors import IdempotencyConflict, OutcomeUnknown, StoreUnavailable
 from ..store.store import LowCredit, Partner, PartnerInactive, Shortcode, Store
@@ -194,6 +194,8 @@ class Acceptance:
         enabled = shortcode.networks
         max_parts = self.settings.max_parts
         zone = self.settings.timezone
+        # One-time passwords are never held for the window nor given the footer.
+        promotional = shortcode.promotional and priority != PRIORITY_OTP
 
         for message_id, entry in zip(ids, entries):
             if not isinstance(entry, dict):
@@ -267,7 +269,7 @@ class Acceptance:
                 if enabled is not None and network.id not in enabled:
                     responses.append(_failed(Code.NETWORK_NOT_ALLOWED, f"sender id not enabled on {network.name}", mobile_raw, clientsmsid))
                     continue
-                if shortcode.promotional:
+                if promotional:
                     # The footer is charged and sent as part of the text; the window holds the message.
                     text = with_footer(text, network.promo_footer)
                     encoding, parts = count_parts(text)
