@@ -11,7 +11,8 @@ from smsgw.api.auto_reply import AutoReplies
 from smsgw.dispatch.dispatcher import Dispatcher
 from smsgw.dispatch.runtime import DeliveryPlan, run_delivery
 
-from ..dispatch.conftest import Rig, rig, rig_factory  # noqa: F401 - fixtures shared with the dispatch tests
+from ..connectors.conftest import connector_factory  # noqa: F401 - fixtures shared with the connector and dispatch tests
+from ..dispatch.conftest import Rig, rig, rig_factory  # noqa: F401
 
 
 class PartnerEndpoint:

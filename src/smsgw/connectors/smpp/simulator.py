@@ -815,8 +815,6 @@ class SmscSimulator:
         are redelivered like them (and counted with them). Returns how many parts went."""
         encoding, _ = count_parts(text)
         parts = message_parts(text, encoding, concatenation=concatenation, reference=reference)
-        receivers = [session for sessions in self._receivers.values() for session in sessions if session.open]
-        system_id = receivers[0].system_id if receivers else (self.system_id or "")
         for position, index in enumerate(order if order is not None else range(len(parts))):
             part = parts[index]
             fields = dict(
@@ -831,9 +829,16 @@ class SmscSimulator:
                 short_message=part.short_message,
                 tlvs=dict(part.tlvs),
             )
-            origin = receivers[position % len(receivers)] if spread and receivers else None
-            self._dispatch_receipt(_PendingReceipt(system_id, fields, origin=origin))
+            self._dispatch_inbound(fields, position if spread else 0)
         return len(parts)
+
+    def _dispatch_inbound(self, fields: dict, spread_index: int) -> None:
+        receivers = [session for sessions in self._receivers.values() for session in sessions if session.open]
+        if not receivers:  # whichever ESME binds first as a receiver gets it
+            self._later(0.1, self._dispatch_inbound, fields, spread_index)
+            return
+        origin = receivers[spread_index % len(receivers)]
+        self._dispatch_receipt(_PendingReceipt(origin.system_id, fields, origin=origin))
 
     @property
     def parked_receipts(self) -> int:
