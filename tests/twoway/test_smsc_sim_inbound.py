@@ -66,3 +66,29 @@ async def test_lines_of_the_inbound_file_are_sent_to_the_bound_gateway(tmp_path,
         ("254712000001", "SC1", "Hello there", 0, 0),
         ("254712000002", "22000", "Habari 😀", 8, 0),
     ]
+
+
+def test_the_embedded_default_shows_the_two_way_path(tmp_path):
+    import time
+
+    import httpx
+
+    from ..helpers import DEFAULT_KEY, Operator, free_port, make_settings, start_serve
+
+    database_url = f"sqlite:///{tmp_path / 'smsgw.db'}"
+    Operator(make_settings(database_url)).partner("p1", shortcode="SC1")
+    feed = tmp_path / "inbound.txt"
+    feed.write_text("254712000001 SC1 Hello from a subscriber\n")
+    port = free_port()
+    process = start_serve({"SMSGW_DATABASE_URL": database_url, "SMSGW_SIMULATOR_INBOUND_FILE": str(feed)}, port, tmp_path)
+    try:
+        deadline = time.monotonic() + 20
+        messages: list = []
+        while not messages and time.monotonic() < deadline:
+            answer = httpx.post(f"http://127.0.0.1:{port}/api/services/getinbox", json={"partnerID": "p1", "apikey": DEFAULT_KEY}, timeout=10).json()
+            messages = answer["messages"]
+            time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    assert [(m["mobile"], m["shortcode"], m["message"]) for m in messages] == [("254712000001", "SC1", "Hello from a subscriber")]

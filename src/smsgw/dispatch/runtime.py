@@ -3,9 +3,11 @@ carrier), the dispatcher, and the callback sender, run for as long as a context 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import AsyncIterator
 
 from ..config import Settings
@@ -54,6 +56,7 @@ async def run_delivery(
     store: Store, settings: Settings, plan: DeliveryPlan, dispatch: DispatchSettings | None = None, auto_reply: AutoReply | None = None
 ) -> AsyncIterator[Dispatcher]:
     simulator = None
+    feed: asyncio.Task[None] | None = None
     configs = list(plan.connectors)
     if plan.simulated:
         from ..connectors.smpp.simulator import SmscSimulator
@@ -62,6 +65,11 @@ async def run_delivery(
         port = await simulator.start("127.0.0.1", 0)
         configs = [ConnectorConfig(SIMULATOR_NAME, "127.0.0.1", port, SIMULATOR_SYSTEM_ID, SIMULATOR_PASSWORD)]
         log.info("simulated carrier listening on 127.0.0.1:%d", port)
+        if settings.simulator_inbound_file:
+            from ..connectors.smpp import inbound_feed
+
+            feed = asyncio.create_task(inbound_feed.follow(simulator, Path(settings.simulator_inbound_file)), name="inbound feed")
+            log.info("the simulated carrier sends each line of %s as a subscriber's message", settings.simulator_inbound_file)
     dispatch = dispatch or DispatchSettings(
         lease_seconds=settings.lease_seconds,
         bind_lease_seconds=settings.bind_lease_seconds,
@@ -104,5 +112,7 @@ async def run_delivery(
         await dispatcher.stop()
         await callbacks.stop()
         await forwarder.stop()
+        if feed is not None:
+            feed.cancel()
         if simulator is not None:
             await simulator.stop()
