@@ -255,6 +255,26 @@ def fill_optout_list(url: str, count: int, bodies: list[bytes]) -> None:
     asyncio.run(insert())
 
 
+def optout_lookup_ms(url: str, bodies: list[bytes], rounds: int = 50) -> float:
+    """Milliseconds of the acceptance path's one opt-out lookup for a 1000-number batch."""
+    from smsgw.store import optout
+
+    numbers = ["254" + item["mobile"][1:] for item in orjson.loads(bodies[0])["smslist"]]
+
+    async def run() -> float:
+        store = Store.open(StoreUrl.parse(url))
+        try:
+            await store.read(optout.listed, "bench", "BENCH", numbers)
+            began = time.perf_counter()
+            for _ in range(rounds):
+                await store.read(optout.listed, "bench", "BENCH", numbers)
+            return (time.perf_counter() - began) / rounds * 1000
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
 async def _migrate(url: str) -> None:
     store = Store.open(StoreUrl.parse(url))
     try:
@@ -295,10 +315,12 @@ def main() -> None:
             print(f"store: {url.split('://')[0]}   body: 1000 messages, {len(bodies[0]) // 1024} KiB   cores: {os.cpu_count()}")
             print(f"{'opt-outs':>9} {'concurrency':>11} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'rss MiB':>8} {'server cpu':>10}")
             results = {}
+            lookups = {}
             for listed in [0, args.optouts] if args.optouts else [0]:
                 if listed:
                     fill_optout_list(url, listed, bodies)
                     process.cpu_percent()
+                lookups[listed] = optout_lookup_ms(url, bodies)
                 for concurrency in [int(c) for c in args.concurrency.split(",")]:
                     rate, latencies, errors = asyncio.run(load(base, bodies, concurrency, args.seconds))
                     rss = process.memory_info().rss / 2**20
@@ -321,6 +343,7 @@ def main() -> None:
             floor = raw_floor_postgres(bodies, url, args.seconds)
             print(f"raw floor (orjson + asyncpg COPY, one transaction per body): {floor} msg/s")
         print(f"best gateway rate / floor: {best / floor:.2f}")
+        print("opt-out lookup per 1000-number request: " + ", ".join(f"{ms:.2f} ms with {listed:,} listed" for listed, ms in lookups.items()))
         ours, theirs = number_check_costs(bodies)
         print(f"number check: {ours:.2f} us/number (smsgw normaliser) vs {theirs:.2f} us/number (phonenumbers.parse + number_type)")
 

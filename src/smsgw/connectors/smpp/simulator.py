@@ -50,6 +50,10 @@ with the same system_id; when none is bound they wait for one. A receipt whose
 deliver_sm_resp is not ESME_ROK, or whose connection ends before the answer, is delivered
 again after `redelivery_delay` (at most `max_redeliveries` times).
 
+`send_inbound` sends a subscriber's message to the bound gateway (deliver_sm, esm_class 0,
+UDH or SAR parts in any order, over one bind or spread over several); `smsgw smsc-sim
+--inbound-file` feeds it from a file.
+
 Counters for tests: `submits`, `submits_by_destination`, `texts` (part text -> count),
 `receipts_sent`, `receipts_acked`, `binds`, `bind_failures`, `max_outstanding` (most
 unanswered submit_sm on one connection at any time), `responses_by_status`, and `received`,
