@@ -108,6 +108,7 @@ class Settings:
     promo_window: Window = Window(8 * 60, 18 * 60)
     inbound_parts_timeout_seconds: int = 600
     inbound_timeout_seconds: float = 15.0
+    inbound_duplicate_seconds: int = 60
     # The built-in simulated carrier sends the lines of this file as subscribers' messages.
     simulator_inbound_file: str | None = None
     # Where the gateway's clock stands against the real one for the promotional window (tests).
@@ -152,6 +153,7 @@ class Settings:
             promo_window=_window(env, "SMSGW_PROMO_WINDOW", Window(8 * 60, 18 * 60)),
             inbound_parts_timeout_seconds=_int(env, "SMSGW_INBOUND_PARTS_TIMEOUT_SECONDS", 600, minimum=1),
             inbound_timeout_seconds=_float(env, "SMSGW_INBOUND_TIMEOUT_SECONDS", 15.0, minimum=0.1),
+            inbound_duplicate_seconds=_int(env, "SMSGW_INBOUND_DUPLICATE_SECONDS", 60, minimum=0),
             simulator_inbound_file=env.get("SMSGW_SIMULATOR_INBOUND_FILE") or None,
         )
 

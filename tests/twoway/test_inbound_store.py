@@ -56,7 +56,7 @@ async def test_parts_in_any_order_assemble_once_even_when_a_part_comes_twice(sto
         results.append(await store.write(inbound.receive, part, CONSENTS, 1000 + number))
     assert results[:3] == [None, None, None] and results[3] is not None
     assert await texts(store) == [("Asante 😀 sana", True)]
-    assert await store.read(lambda conn: conn.exec_driver_sql("SELECT count(*) FROM inbound_parts").scalar()) == 0
+    assert await store.read(lambda conn: conn.exec_driver_sql("SELECT count(*) FROM inbound_parts WHERE message_id IS NULL").scalar()) == 0
 
 
 async def test_parts_that_never_come_are_given_up_with_what_arrived(store: Store):
@@ -88,3 +88,21 @@ async def test_routing_and_consent_on_shared_and_dedicated_shortcodes(store: Sto
     assert lost.partner_id is None
     assert [e.text for e in await store.read(inbound.inbox, None, 0, 10)] == ["STOP"]
     assert len(await store.read(optout.entries, "p1", None)) == 0
+
+
+async def test_what_the_smsc_sends_again_is_stored_once(store: Store):
+    rules = Consents(CONSENTS.optout_keywords, CONSENTS.optin_keywords, duplicate_window_ms=60_000)
+    hello = InboundPart("254712000007", "SC1", 0, b"Hello")
+    assert await store.write(inbound.receive, hello, rules, 1_000) is not None
+    assert await store.write(inbound.receive, hello, rules, 30_000) is None  # its deliver_sm_resp was lost
+    assert await store.write(inbound.receive, hello, rules, 61_001) is not None  # a minute on: a new message
+    # The last part of a message already whole, sent again: no new message begins.
+    first = InboundPart("254712000008", "SC1", 0, b"ab", reference=5, total=2, number=1)
+    second = InboundPart("254712000008", "SC1", 0, b"cd", reference=5, total=2, number=2)
+    await store.write(inbound.receive, first, rules, 1_000)
+    assert (await store.write(inbound.receive, second, rules, 1_000)) is not None
+    assert await store.write(inbound.receive, second, rules, 2_000) is None
+    assert await store.write(inbound.assemble_stale, 700_000, rules, 700_000) == 0  # nothing left half-done
+    assert [t for t, _ in await texts(store)] == ["Hello", "Hello", "abcd"]
+    # The kept parts go once they are past the parts timeout.
+    assert await store.read(lambda conn: conn.exec_driver_sql("SELECT count(*) FROM inbound_parts").scalar()) == 0

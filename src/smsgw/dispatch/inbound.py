@@ -36,7 +36,7 @@ AutoReply = Callable[[DueForward, str], Awaitable[None]]
 
 
 def consents_of(settings: Settings) -> Consents:
-    return Consents(settings.optout_keywords, settings.optin_keywords)
+    return Consents(settings.optout_keywords, settings.optin_keywords, settings.inbound_duplicate_seconds * 1000)
 
 
 class InboundReceiver:

@@ -528,7 +528,7 @@ def record_outcomes(
         outcome.still_waiting = again.still_waiting
         outcome.finished += again.finished
     outcome.callbacks = queue_callbacks(conn, outcome.finished, now, zone)
-    if any(item.state == BLACKLISTED for item in (*failures, *receipts)):
+    if any(f.state == BLACKLISTED for f in failures) or any(r.state == BLACKLISTED for r in receipts):
         inbound.list_blacklisted(conn, outcome.finished, now)
     return outcome
 

@@ -41,6 +41,9 @@ class InboundPart:
 class Consents:
     optout_keywords: frozenset[str]
     optin_keywords: frozenset[str]
+    # The same text from the same number to the same shortcode within this is the SMSC
+    # resending a deliver_sm whose answer it did not get (SMPP gives inbound messages no id).
+    duplicate_window_ms: int = 60_000
 
 
 @dataclass(frozen=True)
@@ -51,37 +54,56 @@ class StoredInbound:
 
 
 def receive(conn: Connection, part: InboundPart, consents: Consents, now: int) -> StoredInbound | None:
-    """Stores one part; returns the message when it is now whole (None: parts still missing)."""
+    """Stores one part; returns the message when it is now whole (None: parts still missing,
+    or the SMSC sent again what is stored already)."""
     if part.total <= 1:
-        return _store_message(conn, part.msisdn, part.shortcode, decode(part.data, part.data_coding), 1, True, consents, now)
+        body = decode(part.data, part.data_coding)
+        if _is_resent(conn, part.msisdn, part.shortcode, body, now - consents.duplicate_window_ms):
+            return None
+        return _store_message(conn, part.msisdn, part.shortcode, body, 1, True, consents, now)
     key = (part.msisdn, part.shortcode, part.reference, part.total)
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(key)})
     exists = conn.execute(select(inbound_parts.c.part_no).where(*_part_key(key), inbound_parts.c.part_no == part.number)).first()
-    if exists is None:  # the SMSC resending a part it had no answer for
-        conn.execute(
-            insert(inbound_parts).values(
-                msisdn=part.msisdn,
-                shortcode=part.shortcode,
-                reference=part.reference,
-                total=part.total,
-                part_no=part.number,
-                data_coding=part.data_coding,
-                data=part.data,
-                received_at=now,
-            )
+    if exists is not None:  # the SMSC resending a part it had no answer for, maybe of a message already whole
+        return None
+    conn.execute(
+        insert(inbound_parts).values(
+            msisdn=part.msisdn,
+            shortcode=part.shortcode,
+            reference=part.reference,
+            total=part.total,
+            part_no=part.number,
+            data_coding=part.data_coding,
+            data=part.data,
+            received_at=now,
         )
-    have = conn.execute(select(func.count()).select_from(inbound_parts).where(*_part_key(key))).scalar_one()
+    )
+    have = conn.execute(select(func.count()).select_from(inbound_parts).where(*_part_key(key), inbound_parts.c.message_id.is_(None))).scalar_one()
     if have < part.total:
         return None
     return _assemble(conn, key, True, consents, now)
 
 
+def _is_resent(conn: Connection, msisdn: str, shortcode: str, body: str, since: int) -> bool:
+    return (
+        conn.execute(
+            select(inbound_messages.c.id)
+            .where(inbound_messages.c.msisdn == msisdn, inbound_messages.c.received_at >= since, inbound_messages.c.shortcode == shortcode, inbound_messages.c.text == body)
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
 def assemble_stale(conn: Connection, received_before: int, consents: Consents, now: int, limit: int = 100) -> int:
     """Messages whose parts stopped coming: what arrived is stored as the message (marked
     incomplete), so that nothing a subscriber sent is held for ever. Returns how many."""
+    # Parts of assembled messages are kept this long only to recognise resent ones.
+    conn.execute(delete(inbound_parts).where(inbound_parts.c.message_id.is_not(None), inbound_parts.c.received_at < received_before))
     keys = conn.execute(
         select(inbound_parts.c.msisdn, inbound_parts.c.shortcode, inbound_parts.c.reference, inbound_parts.c.total)
+        .where(inbound_parts.c.message_id.is_(None))
         .group_by(inbound_parts.c.msisdn, inbound_parts.c.shortcode, inbound_parts.c.reference, inbound_parts.c.total)
         .having(func.max(inbound_parts.c.received_at) < received_before)
         .limit(limit)
@@ -104,16 +126,18 @@ def _lock_key(key: tuple) -> int:
 
 
 def _assemble(conn: Connection, key: tuple, complete: bool, consents: Consents, now: int) -> StoredInbound | None:
-    rows = conn.execute(select(inbound_parts.c.data_coding, inbound_parts.c.data).where(*_part_key(key)).order_by(inbound_parts.c.part_no)).all()
+    pending = [*_part_key(key), inbound_parts.c.message_id.is_(None)]
+    rows = conn.execute(select(inbound_parts.c.data_coding, inbound_parts.c.data).where(*pending).order_by(inbound_parts.c.part_no)).all()
     if not rows:
         return None  # another transaction assembled it first
-    conn.execute(delete(inbound_parts).where(*_part_key(key)))
     # The bytes are joined before decoding: a UCS-2 character or a GSM-7 escape may straddle
     # two parts.
     data_coding = rows[0].data_coding
     body = decode(b"".join(bytes(r.data) for r in rows), data_coding)
     msisdn, shortcode, _, _ = key
-    return _store_message(conn, msisdn, shortcode, body, len(rows), complete, consents, now)
+    stored = _store_message(conn, msisdn, shortcode, body, len(rows), complete, consents, now)
+    conn.execute(update(inbound_parts).where(*pending).values(message_id=stored.id, data=b""))
+    return stored
 
 
 def _store_message(conn: Connection, msisdn: str, shortcode: str, body: str, parts: int, complete: bool, consents: Consents, now: int) -> StoredInbound:

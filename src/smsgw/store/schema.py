@@ -249,6 +249,9 @@ inbound_parts = Table(
     Column("data_coding", SmallInteger, nullable=False),
     Column("data", LargeBinary, nullable=False),
     Column("received_at", BigInteger, nullable=False),
+    # Set once the message is assembled: the part stays a while, so that a part the SMSC sends
+    # again (its deliver_sm_resp lost) is known and does not start a new message.
+    Column("message_id", BigInteger),
     Index("ix_inbound_parts_received", "received_at"),
 )
 
@@ -274,4 +277,5 @@ inbound_messages = Table(
     Column("reply_id", BigInteger),  # the message id of the auto-reply, once sent
     Index("ix_inbound_partner", "partner_id", "id"),
     Index("ix_inbound_due", "forwarded_at", "next_attempt_at"),
+    Index("ix_inbound_sender", "msisdn", "received_at"),
 )

@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.Column("data_coding", sa.SmallInteger, nullable=False),
         sa.Column("data", sa.LargeBinary, nullable=False),
         sa.Column("received_at", sa.BigInteger, nullable=False),
+        sa.Column("message_id", sa.BigInteger),
     )
     op.create_index("ix_inbound_parts_received", "inbound_parts", ["received_at"])
     op.create_table(
@@ -71,6 +72,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_inbound_partner", "inbound_messages", ["partner_id", "id"])
     op.create_index("ix_inbound_due", "inbound_messages", ["forwarded_at", "next_attempt_at"])
+    op.create_index("ix_inbound_sender", "inbound_messages", ["msisdn", "received_at"])
 
 
 def downgrade() -> None:
