@@ -12,6 +12,7 @@ from typing import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .domain.apikeys import MIN_SECRET_LENGTH
+from .domain.compliance import DEFAULT_OPTIN_KEYWORDS, DEFAULT_OPTOUT_KEYWORDS, Window, parse_keywords
 from .domain.networks import KENYA, NetworkTable, NetworkTableError
 from .store.store import Store
 from .store.urls import DEFAULT_DATABASE_URL, BadDatabaseUrl, StoreUrl
@@ -75,6 +76,24 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
         return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip())
     except ValueError as exc:
         raise ConfigError(f"{name}={raw!r} must be comma-separated addresses or CIDRs: {exc}") from None
+def _keywords(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> frozenset[str]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return frozenset(default)
+    try:
+        return parse_keywords(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _window(env: Mapping[str, str], name: str, default: Window) -> Window:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return Window.parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -130,6 +149,17 @@ class Settings:
     # Operations (docs/operations.md): log lines as text or JSON; a bearer token for /metrics.
     log_format: str = "text"
     metrics_token: str | None = field(default=None, repr=False)
+    # Two-way messaging and compliance (docs/configuration.md, "Inbound messages and opt-out").
+    optout_keywords: frozenset[str] = frozenset(DEFAULT_OPTOUT_KEYWORDS)
+    optin_keywords: frozenset[str] = frozenset(DEFAULT_OPTIN_KEYWORDS)
+    promo_window: Window = Window(8 * 60, 18 * 60)
+    inbound_parts_timeout_seconds: int = 600
+    inbound_timeout_seconds: float = 15.0
+    inbound_duplicate_seconds: int = 60
+    # The built-in simulated carrier sends the lines of this file as subscribers' messages.
+    simulator_inbound_file: str | None = None
+    # Where the gateway's clock stands against the real one for the promotional window (tests).
+    clock_offset_seconds: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -189,6 +219,13 @@ class Settings:
             http_max_connections=_int(env, "SMSGW_HTTP_MAX_CONNECTIONS", 1000, minimum=1),
             log_format=log_format,
             metrics_token=env.get("SMSGW_METRICS_TOKEN") or None,
+            optout_keywords=_keywords(env, "SMSGW_OPTOUT_KEYWORDS", DEFAULT_OPTOUT_KEYWORDS),
+            optin_keywords=_keywords(env, "SMSGW_OPTIN_KEYWORDS", DEFAULT_OPTIN_KEYWORDS),
+            promo_window=_window(env, "SMSGW_PROMO_WINDOW", Window(8 * 60, 18 * 60)),
+            inbound_parts_timeout_seconds=_int(env, "SMSGW_INBOUND_PARTS_TIMEOUT_SECONDS", 600, minimum=1),
+            inbound_timeout_seconds=_float(env, "SMSGW_INBOUND_TIMEOUT_SECONDS", 15.0, minimum=0.1),
+            inbound_duplicate_seconds=_int(env, "SMSGW_INBOUND_DUPLICATE_SECONDS", 60, minimum=0),
+            simulator_inbound_file=env.get("SMSGW_SIMULATOR_INBOUND_FILE") or None,
         )
 
 

@@ -48,6 +48,11 @@ def scenario_message_system_error(gw: Gateway):
     return send(gw, entry(mobile="0712000999"))
 
 
+def scenario_recipient_opted_out(gw: Gateway):
+    gw.operator.sql("INSERT INTO optouts (partner_id, shortcode, msisdn, source, created_at) VALUES ('p1', 'SC1', '254712000998', 'operator', 0)")
+    return send(gw, entry(mobile="0712000998"))
+
+
 def scenario_invalid_credentials(gw: Gateway):
     return send(gw, entry(key="wrong-key-0000000000"))
 
@@ -119,6 +124,7 @@ SCENARIOS = {
     Code.NO_DELIVERY_REPORT: (scenario_no_delivery_report, REQUEST),
     Code.UNSUPPORTED_DATA_TYPE: (scenario_unsupported_data_type, ENTRY),
     Code.UNSUPPORTED_REQUEST_TYPE: (scenario_unsupported_request_type, REQUEST),
+    Code.RECIPIENT_OPTED_OUT: (scenario_recipient_opted_out, ENTRY),
     Code.TOO_MANY_MESSAGES: (scenario_too_many_messages, REQUEST),
     Code.TOO_MANY_CONTACTS: (scenario_too_many_contacts, REQUEST),
     Code.TRY_AGAIN_LATER: (scenario_try_again_later, REQUEST),

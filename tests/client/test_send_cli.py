@@ -259,6 +259,7 @@ def test_dry_run_estimates_per_network_and_sends_nothing(gw, tmp_path):
     assert cells["total"] == ["3", "4", "4.00"]
     assert "line 5: message needs 8 parts" in done.stdout and "line 6: invalid mobile number" in done.stdout
     assert "estimate" in done.stdout and "2 GSM-7, 1 UCS-2" in done.stdout
+    assert "opt-out" in done.stdout and "1011" in done.stdout  # what only the gateway knows is named, not guessed
     assert not (tmp_path / "dry.results.csv").exists()
     assert gw.message_count() == 0
 

@@ -22,13 +22,15 @@ from .. import metrics
 from ..config import Settings
 from ..domain.apikeys import KeyHasher, is_scrypt_hash
 from ..domain.codes import Code, describe
+from ..domain.compliance import promotional_due, with_footer
 from ..domain.encoding import count_parts
 from ..domain.identifiers import is_partner_id, is_shortcode
 from ..domain.money import format_units
 from ..domain.schedule import BadSchedule, parse_time_to_send
-from ..domain.states import DeliveryState
+from ..domain.states import PRIORITY_OTP, DeliveryState
+from ..store import optout
 from ..store.errors import IdempotencyConflict, OutcomeUnknown, StoreUnavailable
-from ..store.store import LowCredit, Partner, PartnerInactive, Store
+from ..store.store import LowCredit, Partner, PartnerInactive, Shortcode, Store
 from .bodies import BadRequest, InexactNumber, is_inexact
 from .controls import enforce_rate_limit, ensure_allowed_address, request_client
 from .guard import FailureThrottle, ScryptChecks
@@ -159,10 +161,12 @@ class Acceptance:
         mobile_as_number: bool,
         idempotency: tuple[str, str] | None,
         kind: str,
+        shared_sender: Shortcode | None = None,
     ) -> bytes:
         """The JSON answer (`{"responses": [...]}`) for `entries`, all charged and stored
         before this returns. `idempotency` is (key, SHA-256 of the body): a repeated request
-        gets the first answer back and is not charged again."""
+        gets the first answer back and is not charged again. `shared_sender`: a shared
+        shortcode the partner may send from (auto-replies to its keyword's messages)."""
         if idempotency is not None:
             replayed = await self.stored_answer(partner, *idempotency)
             if replayed is not None:
@@ -179,7 +183,9 @@ class Acceptance:
             shortcode = await self.store.get_shortcode(shortcode_text)
         except StoreUnavailable:
             raise BadRequest(Code.TRY_AGAIN_LATER) from None
-        if shortcode is None or shortcode.partner_id != partner.id:
+        if shared_sender is not None and shared_sender.shortcode == shortcode_text and shared_sender.partner_id == partner.id:
+            shortcode = shortcode or shared_sender
+        elif shortcode is None or shortcode.partner_id != partner.id:
             raise BadRequest(Code.INVALID_SENDER_ID)
 
         # One id per entry, reserved before checking them: a refused entry wastes its id, which
@@ -204,6 +210,8 @@ class Acceptance:
         enabled = shortcode.networks
         max_parts = self.settings.max_parts
         zone = self.settings.timezone
+        # One-time passwords are never held for the window nor given the footer.
+        promotional = shortcode.promotional and priority != PRIORITY_OTP
 
         for message_id, entry in zip(ids, entries):
             if not isinstance(entry, dict):
@@ -277,6 +285,14 @@ class Acceptance:
                 if enabled is not None and network.id not in enabled:
                     responses.append(_failed(Code.NETWORK_NOT_ALLOWED, f"sender id not enabled on {network.name}", mobile_raw, clientsmsid))
                     continue
+                if promotional:
+                    # The footer is charged and sent as part of the text; the window holds the message.
+                    text = with_footer(text, network.promo_footer)
+                    encoding, parts = count_parts(text)
+                    if parts > max_parts:
+                        responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, f"message with the opt-out footer needs {parts} parts, the limit is {max_parts}", mobile_raw, clientsmsid))
+                        continue
+                    due_ms = promotional_due(due_ms, network.promo_window or self.settings.promo_window, zone, self.settings.clock_offset_seconds)
             except InexactNumber:
                 raise
             except Exception:
@@ -310,10 +326,34 @@ class Acceptance:
             candidates.append((len(responses), mobile_raw, clientsmsid))
             responses.append(_success(int(digits) if mobile_as_number else digits, message_id, network.id, clientsmsid))
 
+        if rows:
+            rows, candidates, total_cost = await self._without_opted_out(partner_id, shortcode_text, rows, candidates, responses, total_cost)
         if not rows:
             return self._render(responses)
         await enforce_rate_limit(self.store, partner, rows)
         return await self._charge_and_store(partner, responses, rows, batch_id, candidates, total_cost, idempotency, kind)
+
+    async def _without_opted_out(
+        self, partner_id: str, shortcode: str, rows: list[tuple], candidates: list[tuple[int, Any, Any]], responses: list[dict[str, Any]], total_cost: int
+    ) -> tuple[list[tuple], list[tuple[int, Any, Any]], int]:
+        """The rows whose numbers are not on the opt-out list; each listed one gets 1011 in its
+        entry and costs nothing. One lookup on the list's primary key for the whole batch."""
+        try:
+            listed = await self.store.read(optout.listed, partner_id, shortcode, [row[3] for row in rows])
+        except StoreUnavailable:
+            raise BadRequest(Code.TRY_AGAIN_LATER) from None
+        if not listed:
+            return rows, candidates, total_cost
+        kept_rows, kept_candidates = [], []
+        for row, candidate in zip(rows, candidates):
+            if row[3] in listed:
+                position, mobile, clientsmsid = candidate
+                responses[position] = _failed(Code.RECIPIENT_OPTED_OUT, None, mobile, clientsmsid)
+                total_cost -= row[8]
+            else:
+                kept_rows.append(row)
+                kept_candidates.append(candidate)
+        return kept_rows, kept_candidates, total_cost
 
     async def _charge_and_store(
         self,

@@ -28,6 +28,7 @@ from .acceptance import Acceptance, idempotency_key
 from .bodies import BadRequest, InexactNumber, exact_numbers, parameters, parse_json, read_body
 from .controls import RequestScope
 from .operations import add_operations_routes
+from .inbox import getinbox_handler
 from ..domain.reports import duration, local_time
 from .responses import answer, bare
 
@@ -255,6 +256,7 @@ def create_app(
     for path, handler, summary, model, docs in reseller.routes(settings):
         route(path, ["POST"], handler, summary, model, True, docs)
     app.add_middleware(RequestScope)
+    route("/api/services/getinbox", both, getinbox_handler(settings, acceptance), "Inbound messages, paged by id", schemas.InboxRequest, True, schemas.answer_doc(schemas.InboxResponse, "Oldest first."))
 
     # -- admin API (operator) ---------------------------------------------------------------------
 

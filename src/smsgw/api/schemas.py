@@ -136,7 +136,32 @@ class PartnerView(_Model):
     shortcodes: list[str]
 
 
+class InboxRequest(CredentialsRequest):
+    since: IdLike | None = Field(None, description="Only messages with an id above this (the last id of the previous page).")
+    limit: IdLike | None = Field(None, description="At most this many messages (1-1000, default 100).")
+
+
+class InboundMessage(_Model):
+    id: str = Field(description="Digits; ids grow, so the last one is the next page's `since`.")
+    shortcode: str
+    mobile: str = Field(description="The subscriber's number, international digits.")
+    message: str
+    keyword: str | None = Field(None, description="The keyword it was routed by, on a shared shortcode.")
+    complete: bool = Field(description="False when some of its parts never arrived.")
+    received: str = Field(description="When it arrived, gateway time zone.")
+    forwarded: bool = Field(description="Whether the partner's endpoint has taken it.")
+
+
+class InboxResponse(_Model):
+    response_code: int = Field(alias="response-code")
+    response_description: str = Field(alias="response-description")
+    messages: list[InboundMessage]
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
+    InboxRequest,
+    InboundMessage,
+    InboxResponse,
     SmsEntry,
     SendBulkRequest,
     MessageResult,

@@ -18,6 +18,10 @@ from ..domain.apikeys import MIN_OPERATOR_KEY_LENGTH, WeakApiKey, check_operator
 from ..domain.callback_urls import BadCallbackUrl, check_callback_url
 from ..domain.identifiers import MAX_SHORTCODE_LENGTH, is_partner_id, is_shortcode
 from ..domain.money import MAX_RATE, format_units, parse_amount, parse_units
+from sqlalchemy.exc import IntegrityError
+
+from ..domain.compliance import ALL_SHORTCODES, parse_keyword
+from ..store import inbound, optout
 from ..store.errors import AlreadyExists, NotFound, SchemaOutOfDate, StoreUnavailable
 from ..store import accounts
 from ..store.store import Partner, Store
@@ -282,15 +286,18 @@ def shortcode() -> None:
 @click.argument("shortcode_value", metavar="SHORTCODE")
 @click.option("--partner", "partner_id", required=True, help="Partner that owns the sender id.")
 @click.option("--networks", default=None, help="Comma-separated network ids it is enabled on (default: all).")
+@click.option("--promotional", is_flag=True, help="Promotional traffic: opt-out footer and the networks' sending window.")
 @with_store
-async def shortcode_add(store: Store, settings: Settings, shortcode_value: str, partner_id: str, networks: str | None) -> None:
+async def shortcode_add(store: Store, settings: Settings, shortcode_value: str, partner_id: str, networks: str | None, promotional: bool) -> None:
     """Give a partner a sender id (case-sensitive)."""
     if not is_shortcode(shortcode_value):
         raise click.BadParameter(f"a shortcode has 1 to {MAX_SHORTCODE_LENGTH} printable characters", param_hint="SHORTCODE")
     network_ids = parse_network_ids(networks, settings) if networks is not None else None
     await store.add_shortcode(shortcode_value, partner_id, network_ids)
+    if promotional:
+        await store.write(optout.set_promotional, shortcode_value, True)
     where = "every network" if network_ids is None else "networks " + ",".join(map(str, sorted(network_ids)))
-    click.echo(f"shortcode {shortcode_value} added for {partner_id} on {where}")
+    click.echo(f"shortcode {shortcode_value} added for {partner_id} on {where}" + (" (promotional)" if promotional else ""))
 
 
 def parse_network_ids(text: str, settings: Settings) -> set[int]:
@@ -363,6 +370,172 @@ async def partner_allow_ip(store: Store, settings: Settings, partner_id: str, ci
         raise click.BadParameter("at most 2000 characters of CIDRs", param_hint="CIDR")
     await store.write(accounts.set_allowed_ips, partner_id, text)
     click.echo(f"partner {partner_id}: requests accepted from {text or 'any address'}")
+
+
+@shortcode.command("set")
+@click.argument("shortcode_value", metavar="SHORTCODE")
+@click.option("--promotional/--transactional", required=True, help="Promotional: opt-out footer and sending window; transactional: neither.")
+@with_store
+async def shortcode_set(store: Store, settings: Settings, shortcode_value: str, promotional: bool) -> None:
+    """Change whether a sender id carries promotional or transactional traffic (messages
+    accepted from now on)."""
+    await store.write(optout.set_promotional, shortcode_value, promotional)
+    click.echo(f"shortcode {shortcode_value} is {'promotional' if promotional else 'transactional'}")
+
+
+@shortcode.group("keyword")
+def shortcode_keyword() -> None:
+    """Keywords of shared shortcodes: an inbound message's first word picks the partner."""
+
+
+@shortcode_keyword.command("add")
+@click.argument("shortcode_value", metavar="SHORTCODE")
+@click.argument("keyword")
+@click.option("--partner", "partner_id", required=True, help="Partner that gets the messages starting with KEYWORD.")
+@with_store
+async def shortcode_keyword_add(store: Store, settings: Settings, shortcode_value: str, keyword: str, partner_id: str) -> None:
+    if not is_shortcode(shortcode_value):
+        raise click.BadParameter(f"a shortcode has 1 to {MAX_SHORTCODE_LENGTH} printable characters", param_hint="SHORTCODE")
+    word = parse_keyword_argument(keyword)
+    try:
+        await store.write(optout.add_keyword, shortcode_value, word, partner_id, int(time.time() * 1000))
+    except IntegrityError:
+        raise AlreadyExists(f"shortcode {shortcode_value} already has the keyword {word}") from None
+    click.echo(f"messages to {shortcode_value} starting with {word} go to {partner_id}")
+
+
+@shortcode_keyword.command("remove")
+@click.argument("shortcode_value", metavar="SHORTCODE")
+@click.argument("keyword")
+@with_store
+async def shortcode_keyword_remove(store: Store, settings: Settings, shortcode_value: str, keyword: str) -> None:
+    word = parse_keyword_argument(keyword)
+    await store.write(optout.remove_keyword, shortcode_value, word)
+    click.echo(f"keyword {word} removed from {shortcode_value}")
+
+
+@shortcode_keyword.command("list")
+@click.argument("shortcode_value", metavar="SHORTCODE", required=False)
+@with_store
+async def shortcode_keyword_list(store: Store, settings: Settings, shortcode_value: str | None) -> None:
+    for shortcode_text, word, partner_id in await store.read(optout.keywords, shortcode_value):
+        click.echo(f"{shortcode_text}\t{word}\t{partner_id}")
+
+
+def parse_keyword_argument(keyword: str) -> str:
+    try:
+        return parse_keyword(keyword)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="KEYWORD") from None
+
+
+@main.group("optout")
+def optout_group() -> None:
+    """Numbers that get none of a partner's messages (from one shortcode, or all of them)."""
+
+
+def optout_numbers(settings: Settings, numbers: tuple[str, ...], file: Any) -> list[str]:
+    """International digits of the numbers given, and of those in the file (one a line, or a
+    CSV whose first column is the number; blank lines and # comments skipped)."""
+    raw = list(numbers)
+    if file is not None:
+        for line in file:
+            first = line.split(",", 1)[0].strip()
+            if first and not first.startswith("#"):
+                raw.append(first)
+    if not raw:
+        raise click.BadParameter("give numbers, or --file", param_hint="NUMBER")
+    digits, bad = [], []
+    for value in raw:
+        msisdn = settings.networks.normalise(value)
+        if msisdn is None:
+            bad.append(value)
+        else:
+            digits.append(msisdn.digits)
+    if bad:
+        # A header line of a CSV is not a number; anything else is a mistake worth stopping for.
+        if file is not None and bad == raw[len(numbers) : len(numbers) + 1]:
+            return digits
+        raise click.BadParameter(f"not valid mobile numbers: {', '.join(bad[:10])}" + (" ..." if len(bad) > 10 else ""), param_hint="NUMBER")
+    return digits
+
+
+_OPTOUT_SHORTCODE_HELP = "One of the partner's shortcodes (default: all of them, like STOPALL)."
+
+
+@optout_group.command("add")
+@click.argument("partner_id")
+@click.argument("numbers", nargs=-1)
+@click.option("--shortcode", "shortcode_value", default=None, help=_OPTOUT_SHORTCODE_HELP)
+@click.option("--file", type=click.File("r", encoding="utf-8"), default=None, help="Numbers, one a line (or a CSV's first column).")
+@with_store
+async def optout_add(store: Store, settings: Settings, partner_id: str, numbers: tuple[str, ...], shortcode_value: str | None, file: Any) -> None:
+    digits = optout_numbers(settings, numbers, file)
+    await store.read(optout.require_partner, partner_id)
+    added = await store.write(optout.add, partner_id, shortcode_value or ALL_SHORTCODES, digits, "operator", int(time.time() * 1000))
+    where = f"shortcode {shortcode_value}" if shortcode_value else "all shortcodes"
+    click.echo(f"partner {partner_id}, {where}: {added} numbers added ({len(set(digits)) - added} already listed)")
+
+
+@optout_group.command("remove")
+@click.argument("partner_id")
+@click.argument("numbers", nargs=-1)
+@click.option("--shortcode", "shortcode_value", default=None, help=_OPTOUT_SHORTCODE_HELP)
+@click.option("--file", type=click.File("r", encoding="utf-8"), default=None, help="Numbers, one a line (or a CSV's first column).")
+@with_store
+async def optout_remove(store: Store, settings: Settings, partner_id: str, numbers: tuple[str, ...], shortcode_value: str | None, file: Any) -> None:
+    """Take numbers off the list: of one shortcode, or (without --shortcode) every entry of
+    the partner's list for them."""
+    digits = optout_numbers(settings, numbers, file)
+    await store.read(optout.require_partner, partner_id)
+    if shortcode_value is None:
+        covered = sorted({entry[0] for entry in await store.read(optout.entries, partner_id, None)} | {ALL_SHORTCODES})
+    else:
+        covered = [shortcode_value]
+    removed = await store.write(optout.remove, partner_id, covered, digits)
+    click.echo(f"partner {partner_id}: {removed} entries removed")
+
+
+@optout_group.command("list")
+@click.argument("partner_id")
+@click.option("--shortcode", "shortcode_value", default=None, help="Only what applies to this shortcode.")
+@with_store
+async def optout_list(store: Store, settings: Settings, partner_id: str, shortcode_value: str | None) -> None:
+    await store.read(optout.require_partner, partner_id)
+    for shortcode_text, msisdn, source, created_at in await store.read(optout.entries, partner_id, shortcode_value):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(created_at / 1000))
+        click.echo(f"{msisdn}\t{'all' if shortcode_text == ALL_SHORTCODES else shortcode_text}\t{source}\t{when} UTC")
+
+
+@partner.command("inbound")
+@click.argument("partner_id")
+@click.argument("url", required=False)
+@click.option("--method", type=click.Choice(["GET", "POST"], case_sensitive=False), default="POST", show_default=True, help="GET: query string; POST: JSON.")
+@click.option("--auto-reply/--no-auto-reply", default=False, help="Send the endpoint's 2xx text answer back to the subscriber (charged).")
+@click.option("--clear", is_flag=True, help="Stop forwarding (messages stay readable through getinbox).")
+@with_store
+async def partner_inbound(store: Store, settings: Settings, partner_id: str, url: str | None, method: str, auto_reply: bool, clear: bool) -> None:
+    """Forward messages subscribers send to the partner's shortcodes to URL, signed like
+    delivery reports (with the partner's callback secret)."""
+    if clear:
+        await store.write(inbound.set_endpoint, partner_id, None, None, False)
+        click.echo(f"partner {partner_id}: inbound messages are not forwarded")
+        return
+    if url is None:
+        raise click.BadParameter("give the endpoint URL, or --clear", param_hint="URL")
+    try:
+        check_callback_url(url)
+    except BadCallbackUrl as exc:
+        raise click.BadParameter(str(exc), param_hint="URL") from None
+    await store.write(inbound.set_endpoint, partner_id, url, method.upper(), auto_reply)
+    click.echo(f"partner {partner_id}: inbound messages go to {url} by {method.upper()}" + (", with auto-reply" if auto_reply else ""))
+    partner_row = await store.get_partner(partner_id)
+    if partner_row is not None and not partner_row.callback_secret:
+        # Forwards are signed with the callback secret; a partner without one gets it now.
+        signing_secret = secrets.token_hex(32)
+        await store.set_callback(partner_id, partner_row.callback_url, signing_secret)
+        click.echo(f"signing secret: {signing_secret}")
+    click.echo("each forward carries X-Smsgw-Signature: hex HMAC-SHA256 of the POST body, or of the query string of a GET")
 
 
 # Commands defined in their own modules register themselves on `main`.

@@ -471,6 +471,10 @@ def print_estimate(out: Console, found: Estimate) -> None:
         "cost is an estimate in units from the local network table (SMSGW_NETWORKS_FILE, Kenya by default); "
         "the gateway's own prices and routes decide."
     )
+    out.print(
+        "not counted: numbers on the partner's opt-out list (the gateway answers them 1011 and charges nothing) and the opt-out "
+        "footer of a promotional shortcode (it adds to the parts): both are known to the gateway only."
+    )
     if tally.problem_count:
         out.print(f"bad rows ({tally.problem_count:,}):")
         for line, text in tally.problems:

@@ -15,8 +15,10 @@ import click
 import orjson
 import uvicorn
 
+from ..api.acceptance import Acceptance
 from ..api.app import ROUTED_NETWORKS_ENV, WORKER_LOG_LEVEL_ENV, create_app
 from ..api.http import install_accept_error_throttle, server_options
+from ..api.auto_reply import AutoReplies
 from ..config import Settings
 from ..domain.apikeys import generate_api_key
 from ..dispatch.routing import RouteError
@@ -101,7 +103,7 @@ async def run_server(settings: Settings, plan: DeliveryPlan, host: str, port: in
             click.echo(f"Partner {DEMO_PARTNER} exists; its API key was shown on the first start only: `smsgw partner rotate-key {DEMO_PARTNER}` prints a new one.")
 
         def delivery(active: Store):
-            return run_delivery(active, settings, plan)
+            return run_delivery(active, settings, plan, auto_reply=auto_replies(settings, active, plan))
 
         app = create_app(settings, store=store, routed_networks=plan.routed_networks(settings), delivery=delivery if role == "all" else None)
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level, log_config=None, access_log=False, lifespan="on", server_header=False, **server_options(settings))
@@ -164,10 +166,15 @@ async def run_dispatcher_only(store: Store, settings: Settings, plan: DeliveryPl
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with run_delivery(store, settings, plan) as dispatcher:
+    async with run_delivery(store, settings, plan, auto_reply=auto_replies(settings, store, plan)) as dispatcher:
         carrier = "the built-in simulated carrier" if plan.simulated else ", ".join(c.display for c in plan.connectors)
         click.echo(f"smsgw dispatcher {dispatcher.owner} delivering via {carrier} (store {settings.database_url.display})")
         await stop.wait()
+
+
+def auto_replies(settings: Settings, store: Store, plan: DeliveryPlan) -> AutoReplies:
+    """Partners' answers to inbound messages, accepted like their other messages."""
+    return AutoReplies(Acceptance(settings, store, plan.routed_networks(settings)))
 
 
 async def create_demo(store: Store, settings: Settings, host: str, port: int) -> None:

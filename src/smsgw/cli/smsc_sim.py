@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from pathlib import Path
 
 import click
 
+from ..connectors.smpp import inbound_feed
 from ..connectors.smpp.simulator import BEHAVIOUR_NAMES, SmscSimulator
 from .main import main
 
@@ -36,6 +38,12 @@ from .main import main
     help="Let reserved test numbers pick a fault: numbers ending in 0001..0009 get undeliverable, rejected, delayed, "
     "expired, throttled, queue full, no response, dropped connection, receipt first (docs/configuration.md).",
 )
+@click.option(
+    "--inbound-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Follow this file (like tail -f): each line 'FROM TO TEXT' is sent to the bound gateway as a subscriber's message.",
+)
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 def smsc_sim(
     host: str,
@@ -50,6 +58,7 @@ def smsc_sim(
     every: int,
     drop_after: int,
     test_numbers: bool,
+    inbound_file: Path | None,
     log_level: str,
 ) -> None:
     """SMPP 3.4 SMSC simulator for tests and benchmarks; runs until Ctrl-C or SIGTERM."""
@@ -67,7 +76,7 @@ def smsc_sim(
         test_numbers=test_numbers,
     )
     try:
-        asyncio.run(_serve(simulator, host, port))
+        asyncio.run(_serve(simulator, host, port, inbound_file))
     except KeyboardInterrupt:
         pass
     except OSError as exc:
@@ -75,8 +84,9 @@ def smsc_sim(
         raise SystemExit(1) from None
 
 
-async def _serve(simulator: SmscSimulator, host: str, port: int) -> None:
+async def _serve(simulator: SmscSimulator, host: str, port: int, inbound_file: Path | None = None) -> None:
     bound_port = await simulator.start(host, port)
+    feed = asyncio.create_task(inbound_feed.follow(simulator, inbound_file)) if inbound_file is not None else None
     credentials = f"system_id {simulator.system_id!r}" if simulator.system_id is not None else "any credentials"
     click.echo(f"SMSC simulator listening on {host}:{bound_port} ({credentials}); Ctrl-C to stop", err=False)
     stop = asyncio.Event()
@@ -89,6 +99,8 @@ async def _serve(simulator: SmscSimulator, host: str, port: int) -> None:
     try:
         await stop.wait()
     finally:
+        if feed is not None:
+            feed.cancel()
         await simulator.stop()
         click.echo(
             f"stopped: {simulator.submits} submit_sm, {simulator.receipts_acked} receipts acknowledged, {simulator.binds} binds"

@@ -3,15 +3,18 @@ carrier), the dispatcher, and the callback sender, run for as long as a context 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import AsyncIterator
 
 from ..config import Settings
 from ..connectors.smpp.client import SmppConnector
 from ..store.store import Store
 from .dispatcher import Dispatcher, DispatchSettings, Lane
+from .inbound import AutoReply, InboundForwarder, InboundReceiver
 from .routing import ConnectorConfig, parse_smsc_url, routed_networks
 from .webhooks import CallbackSender
 
@@ -49,8 +52,11 @@ class DeliveryPlan:
 
 
 @contextlib.asynccontextmanager
-async def run_delivery(store: Store, settings: Settings, plan: DeliveryPlan, dispatch: DispatchSettings | None = None) -> AsyncIterator[Dispatcher]:
+async def run_delivery(
+    store: Store, settings: Settings, plan: DeliveryPlan, dispatch: DispatchSettings | None = None, auto_reply: AutoReply | None = None
+) -> AsyncIterator[Dispatcher]:
     simulator = None
+    feed: asyncio.Task[None] | None = None
     configs = list(plan.connectors)
     if plan.simulated:
         from ..connectors.smpp.simulator import SmscSimulator
@@ -59,6 +65,11 @@ async def run_delivery(store: Store, settings: Settings, plan: DeliveryPlan, dis
         port = await simulator.start("127.0.0.1", 0)
         configs = [ConnectorConfig(SIMULATOR_NAME, "127.0.0.1", port, SIMULATOR_SYSTEM_ID, SIMULATOR_PASSWORD)]
         log.info("simulated carrier listening on 127.0.0.1:%d", port)
+        if settings.simulator_inbound_file:
+            from ..connectors.smpp import inbound_feed
+
+            feed = asyncio.create_task(inbound_feed.follow(simulator, Path(settings.simulator_inbound_file)), name="inbound feed")
+            log.info("the simulated carrier sends each line of %s as a subscriber's message", settings.simulator_inbound_file)
     dispatch = dispatch or DispatchSettings(
         lease_seconds=settings.lease_seconds,
         bind_lease_seconds=settings.bind_lease_seconds,
@@ -68,6 +79,8 @@ async def run_delivery(store: Store, settings: Settings, plan: DeliveryPlan, dis
         receipt_grace_seconds=settings.receipt_grace_seconds,
     )
     dispatcher = Dispatcher(store, [], settings.timezone, dispatch)
+    forwarder = InboundForwarder(store, settings, auto_reply)
+    receiver = InboundReceiver(store, settings, on_stored=forwarder.wake)
     for config in configs:
         connector = SmppConnector(
             config.name,
@@ -83,6 +96,7 @@ async def run_delivery(store: Store, settings: Settings, plan: DeliveryPlan, dis
             response_timeout=config.response_timeout,
             concatenation=config.concatenation,
             on_receipt=dispatcher.receipt_sink(config.name),
+            on_mobile_originated=receiver,
         )
         dispatcher.lanes.append(Lane(config, connector))
         log.info("binding to %s", config.display)
@@ -101,10 +115,14 @@ async def run_delivery(store: Store, settings: Settings, plan: DeliveryPlan, dis
     dispatcher.on_callbacks_queued = callbacks_queued
     await dispatcher.start()
     await callbacks.start()
+    await forwarder.start()
     try:
         yield dispatcher
     finally:
         await dispatcher.stop()
         await callbacks.stop()
+        await forwarder.stop()
+        if feed is not None:
+            feed.cancel()
         if simulator is not None:
             await simulator.stop()

@@ -134,7 +134,7 @@ class CallbackSender:
         if limit <= 0 and not any(outcomes):
             return False
         try:
-            due = await self.store.write(delivery.record_and_claim_callbacks, *outcomes, now_ms(), limit, self.lease_ms, self.per_partner_concurrency, room)
+            due = await self.store.write(self.record_and_claim, *outcomes, now_ms(), limit, self.lease_ms, self.per_partner_concurrency, room)
         except StoreUnavailable as exc:  # the leases run out and the finished callbacks go again
             log.warning("cannot record or claim callbacks: %s", exc)
             return False
@@ -148,6 +148,11 @@ class CallbackSender:
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
         return bool(due) and len(self._sending) < self.concurrency
+
+    # The outbox this sender works through, one transaction each; the inbound forwarder has
+    # its own outbox and the same loop.
+    record_and_claim = staticmethod(delivery.record_and_claim_callbacks)
+    record_results = staticmethod(delivery.record_callback_results)
 
     async def _send(self, callback: DueCallback) -> None:
         try:
@@ -188,7 +193,7 @@ class CallbackSender:
 
     async def _record_finished(self) -> None:
         outcomes = self._outcomes()
-        await self.store.write(delivery.record_callback_results, *outcomes, now_ms())
+        await self.store.write(self.record_results, *outcomes, now_ms())
         self._count(*outcomes)
 
     def _outcomes(self) -> tuple[list[int], list[tuple[int, int, str]], list[tuple[int, int, str]]]:

@@ -20,6 +20,7 @@ class Code(IntEnum):
     NO_DELIVERY_REPORT = 1008
     UNSUPPORTED_DATA_TYPE = 1009
     UNSUPPORTED_REQUEST_TYPE = 1010
+    RECIPIENT_OPTED_OUT = 1011
     TOO_MANY_MESSAGES = 1012
     TOO_MANY_CONTACTS = 1104
     TRY_AGAIN_LATER = 4090
@@ -40,6 +41,7 @@ DESCRIPTIONS: dict[Code, str] = {
     Code.NO_DELIVERY_REPORT: "No Delivery Report",
     Code.UNSUPPORTED_DATA_TYPE: "Unsupported data type",
     Code.UNSUPPORTED_REQUEST_TYPE: "Unsupported request type",
+    Code.RECIPIENT_OPTED_OUT: "Recipient opted out",
     Code.TOO_MANY_MESSAGES: "Too Many messages on SMS LIST",
     Code.TOO_MANY_CONTACTS: "Too many comma separated contacts",
     Code.TRY_AGAIN_LATER: "Internal Error. Try again after 5 minutes",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .compliance import Window
 from .money import parse_units
 from .msisdn import Msisdn, NumberNormaliser
 
@@ -22,12 +23,14 @@ class Network:
     carriers: tuple[str, ...] = ()
     prefixes: tuple[str, ...] = ()
     price_cents: int = 100  # per part
+    promo_footer: str | None = None  # appended to promotional messages
+    promo_window: Window | None = None  # None: the gateway's SMSGW_PROMO_WINDOW
 
 
 KENYA: dict[str, Any] = {
     "default_region": "KE",
     "networks": [
-        {"id": 1, "name": "Safaricom", "region": "KE", "carriers": ["Safaricom"], "price": "1"},
+        {"id": 1, "name": "Safaricom", "region": "KE", "carriers": ["Safaricom"], "price": "1", "promo_footer": "STOP*456*9*5#"},
         {"id": 2, "name": "Airtel", "region": "KE", "carriers": ["Airtel"], "price": "1"},
         {"id": 3, "name": "Telkom", "region": "KE", "carriers": ["Telkom"], "price": "1"},
     ],
@@ -121,4 +124,14 @@ def _network_from_entry(entry: Any, position: int) -> Network:
         raise NetworkTableError(f"{where}: price {exc}") from None
     if price_cents <= 0:
         raise NetworkTableError(f"{where}: price must be positive")
-    return Network(net_id, name, region, tuple(carriers), tuple(prefixes), price_cents)
+    footer = entry.get("promo_footer")
+    if footer is not None and (not isinstance(footer, str) or not footer.strip()):
+        raise NetworkTableError(f"{where}: promo_footer must be a non-empty string")
+    window = entry.get("promo_window")
+    try:
+        promo_window = Window.parse(window) if isinstance(window, str) else None
+    except ValueError as exc:
+        raise NetworkTableError(f"{where}: promo_window {exc}") from None
+    if window is not None and not isinstance(window, str):
+        raise NetworkTableError(f"{where}: promo_window must be a string like 08:00-18:00")
+    return Network(net_id, name, region, tuple(carriers), tuple(prefixes), price_cents, footer, promo_window)

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from ..domain.reports import callback_body
 from ..domain.states import DeliveryState
+from . import inbound
 from .prepared import Prepared, PreparedIn
 from .schema import callbacks, idempotency_keys, ledger, message_parts, messages, partners, receipt_keys, unmatched_receipt_keys, unmatched_receipts
 from .store import IDEMPOTENCY_TTL_MS
@@ -24,6 +25,7 @@ from .store import IDEMPOTENCY_TTL_MS
 SCHEDULED = int(DeliveryState.SCHEDULED)
 SENT = int(DeliveryState.SENT_TO_NETWORK)
 OPEN_STATES = (SCHEDULED, SENT)
+BLACKLISTED = int(DeliveryState.SENDER_BLACKLISTED)
 # When the parts of one message end differently, the message takes the worst of them.
 _SEVERITY = {
     int(DeliveryState.DELIVERED): 0,
@@ -616,6 +618,8 @@ def record_outcomes(
     outcome.submit_to_final_ms += early.submit_to_final_ms
     outcome.finished = early.finished + finished + outcome.finished
     outcome.callbacks = queue_callbacks(conn, outcome.finished, now, zone)
+    if any(f.state == BLACKLISTED for f in failures) or any(r.state == BLACKLISTED for r in receipts):
+        inbound.list_blacklisted(conn, outcome.finished, now)
     return outcome
 
 

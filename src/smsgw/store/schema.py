@@ -45,6 +45,10 @@ partners = Table(
     # Messages (parts) per second over every ingress and process; NULL: no limit.
     Column("max_mps", Integer),
     Column("allowed_ips", String(2000)),  # comma-separated CIDRs; NULL: any address
+    # Where messages subscribers send to the partner's shortcodes go (signed like callbacks).
+    Column("inbound_url", String(2000)),
+    Column("inbound_method", String(8)),  # GET (query string) or POST (JSON)
+    Column("inbound_auto_reply", SmallInteger, nullable=False, server_default=text("0")),
     Index("ix_partners_parent", "parent_id"),
 )
 
@@ -56,6 +60,8 @@ shortcodes = Table(
     # Comma-separated network ids the sender id is enabled on; NULL means every network.
     Column("networks", String(200)),
     Column("created_at", BigInteger, nullable=False),
+    # Promotional sender ids get the networks' opt-out footer and their sending window.
+    Column("promotional", SmallInteger, nullable=False, server_default=text("0")),
 )
 
 ledger = Table(
@@ -253,4 +259,70 @@ server_secrets = Table(
     Column("name", String(32), primary_key=True),
     Column("value", String(200), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+)
+
+# Keywords of shared shortcodes: the first word of an inbound message picks the partner.
+shortcode_keywords = Table(
+    "shortcode_keywords",
+    metadata,
+    Column("shortcode", String(32), primary_key=True),
+    Column("keyword", String(32), primary_key=True),  # upper case
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Numbers that must not get a partner's messages from a shortcode ("*": from any of them).
+# The primary key is the acceptance lookup: partner, shortcode IN (s, '*'), msisdn IN (...).
+optouts = Table(
+    "optouts",
+    metadata,
+    Column("partner_id", String(64), primary_key=True),
+    Column("shortcode", String(32), primary_key=True),
+    Column("msisdn", String(20), primary_key=True),
+    Column("source", String(16), nullable=False),  # operator | keyword | receipt
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Parts of concatenated inbound messages until the last one arrives (over any bind, in any
+# order); the transaction that stores the last part assembles the message.
+inbound_parts = Table(
+    "inbound_parts",
+    metadata,
+    Column("msisdn", String(20), primary_key=True),
+    Column("shortcode", String(32), primary_key=True),
+    Column("reference", Integer, primary_key=True),
+    Column("total", SmallInteger, primary_key=True),
+    Column("part_no", SmallInteger, primary_key=True),
+    Column("data_coding", SmallInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    # Set once the message is assembled: the part stays a while, so that a part the SMSC sends
+    # again (its deliver_sm_resp lost) is known and does not start a new message.
+    Column("message_id", BigInteger),
+    Index("ix_inbound_parts_received", "received_at"),
+)
+
+# Messages subscribers sent to shortcodes, and the outbox of their forwards to partners
+# (next_attempt_at is NULL when there is nothing to forward: unrouted, or no inbound URL).
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    Column("shortcode", String(32), nullable=False),
+    Column("msisdn", String(20), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("partner_id", String(64)),  # NULL: no partner owns the shortcode or the keyword
+    Column("keyword", String(32)),  # set when routed by keyword on a shared shortcode
+    Column("parts", SmallInteger, nullable=False),
+    Column("complete", SmallInteger, nullable=False),  # 0: parts were missing at the timeout
+    Column("received_at", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", BigInteger),
+    Column("lease_until", BigInteger),
+    Column("forwarded_at", BigInteger),
+    Column("last_error", String(200)),
+    Column("reply_id", BigInteger),  # the message id of the auto-reply, once sent
+    Index("ix_inbound_partner", "partner_id", "id"),
+    Index("ix_inbound_due", "forwarded_at", "next_attempt_at"),
+    Index("ix_inbound_sender", "msisdn", "received_at"),
 )

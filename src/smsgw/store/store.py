@@ -65,6 +65,7 @@ class Shortcode:
     shortcode: str
     partner_id: str
     networks: frozenset[int] | None  # None: enabled on every network
+    promotional: bool = False
 
 
 class NewMessage(NamedTuple):
@@ -517,4 +518,4 @@ def _reserve_id_block(conn: Connection, size: int) -> int:
 
 def _shortcode(row: Any) -> Shortcode:
     networks = frozenset(int(n) for n in row.networks.split(",") if n) if row.networks is not None else None
-    return Shortcode(row.shortcode, row.partner_id, networks)
+    return Shortcode(row.shortcode, row.partner_id, networks, bool(row.promotional))

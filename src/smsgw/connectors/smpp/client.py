@@ -76,7 +76,7 @@ from .pdu import (
     status_name,
 )
 from .receipt import Receipt, parse_receipt, printable
-from .segments import CONCATENATION_MODES, message_parts, reference_for, split_udh
+from .segments import CONCATENATION_MODES, Concatenation, concatenation_of, message_parts, reference_for, split_udh
 
 __all__ = [
     "MobileOriginated",
@@ -134,6 +134,7 @@ class MobileOriginated:
     data_coding: int
     esm_class: int
     short_message: bytes
+    concatenation: Concatenation | None = None  # where this part sits in a long message
 
 
 class BindRejected(Exception):
@@ -832,6 +833,7 @@ class SmppConnector:
                     data_coding=pdu.data_coding,
                     esm_class=pdu.esm_class,
                     short_message=pdu.content,
+                    concatenation=concatenation_of(pdu) if isinstance(pdu, DeliverSm) else None,
                 )
                 if self.on_mobile_originated is not None:
                     await self.on_mobile_originated(message)

@@ -40,6 +40,11 @@ _STAT_SPELLINGS = {
     "REJECTD": "REJECTD",
     "REJECTED": "REJECTD",
     "ENROUTE": "ENROUTE",
+    # The subscriber blocked the sender (opted out at the network, e.g. Safaricom's
+    # *456*9*5#): reported as `SenderName Blacklisted`, and the number goes on the opt-out list.
+    "BLACKLST": "BLACKLST",
+    "BLACKLIST": "BLACKLST",
+    "BLACKLISTED": "BLACKLST",
 }
 
 STAT_STATES: dict[str, DeliveryState] = {
@@ -50,9 +55,13 @@ STAT_STATES: dict[str, DeliveryState] = {
     "ACCEPTD": DeliveryState.DELIVERED,
     "UNKNOWN": DeliveryState.UNKNOWN,
     "REJECTD": DeliveryState.DELIVERY_IMPOSSIBLE,
+    "BLACKLST": DeliveryState.SENDER_BLACKLISTED,
     # Not final: the SMSC still tries.
     "ENROUTE": DeliveryState.SENT_TO_NETWORK,
 }
+# message_state TLV values that say no more than "not delivered": a blacklisted stat in the
+# text is the more precise word then.
+_UNSPECIFIC_STATES = (5, 7, 8)
 
 # message_state TLV values (SMPP 3.4, 5.2.28) -> stat text.
 MESSAGE_STATE_STATS = {
@@ -172,10 +181,11 @@ def parse_receipt(pdu: DeliverSm | DataSm, tz: tzinfo = timezone.utc) -> Receipt
     if not smsc_id:
         return None
     message_state = pdu.message_state
-    if message_state in MESSAGE_STATE_STATS:
+    text_stat = normal_stat(fields.get("stat", ""))
+    if message_state in MESSAGE_STATE_STATS and not (text_stat == "BLACKLST" and message_state in _UNSPECIFIC_STATES):
         stat = MESSAGE_STATE_STATS[message_state]
     else:
-        stat = normal_stat(fields.get("stat", ""))
+        stat = text_stat
     error = fields.get("err") or None
     if error is None and pdu.network_error_code is not None:
         network_type, code = pdu.network_error_code

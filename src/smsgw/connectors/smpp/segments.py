@@ -32,6 +32,7 @@ from .pdu import (
     TLV_SAR_MSG_REF_NUM,
     TLV_SAR_SEGMENT_SEQNUM,
     TLV_SAR_TOTAL_SEGMENTS,
+    DeliverSm,
     PduError,
     SubmitSm,
 )
@@ -111,7 +112,7 @@ def split_udh(short_message: bytes, esm_class: int) -> tuple[bytes, bytes]:
     return short_message[:end], short_message[end:]
 
 
-def concatenation_of(pdu: SubmitSm) -> Concatenation | None:
+def concatenation_of(pdu: SubmitSm | DeliverSm) -> Concatenation | None:
     """Where a submit_sm/deliver_sm sits in a concatenated message (UDH IE 0x00/0x08 or SAR
     TLVs), or None for a single-part message or an unreadable header."""
     header, _ = split_udh(pdu.short_message, pdu.esm_class)

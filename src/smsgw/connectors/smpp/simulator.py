@@ -19,6 +19,8 @@ decode, and handles each submit_sm with a *behaviour*:
 |                   |                        | answering and closes once `drop_hold` are unanswered        |
 | early             | ReceiptBeforeResponse  | the DELIVRD receipt first, then the submit_sm_resp          |
 | slow              | SlowResponse           | submit_sm_resp only after `response_delay` (default 1 s)    |
+| blacklisted       | Blacklisted            | submit_sm_resp OK, then a BLACKLST receipt (the subscriber  |
+|                   |                        | blocked the sender)                                         |
 
 The behaviour for all traffic is a constructor flag (`behaviour=`): every number gets it,
 whatever its digits, so a demo campaign to real-looking numbers never meets a fault by
@@ -49,6 +51,10 @@ with the same system_id; when none is bound they wait for one. A receipt whose
 deliver_sm_resp is not ESME_ROK, or whose connection ends before the answer, is delivered
 again after `redelivery_delay` (at most `max_redeliveries` times).
 
+`send_inbound` sends a subscriber's message to the bound gateway (deliver_sm, esm_class 0,
+UDH or SAR parts in any order, over one bind or spread over several); `smsgw smsc-sim
+--inbound-file` feeds it from a file.
+
 Counters for tests: `submits`, `submits_by_destination`, `texts` (part text -> count),
 `receipts_sent`, `receipts_acked`, `binds`, `bind_failures`, `max_outstanding` (most
 unanswered submit_sm on one connection at any time), `responses_by_status`, and `received`,
@@ -71,7 +77,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ...domain.encoding import decode
+from ...domain.encoding import count_parts, decode
 from .pdu import (
     DEFAULT_MAX_PDU_LENGTH,
     ESM_CLASS_DELIVERY_RECEIPT,
@@ -103,11 +109,11 @@ from .pdu import (
     response_to,
 )
 from .receipt import STAT_MESSAGE_STATES, format_receipt_text
-from .segments import Concatenation, concatenation_of, split_udh
+from .segments import Concatenation, concatenation_of, message_parts, split_udh
 
 log = logging.getLogger("smsgw.smsc_sim")
 
-BEHAVIOUR_NAMES = ("happy", "delayed", "undeliverable", "expired", "rejected", "throttle", "queuefull", "noresponse", "drop", "early", "slow")
+BEHAVIOUR_NAMES = ("happy", "delayed", "undeliverable", "expired", "rejected", "throttle", "queuefull", "noresponse", "drop", "early", "slow", "blacklisted")
 
 
 @dataclass(slots=True)
@@ -184,6 +190,12 @@ class Undeliverable(Happy):
     name = "undeliverable"
     stat = "UNDELIV"
     err = "001"
+
+
+class Blacklisted(Happy):
+    name = "blacklisted"
+    stat = "BLACKLST"
+    err = "000"
 
 
 class Expired(Happy):
@@ -599,6 +611,7 @@ class SmscSimulator:
             "drop": lambda: DropConnection(drop_after, drop_hold, drop_hold_timeout, max_drops),
             "early": ReceiptBeforeResponse,
             "slow": lambda: SlowResponse(self.response_delay),
+            "blacklisted": Blacklisted,
         }
         if name not in factories:
             raise ValueError(f"unknown behaviour {name!r}; one of {', '.join(BEHAVIOUR_NAMES)}")
@@ -852,6 +865,40 @@ class SmscSimulator:
         if not self._running:
             return
         self._later(self.redelivery_delay, self._dispatch_receipt, item)
+
+    def send_inbound(
+        self, source: str, destination: str, text: str, *, concatenation: str = "udh", reference: int = 0, order: list[int] | None = None, spread: bool = False
+    ) -> int:
+        """A subscriber's message to the gateway: deliver_sm (esm_class 0, UDHI for UDH parts),
+        as many parts as its text needs, sent in `order` (0-based part indexes) and, with
+        `spread`, each to another bound receiver. They wait for a receiver like receipts and
+        are redelivered like them (and counted with them). Returns how many parts went."""
+        encoding, _ = count_parts(text)
+        parts = message_parts(text, encoding, concatenation=concatenation, reference=reference)
+        for position, index in enumerate(order if order is not None else range(len(parts))):
+            part = parts[index]
+            fields = dict(
+                source_addr_ton=1,
+                source_addr_npi=1,
+                source_addr=source,
+                dest_addr_ton=0,
+                dest_addr_npi=0,
+                destination_addr=destination,
+                esm_class=part.esm_class,
+                data_coding=part.data_coding,
+                short_message=part.short_message,
+                tlvs=dict(part.tlvs),
+            )
+            self._dispatch_inbound(fields, position if spread else 0)
+        return len(parts)
+
+    def _dispatch_inbound(self, fields: dict, spread_index: int) -> None:
+        receivers = [session for sessions in self._receivers.values() for session in sessions if session.open]
+        if not receivers:  # whichever ESME binds first as a receiver gets it
+            self._later(0.1, self._dispatch_inbound, fields, spread_index)
+            return
+        origin = receivers[spread_index % len(receivers)]
+        self._dispatch_receipt(_PendingReceipt(origin.system_id, fields, origin=origin))
 
     @property
     def parked_receipts(self) -> int:
