@@ -6,6 +6,7 @@ from .test_operator_cli import smsgw
 
 
 def test_callback_urls_that_cannot_be_sent_to_are_refused_with_the_reason(tmp_path, database_url):
+    assert smsgw(tmp_path, database_url, "migrate").returncode == 0
     assert smsgw(tmp_path, database_url, "partner", "create", "acme").returncode == 0
     refused = {
         "http://127.0.0.1:99999/dlr": "Port out of range",

@@ -9,6 +9,7 @@ def test_child_accounts_limits_and_allow_lists(tmp_path, database_url):
     def run(*args: str):
         return smsgw(tmp_path, database_url, "partner", *args)
 
+    assert smsgw(tmp_path, database_url, "migrate").returncode == 0
     assert run("create", "reseller", "--credits", "100").returncode == 0
     child = run("create", "kid", "--parent", "reseller", "--rate", "0.80")
     assert child.returncode == 0 and "child of reseller at 0.80 per unit" in child.stdout

@@ -8,6 +8,7 @@ from ..cli.test_operator_cli import smsgw
 
 
 def test_keywords_promotional_flag_and_inbound_endpoint(tmp_path, database_url):
+    assert smsgw(tmp_path, database_url, "migrate").returncode == 0
     assert smsgw(tmp_path, database_url, "partner", "create", "acme").returncode == 0
     assert smsgw(tmp_path, database_url, "partner", "create", "beta").returncode == 0
     added = smsgw(tmp_path, database_url, "shortcode", "add", "ACME", "--partner", "acme", "--promotional")
