@@ -1,13 +1,15 @@
-"""Acceptance throughput of sendbulk, against the raw floor measured in the same run.
+"""Acceptance throughput of sendbulk and of single-message sendsms, against the raw floor
+measured in the same run.
 
 Starts a real `smsgw serve` process on loopback with a fresh store, posts 1000-message
-sendbulk bodies at concurrency 1, 4 and 16 for a bounded time each, and prints accepted
-messages per second, p50/p99 latency and the server's RSS. Then measures the floor: the
-same bodies parsed with orjson and the same rows inserted straight into SQLite with the same
-durability settings, in one transaction per body, with no HTTP and no checks. No gateway
-can beat the floor; the ratio says what the gateway's work costs.
+sendbulk bodies at concurrency 1, 4 and 16, then one-number sendsms requests at concurrency
+1, 4, 16 and 64, for a bounded time each, and prints accepted messages per second, p50/p99
+latency, the server's RSS and CPU. Then measures the floor: the same bulk bodies parsed with
+orjson and the same rows inserted straight into SQLite with the same durability settings, in
+one transaction per body, with no HTTP and no checks. No gateway can beat the floor; the
+ratio says what the gateway's work costs.
 
-    python bench/accept.py [--seconds 10] [--concurrency 1,4,16] [--database-url URL]
+    python bench/accept.py [--seconds 10] [--concurrency 1,4,16] [--single-concurrency 1,4,16,64] [--database-url URL]
 
 Not a test: figures go to docs/performance.md.
 """
@@ -24,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -90,8 +93,35 @@ def wait_healthy(base: str, process: subprocess.Popen) -> None:
     raise SystemExit("server did not start")
 
 
-async def load(base: str, bodies: list[bytes], concurrency: int, seconds: float) -> tuple[int, list[float], int]:
-    """`concurrency` keep-alive connections, each posting bodies back to back.
+def bulk_requests(bodies: list[bytes]) -> list[bytes]:
+    return [
+        b"POST /api/services/sendbulk HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+        for body in bodies
+    ]
+
+
+def single_requests(count: int, seed: int = 11) -> list[bytes]:
+    """One-number sendsms form posts, as an OTP or alert sender makes them."""
+    rng = random.Random(seed)
+    requests = []
+    for i in range(count):
+        number = "0" + rng.choice(PREFIXES) + f"{rng.randrange(10**7):07d}"
+        body = urlencode({"partnerID": "bench", "apikey": KEY, "shortcode": "BENCH", "mobile": number, "message": f"Your code is {i:06d}"}).encode()
+        requests.append(
+            b"POST /api/services/sendsms HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+    return requests
+
+
+async def load(base: str, requests: list[bytes], per_request: int, concurrency: int, seconds: float) -> tuple[int, list[float], int]:
+    """`concurrency` keep-alive connections, each posting requests back to back; each
+    request carries `per_request` messages.
 
     A minimal HTTP/1.1 client on asyncio streams: the load generator shares the machine's two
     cores with the server, so it must cost as little CPU as possible (a full HTTP client
@@ -99,13 +129,6 @@ async def load(base: str, bodies: list[bytes], concurrency: int, seconds: float)
     Accepted messages are counted in the answer's bytes.
     """
     host, port = base.removeprefix("http://").split(":")
-    requests = [
-        b"POST /api/services/sendbulk HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: "
-        + str(len(body)).encode()
-        + b"\r\n\r\n"
-        + body
-        for body in bodies
-    ]
     latencies: list[float] = []
     accepted = 0
     errors = 0
@@ -127,7 +150,7 @@ async def load(base: str, bodies: list[bytes], concurrency: int, seconds: float)
                 latencies.append(time.perf_counter() - started)
                 ok = answer.count(b'"response-code":200')
                 accepted += ok
-                if ok != 1000:
+                if ok != per_request:
                     errors += 1
         finally:
             writer.close()
@@ -235,7 +258,8 @@ async def _migrate(url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each concurrency level")
-    parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--concurrency", default="1,4,16", help="concurrency levels of 1000-message sendbulk")
+    parser.add_argument("--single-concurrency", default="1,4,16,64", help="concurrency levels of one-number sendsms")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temporary directory")
     parser.add_argument("--port", type=int, default=18765)
     parser.add_argument("--synchronous", default="FULL", help="SQLite synchronous setting for both server and floor")
@@ -258,29 +282,38 @@ def main() -> None:
         try:
             wait_healthy(base, server)
             process = psutil.Process(server.pid)
-            asyncio.run(load(base, bodies[:2], 2, 2.0))  # warm-up: caches, first id block
-            process.cpu_percent()
-            print(f"store: {url.split('://')[0]}   body: 1000 messages, {len(bodies[0]) // 1024} KiB   cores: {os.cpu_count()}")
-            print(f"{'concurrency':>11} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'rss MiB':>8} {'server cpu':>10}")
-            results = {}
-            for concurrency in [int(c) for c in args.concurrency.split(",")]:
-                rate, latencies, errors = asyncio.run(load(base, bodies, concurrency, args.seconds))
+            bulk = bulk_requests(bodies)
+            singles = single_requests(5000)
+            asyncio.run(load(base, bulk[:2], 1000, 2, 2.0))  # warm-up: caches, first id block
+            asyncio.run(load(base, singles, 1, 4, 1.0))
+            print(f"store: {url.split('://')[0]}   bulk body: 1000 messages, {len(bodies[0]) // 1024} KiB   cores: {os.cpu_count()}")
+            print(f"{'request':>9} {'concurrency':>11} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'rss MiB':>8} {'server cpu':>10}")
+            results: dict[tuple[str, int], int] = {}
+            levels = [("sendbulk", bulk, 1000, int(c)) for c in args.concurrency.split(",") if c]
+            levels += [("sendsms", singles, 1, int(c)) for c in args.single_concurrency.split(",") if c]
+            for kind, requests, per_request, concurrency in levels:
+                process.cpu_percent()
+                rate, latencies, errors = asyncio.run(load(base, requests, per_request, concurrency, args.seconds))
                 rss = process.memory_info().rss / 2**20
                 cpu = process.cpu_percent()
-                results[concurrency] = rate
+                results[kind, concurrency] = rate
                 note = f"  ({errors} requests not fully accepted)" if errors else ""
-                print(f"{concurrency:>11} {rate:>9} {percentile(latencies, 0.5) * 1000:>8.1f} {percentile(latencies, 0.99) * 1000:>8.1f} {len(latencies):>9} {rss:>8.0f} {cpu:>9.0f}%{note}")
+                p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+                print(f"{kind:>9} {concurrency:>11} {rate:>9} {p50:>8.1f} {p99:>8.1f} {len(latencies):>9} {rss:>8.0f} {cpu:>9.0f}%{note}")
         finally:
             server.terminate()
             server.wait(timeout=30)
-        best = max(results.values())
+        best = max((rate for (kind, _), rate in results.items() if kind == "sendbulk"), default=0)
+        best_single = max((rate for (kind, _), rate in results.items() if kind == "sendsms"), default=0)
+        if best and best_single:
+            print(f"best single-message rate / best 1000-message rate: {best_single / best:.3f}")
         if url.startswith("sqlite"):
             floor = raw_floor(bodies, directory, args.synchronous, args.seconds)
             print(f"raw floor (orjson + sqlite3 executemany, synchronous={args.synchronous}): {floor} msg/s")
         else:
             floor = raw_floor_postgres(bodies, url, args.seconds)
             print(f"raw floor (orjson + asyncpg COPY, one transaction per body): {floor} msg/s")
-        print(f"best gateway rate / floor: {best / floor:.2f}")
+        print(f"best 1000-message rate / floor: {best / floor:.2f}")
         ours, theirs = number_check_costs(bodies)
         print(f"number check: {ours:.2f} us/number (smsgw normaliser) vs {theirs:.2f} us/number (phonenumbers.parse + number_type)")
 

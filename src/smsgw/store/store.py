@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Iterable, NamedTuple, Sequence
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -26,6 +26,7 @@ from sqlalchemy.util import await_only
 
 from .database import Database, PostgresDatabase, SqliteDatabase
 from .errors import AlreadyExists, CommitOutcomeUnknown, IdempotencyConflict, NotFound, OutcomeUnknown, SchemaOutOfDate, StoreUnavailable
+from .grouping import GroupCommit
 from .migrate import current_revision, head_revision, upgrade_to_head
 from .schema import id_blocks, idempotency_keys, ledger, messages, partners, shortcodes
 from .urls import StoreUrl
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 ID_BLOCK_SIZE = 100_000
+# A group of accepting requests stops growing at this many messages: past a few thousand rows
+# a commit is no cheaper per row, and a longer transaction only delays everyone's answer.
+ACCEPT_GROUP_ROWS = 5_000
 
 
 def now_ms() -> int:
@@ -148,13 +152,6 @@ async def _availability() -> AsyncIterator[None]:
         raise
 
 
-class _Refused(Exception):
-    """Rolls a transaction back and carries the answer out of it."""
-
-    def __init__(self, answer: Any) -> None:
-        self.answer = answer
-
-
 class Store:
     def __init__(self, db: Database, url: StoreUrl) -> None:
         self.db = db
@@ -169,6 +166,12 @@ class Store:
         if list(compiled.positiontup or []) != list(NewMessage._fields):
             raise RuntimeError(f"unexpected parameter order for the message insert: {compiled.positiontup}")
         self._message_insert_sql = str(compiled)
+        # SQLite has one writer and one fsync per commit: accepting requests that arrive while
+        # one transaction is being written share the next. PostgreSQL overlaps the commits of
+        # concurrent connections itself (docs/performance.md has both measured).
+        self.accept_groups: GroupCommit[_AcceptRequest, AcceptOutcome] | None = (
+            GroupCommit(self._write_accept_group, max_weight=ACCEPT_GROUP_ROWS) if self.is_sqlite else None
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -341,63 +344,21 @@ class Store:
         record in one transaction, or nothing at all.
 
         Each row is a tuple in `NewMessage` field order with its own id from
-        `next_message_ids`. Raises IdempotencyConflict when another request with the same key
-        won, StoreUnavailable when the database could not be used (after checking that an
-        interrupted commit did not in fact land).
+        `next_message_ids`. On SQLite, requests that arrive while another accepting transaction
+        is being written share the next one (group commit), each with its own decision.
+        Raises IdempotencyConflict when another request with the same key won, StoreUnavailable
+        when the database could not be used (after checking that an interrupted commit did not
+        in fact land).
         """
-        insert_messages = self._message_insert_sql
-
-        def accept(conn: Connection) -> Accepted:
-            now = now_ms()
-            charged = conn.execute(
-                update(partners)
-                .where(partners.c.id == partner_id, partners.c.status == "active", partners.c.balance >= cost)
-                .values(balance=partners.c.balance - cost)
-                .returning(partners.c.balance)
-            ).first()
-            if charged is None:
-                current = conn.execute(select(partners.c.balance, partners.c.status).where(partners.c.id == partner_id)).first()
-                if current is None or current.status != "active":
-                    raise _Refused(PartnerInactive())
-                raise _Refused(LowCredit(current.balance))
-            conn.execute(
-                insert(ledger).values(
-                    partner_id=partner_id,
-                    amount=-cost,
-                    balance_after=charged.balance,
-                    kind="charge",
-                    reference=reference,
-                    message_count=len(rows),
-                    batch_id=batch_id,
-                    created_at=now,
-                )
-            )
-            if conn.dialect.name == "postgresql":
-                # COPY is about twice as fast as a multi-row insert on PostgreSQL.
-                await_only(conn.connection.driver_connection.copy_records_to_table("messages", records=rows, columns=NewMessage._fields))
-            else:
-                conn.exec_driver_sql(insert_messages, rows)
-            if idempotency is not None:
-                key, body_sha256, response = idempotency
-                conn.execute(
-                    delete(idempotency_keys).where(
-                        idempotency_keys.c.partner_id == partner_id,
-                        idempotency_keys.c.key == key,
-                        idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL_MS,
-                    )
-                )
-                conn.execute(
-                    insert(idempotency_keys).values(
-                        # Compressed: a 1000-entry answer is ~130 KB of JSON and ~12 KB so.
-                        partner_id=partner_id, key=key, body_sha256=body_sha256, response=zlib.compress(response, 1), created_at=now
-                    )
-                )
-            return Accepted(batch_id)
-
+        request = _AcceptRequest(partner_id, cost, rows, batch_id, reference, idempotency)
         try:
-            return await self.write(accept)
-        except _Refused as refused:
-            return refused.answer
+            async with _availability():
+                if self.accept_groups is not None:
+                    return await self.accept_groups.submit(request, len(rows))
+                (outcome,) = await self._write_accept_group([request])
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                return outcome
         except IntegrityError:
             if idempotency is not None and await self.find_answer(partner_id, idempotency[0]) is not None:
                 raise IdempotencyConflict(idempotency[0]) from None
@@ -416,6 +377,9 @@ class Store:
                     return Accepted(batch_id)
                 raise StoreUnavailable(f"commit failed and did not land: {exc}") from exc
             raise OutcomeUnknown(str(exc)) from exc
+
+    async def _write_accept_group(self, requests: list[_AcceptRequest]) -> list[AcceptOutcome | BaseException]:
+        return await self.db.write(_accept_group, requests, self._message_insert_sql)
 
     async def find_answer(self, partner_id: str, key: str) -> StoredAnswer | None:
         """The stored answer of an earlier request with this Idempotency-Key, if within 24 h."""
@@ -460,6 +424,122 @@ class Store:
         return await self.read(
             lambda conn: [dict(r) for r in conn.execute(select(ledger).where(ledger.c.partner_id == partner_id).order_by(ledger.c.id)).mappings()]
         )
+
+
+class _AcceptRequest(NamedTuple):
+    partner_id: str
+    cost: int
+    rows: Sequence[tuple]
+    batch_id: int
+    reference: str
+    idempotency: tuple[str, str, bytes] | None  # key, SHA-256 of the body, answer
+
+
+AcceptOutcome = Accepted | LowCredit | PartnerInactive
+
+
+def _accept_group(conn: Connection, requests: list[_AcceptRequest], insert_messages: str) -> list[AcceptOutcome | BaseException]:
+    """One transaction for several accepting requests, one outcome per request: each is
+    charged whole or not at all, and one that the database refuses (a repeated idempotency
+    key, a refused row) fails alone."""
+    try:
+        with conn.begin_nested():
+            return _charge_and_store(conn, requests, insert_messages)
+    except Exception as exc:
+        if len(requests) == 1 or _is_unavailable(exc):
+            raise
+    # Rare (the whole group was rolled back to its savepoint): each request again on its own,
+    # to find the one the database refuses.
+    outcomes: list[AcceptOutcome | BaseException] = []
+    for request in requests:
+        try:
+            with conn.begin_nested():
+                outcomes.extend(_charge_and_store(conn, [request], insert_messages))
+        except Exception as exc:
+            if _is_unavailable(exc):
+                raise
+            outcomes.append(exc)
+    return outcomes
+
+
+def _charge_and_store(conn: Connection, requests: list[_AcceptRequest], insert_messages: str) -> list[AcceptOutcome | BaseException]:
+    """Decides each request in order against the balances read (and locked) once, then
+    writes every charge, ledger entry, message and idempotency record with one statement per
+    table: several requests of one partner see each other's debits."""
+    now = now_ms()
+    accounts = {
+        row.id: [row.balance, row.status]
+        for row in conn.execute(
+            select(partners.c.id, partners.c.balance, partners.c.status)
+            .where(partners.c.id.in_(sorted({r.partner_id for r in requests})))
+            .with_for_update()
+        )
+    }
+    outcomes: list[AcceptOutcome | BaseException] = []
+    debits: dict[str, int] = {}
+    entries: list[dict[str, Any]] = []
+    rows: list[tuple] = []
+    answers: list[dict[str, Any]] = []
+    keys_taken: set[tuple[str, str]] = set()
+    for request in requests:
+        account = accounts.get(request.partner_id)
+        if account is None or account[1] != "active":
+            outcomes.append(PartnerInactive())
+            continue
+        if request.idempotency is not None and (request.partner_id, request.idempotency[0]) in keys_taken:
+            # An earlier request of this group with the same key is accepted: this one gets
+            # its answer once the group is committed.
+            outcomes.append(IdempotencyConflict(request.idempotency[0]))
+            continue
+        if account[0] < request.cost:
+            outcomes.append(LowCredit(account[0]))
+            continue
+        account[0] -= request.cost
+        debits[request.partner_id] = debits.get(request.partner_id, 0) + request.cost
+        entries.append(
+            {
+                "partner_id": request.partner_id,
+                "amount": -request.cost,
+                "balance_after": account[0],
+                "kind": "charge",
+                "reference": request.reference,
+                "message_count": len(request.rows),
+                "batch_id": request.batch_id,
+                "created_at": now,
+            }
+        )
+        rows.extend(request.rows)
+        if request.idempotency is not None:
+            key, body_sha256, response = request.idempotency
+            keys_taken.add((request.partner_id, key))
+            # Compressed: a 1000-entry answer is ~130 KB of JSON and ~12 KB so.
+            answers.append({"partner_id": request.partner_id, "key": key, "body_sha256": body_sha256, "response": zlib.compress(response, 1), "created_at": now})
+        outcomes.append(Accepted(request.batch_id))
+    if not entries:
+        return outcomes
+    for partner_id, debit in debits.items():
+        charged = conn.execute(
+            update(partners).where(partners.c.id == partner_id, partners.c.balance >= debit).values(balance=partners.c.balance - debit)
+        )
+        if charged.rowcount != 1:
+            raise RuntimeError(f"the balance of {partner_id} changed under its row lock")
+    conn.execute(insert(ledger), entries)
+    if conn.dialect.name == "postgresql":
+        # COPY is about twice as fast as a multi-row insert on PostgreSQL.
+        await_only(conn.connection.driver_connection.copy_records_to_table("messages", records=rows, columns=NewMessage._fields))
+    else:
+        conn.exec_driver_sql(insert_messages, rows)
+    if answers:
+        conn.execute(
+            delete(idempotency_keys).where(
+                idempotency_keys.c.partner_id == bindparam("old_partner"),
+                idempotency_keys.c.key == bindparam("old_key"),
+                idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL_MS,
+            ),
+            [{"old_partner": a["partner_id"], "old_key": a["key"]} for a in answers],
+        )
+        conn.execute(insert(idempotency_keys), answers)
+    return outcomes
 
 
 def _reserve_id_block(conn: Connection, size: int) -> int:
