@@ -28,6 +28,7 @@ from .database import Database, PostgresDatabase, SqliteDatabase
 from .errors import AlreadyExists, CommitOutcomeUnknown, IdempotencyConflict, NotFound, OutcomeUnknown, SchemaOutOfDate, StoreUnavailable
 from .grouping import GroupCommit
 from .migrate import current_revision, head_revision, upgrade_to_head
+from .prepared import Prepared, PreparedIn
 from .schema import id_blocks, idempotency_keys, ledger, messages, partners, shortcodes
 from .urls import StoreUrl
 
@@ -189,6 +190,12 @@ class Store:
         async with _availability():
             return await self.db.read(fn, *args)
 
+    async def lookup(self, fn, *args: Any) -> Any:
+        """Runs `fn(conn, *args)`, one `Prepared` query asked on every request (database.py);
+        StoreUnavailable if it cannot."""
+        async with _availability():
+            return await self.db.lookup(fn, *args)
+
     async def write(self, fn, *args: Any) -> Any:
         """Runs `fn(conn, *args)` as one write transaction; StoreUnavailable if it cannot."""
         async with _availability():
@@ -232,12 +239,10 @@ class Store:
 
     async def get_partner(self, partner_id: str) -> Partner | None:
         def get(conn: Connection) -> Partner | None:
-            row = conn.execute(select(partners).where(partners.c.id == partner_id)).first()
-            if row is None:
-                return None
-            return Partner(row.id, row.name, row.api_key_hash, row.balance, row.status, row.callback_url, row.callback_secret)
+            found = _PARTNER_BY_ID.all(conn, partner_id=partner_id)
+            return Partner(*found[0]) if found else None
 
-        return await self.read(get)
+        return await self.lookup(get)
 
     async def top_up(self, partner_id: str, amount: int, reference: str, once: bool = False) -> int:
         """Adds `amount` (hundredths; negative for a correction that keeps the balance at or
@@ -303,15 +308,15 @@ class Store:
 
     async def get_shortcode(self, shortcode: str) -> Shortcode | None:
         def get(conn: Connection) -> Shortcode | None:
-            row = conn.execute(select(shortcodes).where(shortcodes.c.shortcode == shortcode)).first()
-            return _shortcode(row) if row is not None else None
+            found = _SHORTCODE_BY_NAME.all(conn, shortcode=shortcode)
+            return _shortcode(*found[0]) if found else None
 
-        return await self.read(get)
+        return await self.lookup(get)
 
     async def list_shortcodes(self, partner_id: str) -> list[Shortcode]:
         def list_(conn: Connection) -> list[Shortcode]:
             rows = conn.execute(select(shortcodes).where(shortcodes.c.partner_id == partner_id).order_by(shortcodes.c.shortcode)).all()
-            return [_shortcode(r) for r in rows]
+            return [_shortcode(r.shortcode, r.partner_id, r.networks) for r in rows]
 
         return await self.read(list_)
 
@@ -442,11 +447,14 @@ def _accept_group(conn: Connection, requests: list[_AcceptRequest], insert_messa
     """One transaction for several accepting requests, one outcome per request: each is
     charged whole or not at all, and one that the database refuses (a repeated idempotency
     key, a refused row) fails alone."""
+    if len(requests) == 1:
+        # Alone in its transaction: a refusal rolls the whole of it back, no savepoint needed.
+        return _charge_and_store(conn, requests, insert_messages)
     try:
         with conn.begin_nested():
             return _charge_and_store(conn, requests, insert_messages)
     except Exception as exc:
-        if len(requests) == 1 or _is_unavailable(exc):
+        if _is_unavailable(exc):
             raise
     # Rare (the whole group was rolled back to its savepoint): each request again on its own,
     # to find the one the database refuses.
@@ -467,14 +475,7 @@ def _charge_and_store(conn: Connection, requests: list[_AcceptRequest], insert_m
     writes every charge, ledger entry, message and idempotency record with one statement per
     table: several requests of one partner see each other's debits."""
     now = now_ms()
-    accounts = {
-        row.id: [row.balance, row.status]
-        for row in conn.execute(
-            select(partners.c.id, partners.c.balance, partners.c.status)
-            .where(partners.c.id.in_(sorted({r.partner_id for r in requests})))
-            .with_for_update()
-        )
-    }
+    accounts = {partner_id: [balance, status] for partner_id, balance, status in _ACCOUNTS.rows(conn, sorted({r.partner_id for r in requests}))}
     outcomes: list[AcceptOutcome | BaseException] = []
     debits: dict[str, int] = {}
     entries: list[dict[str, Any]] = []
@@ -518,12 +519,9 @@ def _charge_and_store(conn: Connection, requests: list[_AcceptRequest], insert_m
     if not entries:
         return outcomes
     for partner_id, debit in debits.items():
-        charged = conn.execute(
-            update(partners).where(partners.c.id == partner_id, partners.c.balance >= debit).values(balance=partners.c.balance - debit)
-        )
-        if charged.rowcount != 1:
+        if not _DEBIT.all(conn, partner_id=partner_id, at_least=debit, debit=debit):
             raise RuntimeError(f"the balance of {partner_id} changed under its row lock")
-    conn.execute(insert(ledger), entries)
+    _CHARGE_ENTRY.many(conn, entries)
     if conn.dialect.name == "postgresql":
         # COPY is about twice as fast as a multi-row insert on PostgreSQL.
         await_only(conn.connection.driver_connection.copy_records_to_table("messages", records=rows, columns=NewMessage._fields))
@@ -548,6 +546,30 @@ def _reserve_id_block(conn: Connection, size: int) -> int:
     ).scalar_one()
 
 
-def _shortcode(row: Any) -> Shortcode:
-    networks = frozenset(int(n) for n in row.networks.split(",") if n) if row.networks is not None else None
-    return Shortcode(row.shortcode, row.partner_id, networks)
+def _shortcode(shortcode: str, partner_id: str, network_text: str | None) -> Shortcode:
+    networks = frozenset(int(n) for n in network_text.split(",") if n) if network_text is not None else None
+    return Shortcode(shortcode, partner_id, networks)
+
+
+# Asked on every request: compiled once (prepared.py), in the field order of the dataclasses.
+_PARTNER_BY_ID = Prepared(
+    lambda: select(
+        partners.c.id, partners.c.name, partners.c.api_key_hash, partners.c.balance, partners.c.status, partners.c.callback_url, partners.c.callback_secret
+    ).where(partners.c.id == bindparam("partner_id"))
+)
+# The accepting transaction's statements (one set per group of requests).
+_ACCOUNTS = PreparedIn(lambda ids: select(partners.c.id, partners.c.balance, partners.c.status).where(partners.c.id.in_(ids)).with_for_update())
+_DEBIT = Prepared(
+    lambda: update(partners)
+    .where(partners.c.id == bindparam("partner_id"), partners.c.balance >= bindparam("at_least"))
+    .values(balance=partners.c.balance - bindparam("debit"))
+    .returning(partners.c.id)
+)
+_CHARGE_ENTRY = Prepared(
+    lambda: insert(ledger).values(
+        {c: bindparam(c) for c in ("partner_id", "amount", "balance_after", "kind", "reference", "message_count", "batch_id", "created_at")}
+    )
+)
+_SHORTCODE_BY_NAME = Prepared(
+    lambda: select(shortcodes.c.shortcode, shortcodes.c.partner_id, shortcodes.c.networks).where(shortcodes.c.shortcode == bindparam("shortcode"))
+)
