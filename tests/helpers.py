@@ -130,11 +130,10 @@ class Gateway:
         return self.client.get(self.url + path, **kwargs)
 
 
-def accept_groups(gateway: Gateway) -> tuple[int, int] | None:
-    """(transactions, requests) of the gateway's accepting group commit so far; None where the
-    store does not group (PostgreSQL)."""
+def accept_groups(gateway: Gateway) -> tuple[int, int]:
+    """(transactions, requests) of the gateway's accepting group commit so far."""
     groups = gateway.server.app.state.store.accept_groups
-    return None if groups is None else (groups.groups, groups.items)
+    return groups.groups, groups.items
 
 
 def warm_up(gateway: Gateway, sends: list[dict[str, Any]]) -> None:
