@@ -27,6 +27,7 @@ class GroupCommit(Generic[Item, Result]):
         self._max_weight = max_weight
         self._waiting: list[tuple[Item, int, asyncio.Future]] = []
         self._writing = False
+        self._drainer: asyncio.Task[None] | None = None
         self.groups = 0  # transactions written
         self.items = 0  # items they held
 
@@ -36,7 +37,8 @@ class GroupCommit(Generic[Item, Result]):
         self._waiting.append((item, weight, future))
         if not self._writing:
             self._writing = True
-            asyncio.get_running_loop().create_task(self._drain())
+            # Held: the loop keeps only a weak reference to a task.
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
