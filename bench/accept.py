@@ -1,13 +1,21 @@
-"""Acceptance throughput of sendbulk, against the raw floor measured in the same run.
+"""Acceptance throughput of sendbulk and of single-message sendsms, against the raw floor
+measured in the same run.
 
 Starts a real `smsgw serve` process on loopback with a fresh store, posts 1000-message
-sendbulk bodies at concurrency 1, 4 and 16 for a bounded time each, and prints accepted
-messages per second, p50/p99 latency and the server's RSS. Then measures the floor: the
-same bodies parsed with orjson and the same rows inserted straight into SQLite with the same
-durability settings, in one transaction per body, with no HTTP and no checks. No gateway
-can beat the floor; the ratio says what the gateway's work costs.
+sendbulk bodies at concurrency 1, 4 and 16, then one-number sendsms requests at concurrency
+1, 4, 16 and 64, for a bounded time each, and prints accepted messages per second, p50/p99
+latency, the server's RSS and CPU. Then measures the floor: the same bulk bodies parsed with
+orjson and the same rows inserted straight into SQLite with the same durability settings, in
+one transaction per body, with no HTTP and no checks. No gateway can beat the floor; the
+ratio says what the gateway's work costs.
 
-    python bench/accept.py [--seconds 10] [--concurrency 1,4,16] [--database-url URL] [--baseline OTHER/src]
+    python bench/accept.py [--seconds 10] [--concurrency 1,4,16] [--single-concurrency 1,4,16,64]
+                           [--optouts 1000000] [--database-url URL] [--baseline OTHER/src --rounds N]
+
+With --optouts N, the sendbulk levels run again after N numbers (none of the bodies') are put
+on the bench partner's opt-out list, and the one lookup acceptance makes per request is timed
+on its own. With --baseline, a server from another source tree is measured too, alternating,
+and the medians of the ratios are printed.
 
 Not a test: figures go to docs/performance.md.
 """
@@ -25,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -90,8 +99,35 @@ def wait_healthy(base: str, process: subprocess.Popen) -> None:
     raise SystemExit("server did not start")
 
 
-async def load(base: str, bodies: list[bytes], concurrency: int, seconds: float) -> tuple[int, list[float], int]:
-    """`concurrency` keep-alive connections, each posting bodies back to back.
+def bulk_requests(bodies: list[bytes]) -> list[bytes]:
+    return [
+        b"POST /api/services/sendbulk HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+        for body in bodies
+    ]
+
+
+def single_requests(count: int, seed: int = 11) -> list[bytes]:
+    """One-number sendsms form posts, as an OTP or alert sender makes them."""
+    rng = random.Random(seed)
+    requests = []
+    for i in range(count):
+        number = "0" + rng.choice(PREFIXES) + f"{rng.randrange(10**7):07d}"
+        body = urlencode({"partnerID": "bench", "apikey": KEY, "shortcode": "BENCH", "mobile": number, "message": f"Your code is {i:06d}"}).encode()
+        requests.append(
+            b"POST /api/services/sendsms HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+    return requests
+
+
+async def load(base: str, requests: list[bytes], per_request: int, concurrency: int, seconds: float) -> tuple[int, list[float], int]:
+    """`concurrency` keep-alive connections, each posting requests back to back; each
+    request carries `per_request` messages.
 
     A minimal HTTP/1.1 client on asyncio streams: the load generator shares the machine's two
     cores with the server, so it must cost as little CPU as possible (a full HTTP client
@@ -99,13 +135,6 @@ async def load(base: str, bodies: list[bytes], concurrency: int, seconds: float)
     Accepted messages are counted in the answer's bytes.
     """
     host, port = base.removeprefix("http://").split(":")
-    requests = [
-        b"POST /api/services/sendbulk HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: "
-        + str(len(body)).encode()
-        + b"\r\n\r\n"
-        + body
-        for body in bodies
-    ]
     latencies: list[float] = []
     accepted = 0
     errors = 0
@@ -127,7 +156,7 @@ async def load(base: str, bodies: list[bytes], concurrency: int, seconds: float)
                 latencies.append(time.perf_counter() - started)
                 ok = answer.count(b'"response-code":200')
                 accepted += ok
-                if ok != 1000:
+                if ok != per_request:
                     errors += 1
         finally:
             writer.close()
@@ -232,10 +261,13 @@ async def _migrate(url: str) -> None:
         await store.close()
 
 
-def measure_server(src: Path, url: str, args: argparse.Namespace, bodies: list[bytes], directory: Path) -> dict[int, tuple[int, int]]:
+Results = dict[tuple[str, int, int], tuple[int, float]]  # (request, listed opt-outs, concurrency) -> (msg/s, cpu ms/request)
+
+
+def measure_server(src: Path, url: str, args: argparse.Namespace, bodies: list[bytes], directory: Path) -> Results:
     """Runs `smsgw serve --role api` from the source tree `src` on a fresh store and prints one
-    row per concurrency; by concurrency, accepted msg/s and accepted messages per second of
-    the server's CPU time (what the work costs, whatever else shares the machine)."""
+    row per level: sendbulk and sendsms at each concurrency, then (with --optouts) sendbulk
+    again with the opt-out list filled."""
     if not url.startswith("sqlite"):
         asyncio.run(wipe_postgres(url))
     asyncio.run(prepare_store(url))
@@ -244,34 +276,98 @@ def measure_server(src: Path, url: str, args: argparse.Namespace, bodies: list[b
     command = [sys.executable, "-m", "smsgw", "serve", "--host", "127.0.0.1", "--port", str(args.port), "--log-level", "warning", "--role", "api"]
     server = subprocess.Popen(command, env=env, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{args.port}"
-    results = {}
+    results: Results = {}
     try:
         wait_healthy(base, server)
         process = psutil.Process(server.pid)
-        asyncio.run(load(base, bodies[:2], 2, 2.0))  # warm-up: caches, first id block
-        process.cpu_percent()
-        print(f"server from {src}   store: {url.split('://')[0]}   body: 1000 messages, {len(bodies[0]) // 1024} KiB   cores: {os.cpu_count()}")
-        print(f"{'concurrency':>11} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'rss MiB':>8} {'server cpu':>10} {'msg/cpu-s':>10}")
-        for concurrency in [int(c) for c in args.concurrency.split(",")]:
-            rate, latencies, errors = asyncio.run(load(base, bodies, concurrency, args.seconds))
+        bulk = bulk_requests(bodies)
+        singles = single_requests(5000)
+        asyncio.run(load(base, bulk[:2], 1000, 2, 2.0))  # warm-up: caches, first id block
+        asyncio.run(load(base, singles, 1, 4, 1.0))
+        print(f"server from {src}   store: {url.split('://')[0]}   bulk body: 1000 messages, {len(bodies[0]) // 1024} KiB   cores: {os.cpu_count()}")
+        print(f"{'request':>9} {'opt-outs':>9} {'concurrency':>11} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'rss MiB':>8} {'server cpu':>10} {'cpu ms/req':>10}")
+        levels = [("sendbulk", bulk, 1000, 0, int(c)) for c in args.concurrency.split(",") if c]
+        levels += [("sendsms", singles, 1, 0, int(c)) for c in args.single_concurrency.split(",") if c]
+        if args.optouts:
+            levels += [("sendbulk", bulk, 1000, args.optouts, int(c)) for c in args.concurrency.split(",") if c]
+        listed = 0
+        for kind, requests, per_request, optouts, concurrency in levels:
+            if optouts != listed:
+                fill_optout_list(url, optouts, bodies)
+                listed = optouts
+            process.cpu_percent()
+            rate, latencies, errors = asyncio.run(load(base, requests, per_request, concurrency, args.seconds))
             rss = process.memory_info().rss / 2**20
             cpu = process.cpu_percent()
-            per_cpu = int(rate / max(cpu, 1) * 100)
-            results[concurrency] = (rate, per_cpu)
+            # Server CPU per request: on a shared machine steadier than the rate itself.
+            cpu_ms = cpu / 100 * args.seconds / max(1, len(latencies)) * 1000
+            results[kind, optouts, concurrency] = (rate, cpu_ms)
             note = f"  ({errors} requests not fully accepted)" if errors else ""
-            print(
-                f"{concurrency:>11} {rate:>9} {percentile(latencies, 0.5) * 1000:>8.1f} {percentile(latencies, 0.99) * 1000:>8.1f} {len(latencies):>9} {rss:>8.0f} {cpu:>9.0f}% {per_cpu:>10}{note}"
-            )
+            p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+            print(f"{kind:>9} {optouts:>9} {concurrency:>11} {rate:>9} {p50:>8.1f} {p99:>8.1f} {len(latencies):>9} {rss:>8.0f} {cpu:>9.0f}% {cpu_ms:>10.2f}{note}")
     finally:
         server.terminate()
         server.wait(timeout=30)
+    if args.optouts:
+        print(f"opt-out lookup of a 1000-number request with {listed} listed: {optout_lookup_ms(url, bodies):.1f} ms")
     return results
+
+
+def fill_optout_list(url: str, count: int, bodies: list[bytes]) -> None:
+    """`count` numbers on the bench partner's list for its shortcode, none of them a number
+    of the bodies (so every message is still accepted and only the lookup is measured)."""
+    taken = {"254" + item["mobile"][1:] for body in bodies for item in orjson.loads(body)["smslist"]}
+    rng = random.Random(11)
+    numbers: set[str] = set()
+    while len(numbers) < count:
+        number = "2547" + f"{rng.randrange(10**8):08d}"
+        if number not in taken:
+            numbers.add(number)
+    now = int(time.time() * 1000)
+    rows = [("bench", "BENCH", n, "operator", now) for n in sorted(numbers)]
+
+    async def insert() -> None:
+        from sqlalchemy import insert as sql_insert
+
+        from smsgw.store.schema import optouts
+
+        store = Store.open(StoreUrl.parse(url))
+        try:
+            for start in range(0, len(rows), 50_000):
+                chunk = [dict(zip(("partner_id", "shortcode", "msisdn", "source", "created_at"), r)) for r in rows[start : start + 50_000]]
+                await store.write(lambda conn, chunk=chunk: conn.execute(sql_insert(optouts), chunk))
+        finally:
+            await store.close()
+
+    asyncio.run(insert())
+
+
+def optout_lookup_ms(url: str, bodies: list[bytes], rounds: int = 50) -> float:
+    """Milliseconds of the acceptance path's one opt-out lookup for a 1000-number batch."""
+    from smsgw.store import optout
+
+    numbers = ["254" + item["mobile"][1:] for item in orjson.loads(bodies[0])["smslist"]]
+
+    async def run() -> float:
+        store = Store.open(StoreUrl.parse(url))
+        try:
+            await store.read(optout.listed, "bench", "BENCH", numbers)
+            began = time.perf_counter()
+            for _ in range(rounds):
+                await store.read(optout.listed, "bench", "BENCH", numbers)
+            return (time.perf_counter() - began) / rounds * 1000
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each concurrency level")
-    parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--concurrency", default="1,4,16", help="concurrency levels of 1000-message sendbulk")
+    parser.add_argument("--single-concurrency", default="1,4,16,64", help="concurrency levels of one-number sendsms")
+    parser.add_argument("--optouts", type=int, default=0, help="run the sendbulk levels again with this many numbers on the opt-out list")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temporary directory")
     parser.add_argument("--port", type=int, default=18765)
     parser.add_argument("--synchronous", default="FULL", help="SQLite synchronous setting for both server and floor")
@@ -289,7 +385,8 @@ def main() -> None:
             raise SystemExit("the bench empties the PostgreSQL database it is given: add --wipe to confirm")
         trees = ([args.baseline] if args.baseline else []) + [ROOT / "src"]
         rounds = args.rounds if args.baseline else 1
-        runs: list[list[dict[int, tuple[int, int]]]] = []
+        runs: list[list[Results]] = []
+        url = ""
         for round_index in range(rounds):
             runs.append([])
             for index, src in enumerate(trees):
@@ -297,17 +394,20 @@ def main() -> None:
                 runs[-1].append(measure_server(src, url, args, bodies, directory))
         results = runs[-1][-1]
         if args.baseline:
-            for column, name in ((0, "msg/s"), (1, "msg/cpu-s")):
-                ratios = "   ".join(f"{c}: {statistics.median(run[1][c][column] / run[0][c][column] for run in runs):.2f}" for c in results)
-                print(f"this tree / baseline, {name}, median of {rounds} rounds, by concurrency: {ratios}")
-        best = max(rate for rate, _ in results.values())
+            for column, name in ((0, "msg/s"), (1, "cpu ms/req")):
+                ratios = "   ".join(f"{k[0]} c={k[2]}: {statistics.median(run[1][k][column] / max(run[0][k][column], 1e-9) for run in runs):.2f}" for k in results)
+                print(f"this tree / baseline, {name}, median of {rounds} rounds: {ratios}")
+        best = max((rate for (kind, listed, _), (rate, _) in results.items() if kind == "sendbulk" and not listed), default=0)
+        best_single = max((rate for (kind, _, _), (rate, _) in results.items() if kind == "sendsms"), default=0)
+        if best and best_single:
+            print(f"best single-message rate / best 1000-message rate: {best_single / best:.3f}")
         if url.startswith("sqlite"):
             floor = raw_floor(bodies, directory, args.synchronous, args.seconds)
             print(f"raw floor (orjson + sqlite3 executemany, synchronous={args.synchronous}): {floor} msg/s")
         else:
             floor = raw_floor_postgres(bodies, url, args.seconds)
             print(f"raw floor (orjson + asyncpg COPY, one transaction per body): {floor} msg/s")
-        print(f"best gateway rate / floor: {best / floor:.2f}")
+        print(f"best 1000-message rate / floor: {best / floor:.2f}")
         ours, theirs = number_check_costs(bodies)
         print(f"number check: {ours:.2f} us/number (smsgw normaliser) vs {theirs:.2f} us/number (phonenumbers.parse + number_type)")
 

@@ -9,6 +9,12 @@ this process against it and prints:
 - end-to-end: time until every message is DeliveredToTerminal.
 
     python bench/dispatch.py [--messages 20000] [--window 64] [--tps 0] [--database-url URL]
+    python bench/dispatch.py --mixed 10 [--concurrency 4]
+
+`--mixed SECONDS` instead measures the embedded default under mixed load: one `smsgw serve`
+(API, dispatcher and simulated carrier in one process, one SQLite writer) takes 1000-message
+sendbulk requests for SECONDS while it delivers them, and both rates are printed: neither
+side may starve the other.
 
 Not a test: figures go to docs/performance.md.
 """
@@ -133,6 +139,52 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
     print(f"cpu: gateway process {cpu:.0f} %, simulator process {sim_cpu:.0f} %")
 
 
+def mixed(args: argparse.Namespace, directory: Path) -> None:
+    from accept import bulk_requests, load, make_bodies, percentile, prepare_store, wait_healthy
+
+    url = f"sqlite:///{directory / 'mixed.db'}"
+    asyncio.run(prepare_store(url))
+    port = free_port()
+    env = dict(os.environ, SMSGW_DATABASE_URL=url, SMSGW_SQLITE_SYNCHRONOUS=os.environ.get("SMSGW_SQLITE_SYNCHRONOUS", "FULL"))
+    command = [sys.executable, "-m", "smsgw", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    server = subprocess.Popen(command, env=env, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, server)
+        requests = bulk_requests(make_bodies(10))
+        process = psutil.Process(server.pid)
+        process.cpu_percent()
+        window_start = int(time.time() * 1000)
+        rate, latencies, errors = asyncio.run(load(base, requests, 1000, args.concurrency, args.mixed))
+        window_end = int(time.time() * 1000)
+        cpu = process.cpu_percent()
+        # Then delivery alone, as long again, for comparison.
+        time.sleep(args.mixed)
+        after_end = int(time.time() * 1000)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    async def submitted_between(start: int, end: int) -> int:
+        store = Store.open(Settings.from_env({"SMSGW_DATABASE_URL": url}).database_url)
+        try:
+            window = (messages.c.submitted_at >= start) & (messages.c.submitted_at <= end)
+            return await store.read(lambda conn: conn.execute(select(func.count()).select_from(messages).where(window)).scalar_one())
+        finally:
+            await store.close()
+
+    sent = asyncio.run(submitted_between(window_start, window_end))
+    sent_after = asyncio.run(submitted_between(window_end, after_end))
+    queued = rate * (window_end - window_start) // 1000
+    seconds = (window_end - window_start) / 1000
+    note = f" ({errors} requests not fully accepted)" if errors else ""
+    print(f"mixed load, one `smsgw serve` (API + dispatcher + simulated carrier, SQLite), {seconds:.1f} s, sendbulk concurrency {args.concurrency}")
+    print(f"accepted msg/s:   {rate:,}  (p50 {percentile(latencies, 0.5) * 1000:.0f} ms, p99 {percentile(latencies, 0.99) * 1000:.0f} ms){note}")
+    print(f"submit_sm/s:      {sent / seconds:,.0f}  ({sent} of about {queued:,} accepted messages sent to the carrier during the load)")
+    print(f"then delivery alone: {sent_after / ((after_end - window_end) / 1000):,.0f} submit_sm/s")
+    print(f"cpu: gateway process {cpu:.0f} % during the load")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=20_000)
@@ -142,8 +194,13 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--no-uvloop", action="store_true", help="run on the default asyncio loop")
     parser.add_argument("--wipe", action="store_true", help="allow emptying the PostgreSQL database given with --database-url")
+    parser.add_argument("--mixed", type=float, default=0, help="seconds of mixed load on one embedded `smsgw serve` instead")
+    parser.add_argument("--concurrency", type=int, default=4, help="sendbulk connections of the mixed load")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.mixed:
+            mixed(args, Path(tmp))
+            return
         runner = asyncio.run
         if not args.no_uvloop:
             import uvloop

@@ -94,7 +94,7 @@ class LiveServer:
 
     def __init__(self, settings: Settings, **app_options: Any) -> None:
         self.settings = settings
-        app = create_app(settings, **app_options)
+        self.app = app = create_app(settings, **app_options)
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on", **server_options(settings))
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -132,6 +132,36 @@ class Gateway:
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.client.get(self.url + path, **kwargs)
+
+
+def accept_groups(gateway: Gateway) -> tuple[int, int]:
+    """(transactions, requests) of the gateway's accepting group commit so far."""
+    groups = gateway.server.app.state.store.accept_groups
+    return groups.groups, groups.items
+
+
+def warm_up(gateway: Gateway, sends: list[dict[str, Any]]) -> None:
+    """One refused sendsms per partner of `sends` (an invalid number: nothing is stored or
+    charged): its key is verified and a block of message ids reserved, so that the requests
+    that follow do not wait in line for either and reach the accepting transaction together."""
+    for partner_id, api_key, shortcode in {(f["partnerID"], f["apikey"], f["shortcode"]) for f in sends}:
+        fields = {"partnerID": partner_id, "apikey": api_key, "shortcode": shortcode, "message": "warm-up", "mobile": "123"}
+        assert gateway.post("/api/services/sendsms", data=fields).json()["responses"][0]["response-code"] == 1003
+
+
+def single_sends_at_once(gateway: Gateway, fields: dict[str, Any] | list[dict[str, Any]], count: int, headers: dict[str, str] | None = None) -> list[httpx.Response]:
+    """`count` one-number sendsms requests posted at once (`fields` for each, or a list of
+    them): while the first is being committed the others queue, so on SQLite they share
+    commits."""
+    each = fields if isinstance(fields, list) else [fields] * count
+    warm_up(gateway, each)
+
+    async def fire() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=len(each), max_keepalive_connections=len(each))
+        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+            return await asyncio.gather(*[client.post(gateway.url + "/api/services/sendsms", data=f, headers=headers) for f in each])
+
+    return asyncio.run(fire())
 
 
 def entry(mobile: Any = "0712345678", message: str = "Hello", *, partner: str = "p1", key: str = DEFAULT_KEY, shortcode: str = "SC1", **extra: Any) -> dict[str, Any]:

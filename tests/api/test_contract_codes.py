@@ -6,13 +6,15 @@ the table without a scenario here fails `test_every_code_has_a_scenario`.
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
 from smsgw.domain.codes import DESCRIPTIONS, Code
 
 from ..faults import make_partners_unreadable, refuse_messages_to, write_lock_held
-from ..helpers import DEFAULT_KEY, Gateway, LiveServer, Operator, bulk, entry, make_settings
+from ..helpers import DEFAULT_KEY, Gateway, LiveServer, Operator, bulk, entry, make_settings, warm_up
 
 
 def send(gw: Gateway, *entries, **kw) -> httpx.Response:
@@ -207,3 +209,82 @@ def test_a_commit_cut_off_is_checked_before_answering(postgres_url):
         assert operator.sql("SELECT count(*) FROM messages") == [(0,)]
         # The next batch goes through on a fresh connection.
         assert send(gateway, entry()).json()["responses"][0]["response-code"] == 200
+
+
+@pytest.fixture
+def sqlite_gateway(tmp_path):
+    """Group commit of accepting requests is SQLite's (one writer, one fsync per commit)."""
+    settings = make_settings(f"sqlite:///{tmp_path / 'smsgw.db'}")
+    operator = Operator(settings)
+    operator.partner("p1", shortcode="SC1")
+    with LiveServer(settings) as server, httpx.Client(timeout=30) as client:
+        yield Gateway(server, operator, client)
+
+
+def _sends_held_in_one_group(gw: Gateway, first: dict, rest: list[dict]) -> tuple[dict, list[dict]]:
+    """sendsms `first`, then every request of `rest` while the first waits for the store's
+    write lock (held by another session): on SQLite the rest queue and go into one commit
+    together once the lock is released. Returns the answers, and checks the grouping."""
+    warm_up(gw, [first, *rest])
+    groups = gw.server.app.state.store.accept_groups
+    before = (groups.groups, groups.items)
+    url = gw.url + "/api/services/sendsms"
+
+    async def fire() -> tuple[httpx.Response, list[httpx.Response]]:
+        limits = httpx.Limits(max_connections=len(rest) + 1)
+        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+            with write_lock_held(gw.server.settings):
+                blocked = asyncio.create_task(client.post(url, data=first))
+                await asyncio.sleep(0.5)
+                queued = [asyncio.create_task(client.post(url, data=f)) for f in rest]
+                await asyncio.sleep(1.5)
+                assert not blocked.done() and not any(t.done() for t in queued)
+            return await blocked, list(await asyncio.gather(*queued))
+
+    blocked, queued = asyncio.run(fire())
+    assert (groups.groups - before[0], groups.items - before[1]) == (2, len(rest) + 1), "the queued requests did not share one commit"
+    return blocked.json()["responses"][0], [r.json()["responses"][0] for r in queued]
+
+
+def _one_number(mobile: str, partner: str = "p1", shortcode: str = "SC1") -> dict:
+    return {"partnerID": partner, "apikey": DEFAULT_KEY, "shortcode": shortcode, "message": "grouped", "mobile": mobile}
+
+
+def test_a_refused_message_fails_alone_in_its_group(sqlite_gateway: Gateway):
+    """One request's row refused by the database inside a shared commit: it alone gets 1005
+    (not stored, not charged); the requests beside it, of its partner and of another, are
+    stored and charged."""
+    gw = sqlite_gateway
+    gw.operator.partner("p2", shortcode="SC2")
+    refuse_messages_to(gw.operator, "254712000999")
+    rest = [_one_number(f"07120001{i:02d}") for i in range(4)] + [_one_number("0712000999")] + [_one_number(f"07120002{i:02d}", "p2", "SC2") for i in range(4)]
+    first, answers = _sends_held_in_one_group(gw, _one_number("0712000300"), rest)
+    assert first["response-code"] == 200
+    assert [a["response-code"] for a in answers] == [200] * 4 + [1005] + [200] * 4
+    assert answers[4]["response-description"].endswith("not stored, not charged")
+    stored = {str(row[0]) for row in gw.operator.sql("SELECT id FROM messages")}
+    assert stored == {a["messageid"] for a in [first, *answers] if a["response-code"] == 200}
+    assert gw.operator.balance("p1") == 1000_00 - 5 * 100
+    assert gw.operator.balance("p2") == 1000_00 - 4 * 100
+
+
+def test_a_commit_that_fails_fails_exactly_the_requests_it_held(sqlite_gateway: Gateway):
+    """SQLite: the COMMIT of a group itself fails (a deferred constraint, checked only at
+    COMMIT). A local commit that fails is rolled back, so every request of that group, and only
+    those, is answered not stored and not charged; the request before it and the one after it
+    are stored."""
+    gw = sqlite_gateway
+    gw.operator.sql("CREATE TABLE cut_parent (id TEXT PRIMARY KEY)")
+    gw.operator.sql("CREATE TABLE cut_child (parent TEXT REFERENCES cut_parent (id) DEFERRABLE INITIALLY DEFERRED)")
+    gw.operator.sql("CREATE TRIGGER cut_commit AFTER INSERT ON messages WHEN NEW.msisdn = '254712000777' BEGIN INSERT INTO cut_child VALUES ('none'); END")
+    before = gw.operator.balance("p1")
+    rest = [_one_number(f"07120001{i:02d}") for i in range(3)] + [_one_number("0712000777")] + [_one_number(f"07120002{i:02d}") for i in range(3)]
+    first, answers = _sends_held_in_one_group(gw, _one_number("0712000300"), rest)
+    assert first["response-code"] == 200
+    assert [a["response-code"] for a in answers] == [1005] * 7
+    assert all(a["response-description"].endswith("not stored, not charged") for a in answers)
+    after = gw.post("/api/services/sendsms", data=_one_number("0712000400")).json()["responses"][0]
+    assert after["response-code"] == 200
+    stored = {str(row[0]) for row in gw.operator.sql("SELECT id FROM messages")}
+    assert stored == {first["messageid"], after["messageid"]}
+    assert gw.operator.balance("p1") == before - 2 * 100

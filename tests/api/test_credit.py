@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from ..helpers import DEFAULT_KEY, Gateway, bulk, entry
+from ..helpers import DEFAULT_KEY, Gateway, accept_groups, bulk, entry, single_sends_at_once
 
 SENDBULK = "/api/services/sendbulk"
 
@@ -53,6 +53,36 @@ def test_twenty_concurrent_requests_with_credit_for_five(gateway: Gateway):
     assert gateway.operator.sql("SELECT count(*) FROM messages WHERE partner_id = 'five'") == [(15,)]
     balances = [e["balance_after"] for e in gateway.operator.ledger("five")]
     assert min(balances) >= 0 and balances[-1] == 0 and len(balances) == 6
+
+
+def test_twenty_concurrent_single_messages_with_credit_for_five_share_commits(gateway: Gateway):
+    gateway.operator.partner("five", credits=5 * 100, shortcode="F")
+    fields = {"partnerID": "five", "apikey": DEFAULT_KEY, "shortcode": "F", "message": "one part", "mobile": "0712000001"}
+    before = accept_groups(gateway)
+    codes = [r.json()["responses"][0]["response-code"] for r in single_sends_at_once(gateway, fields, 20)]
+    assert sorted(codes) == [200] * 5 + [1004] * 15
+    assert gateway.operator.balance("five") == 0
+    assert gateway.operator.sql("SELECT count(*) FROM messages WHERE partner_id = 'five'") == [(5,)]
+    balances = [e["balance_after"] for e in gateway.operator.ledger("five")]
+    assert balances == [500, 400, 300, 200, 100, 0]
+    after = accept_groups(gateway)
+    transactions, requests = after[0] - before[0], after[1] - before[1]
+    assert requests == 20
+    assert transactions < requests, "no two requests shared a commit"
+
+
+def test_concurrent_single_messages_with_one_key_in_one_group_charge_once(gateway: Gateway):
+    fields = {"partnerID": "p1", "apikey": DEFAULT_KEY, "shortcode": "SC1", "message": "otp 1234", "mobile": "0712000001"}
+    before = accept_groups(gateway)
+    answers = single_sends_at_once(gateway, fields, 12, headers={"Idempotency-Key": "otp-1"})
+    assert len({r.content for r in answers}) == 1
+    assert answers[0].json()["responses"][0]["response-code"] == 200
+    assert gateway.operator.sql("SELECT count(*) FROM messages") == [(1,)]
+    assert [e["kind"] for e in gateway.operator.ledger("p1")] == ["topup", "charge"]
+    assert gateway.operator.balance("p1") == 1000_00 - 100
+    after = accept_groups(gateway)
+    # Requests that found the stored answer before charging never reached the group.
+    assert after[0] - before[0] < after[1] - before[1], "no two requests with the key shared a commit"
 
 
 def test_idempotency_key_returns_the_first_answer_and_charges_once(gateway: Gateway):

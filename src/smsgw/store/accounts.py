@@ -20,7 +20,7 @@ from ..domain.money import units_for_amount
 from ..domain.states import DeliveryState
 from .errors import IdempotencyConflict, NotFound
 from .schema import ledger, messages, partners, rate_buckets
-from .store import Store, _Refused, now_ms, remember_answer
+from .store import Store, now_ms, remember_answer
 
 SCHEDULED = int(DeliveryState.SCHEDULED)
 CANCELLED = int(DeliveryState.CANCELLED)
@@ -28,6 +28,13 @@ CANCELLED = int(DeliveryState.CANCELLED)
 # the bucket is full, paid back before the next one passes).
 BURST_MS = 1000
 
+
+
+class _Refused(Exception):
+    """Rolls a transfer's transaction back and carries the answer out of it."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
 
 @dataclass(frozen=True)
 class ChildView:

@@ -9,6 +9,11 @@ transaction. How it runs depends on the database:
   transaction costs one hop to that thread instead of one per statement.
 - PostgreSQL (scale-out): on the event loop through asyncpg, with the same function run by
   `AsyncConnection.run_sync`.
+
+A lookup (`lookup`) is a single indexed query of a small table, asked on every request (a
+partner, a shortcode). On SQLite it runs on the caller's thread, on a connection of its own
+outside any transaction: the hop to a reader thread costs ten times the query, and a WAL
+reader never waits for a writer.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from .urls import StoreUrl
 
 T = TypeVar("T")
 Transaction = Callable[..., T]
+_LOOKUP_BUSY_TIMEOUT_MS = 50
 
 
 class SqliteDatabase:
@@ -35,7 +41,7 @@ class SqliteDatabase:
         self.engine = create_engine(
             url.sqlalchemy_url,
             poolclass=QueuePool,
-            pool_size=readers + 1,
+            pool_size=readers + 2,  # the readers, the writer, the lookups
             max_overflow=readers,
             connect_args={"check_same_thread": False},
             hide_parameters=True,
@@ -44,6 +50,7 @@ class SqliteDatabase:
         self.dialect: Dialect = self.engine.dialect
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="smsgw-sqlite-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="smsgw-sqlite-reader")
+        self._lookups: Connection | None = None
 
     async def write(self, fn: Transaction[T], *args: Any) -> T:
         """Runs `fn(conn, *args)` in a write transaction (BEGIN IMMEDIATE: the write lock is
@@ -56,6 +63,18 @@ class SqliteDatabase:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._transaction, "BEGIN", fn, args)
 
+    async def lookup(self, fn: Transaction[T], *args: Any) -> T:
+        """Runs `fn(conn, *args)`, one `Prepared` query (a single statement, consistent on its
+        own), on this thread."""
+        if self._lookups is None:
+            self._lookups = self.engine.connect()
+            # Never hold the event loop for long: a reader waits only in rare cases (WAL
+            # recovery after a crash), and then the request is answered "try again".
+            driver = self._lookups.connection.driver_connection
+            assert driver is not None
+            driver.execute(f"PRAGMA busy_timeout={_LOOKUP_BUSY_TIMEOUT_MS}")
+        return fn(self._lookups, *args)
+
     def _transaction(self, begin: str, fn: Transaction[T], args: tuple[Any, ...]) -> T:
         with self.engine.connect() as conn:
             conn = conn.execution_options(sqlite_begin=begin)
@@ -67,6 +86,8 @@ class SqliteDatabase:
         # Let queued transactions finish: an accepted batch in the writer's queue must land.
         await loop.run_in_executor(None, self._writer.shutdown, True)
         await loop.run_in_executor(None, self._readers.shutdown, True)
+        if self._lookups is not None:
+            self._lookups.close()
         self.engine.dispose()
 
 
@@ -104,6 +125,8 @@ class PostgresDatabase:
     async def read(self, fn: Transaction[T], *args: Any) -> T:
         async with self.engine.begin() as conn:
             return await conn.run_sync(fn, *args)
+
+    lookup = read
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
