@@ -203,7 +203,7 @@ def render(figures: ScrapeFigures | None, bound: dict[str, bool] | None) -> byte
     """The text of one scrape: every process's counters, then the figures read for it."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         counted = CollectorRegistry()
-        multiprocess.MultiProcessCollector(counted)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(counted)
     else:
         counted = REGISTRY
     scraped = CollectorRegistry(auto_describe=False)

@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import uuid
 from collections import deque
-from typing import Any, AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 
 import httpx
 
@@ -139,7 +139,7 @@ class AsyncClient(ClientCore):
 
     async def _abatches(self, messages: Iterable[MessageLike] | AsyncIterable[MessageLike]) -> AsyncIterator[Batch]:
         if not isinstance(messages, AsyncIterable):
-            for batch in self.batches(messages):  # type: ignore[arg-type]
+            for batch in self.batches(messages):
                 yield batch
             return
         chunk: list[Message] = []
@@ -192,7 +192,7 @@ class AsyncClient(ClientCore):
             await asyncio.sleep(delay)
 
 
-async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[Any, None]:
     if isinstance(items, AsyncIterable):
         async for item in items:
             yield item

@@ -150,7 +150,7 @@ class MessageTemplate:
             parsed = list(string.Formatter().parse(text))
         except ValueError as exc:
             raise CampaignError(f"--message: {exc} (write {{{{ and }}}} for literal braces)") from None
-        pieces: list[tuple[str, str | None, str]] = []
+        pieces: list[tuple[str, str | None, str]] = []  # (literal text, field, format spec)
         for literal, name, spec, conversion in parsed:
             if name is None:
                 pieces.append((literal, None, ""))
@@ -163,7 +163,7 @@ class MessageTemplate:
             if position is None:
                 raise CampaignError(f"--message uses {{{name}}}, but the CSV has no such column (columns: {', '.join(source.header)})")
             self.fields[name] = position
-            pieces.append((literal, name, spec))
+            pieces.append((literal, name, spec or ""))
         self._pieces = pieces
 
     def render(self, values: Sequence[str]) -> str:

@@ -121,7 +121,7 @@ class RateLimited(SmsgwError):
 
 
 _BY_CODE: dict[int, type[SmsgwError]] = {
-    cls.code: cls  # type: ignore[misc]
+    cls.code: cls
     for cls in (
         InvalidSenderId,
         NetworkNotAllowed,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -275,7 +276,10 @@ class Dispatcher:
         self._leased[message.id] = now + int(self.settings.lease_seconds * 1000)
         task = asyncio.create_task(self._send(lane, message))
         self._sends[message.id] = task
-        task.add_done_callback(lambda _task, mid=message.id: self._sends.pop(mid, None))
+        task.add_done_callback(functools.partial(self._send_ended, message.id))
+
+    def _send_ended(self, message_id: int, _task: asyncio.Task[None]) -> None:
+        self._sends.pop(message_id, None)
 
     def _lane_for(self, network_id: int) -> Lane | None:
         best = None

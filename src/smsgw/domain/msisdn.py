@@ -80,7 +80,7 @@ class _RegionPlan:
         self.national_prefix = meta.national_prefix or ""
         self.general = _Desc(meta.general_desc)
         self.general_test = re.compile(self.general.whole_match_regex() or "(?!)")
-        self.general_max_length = max(meta.general_desc.possible_length or (0,))
+        self.general_max_length = max((meta.general_desc.possible_length if meta.general_desc is not None else None) or (0,))
         self.specials = [_Desc(d) for d in (getattr(meta, name) for name in _SPECIAL_DESCS) if d is not None]
         self.fixed = _Desc(meta.fixed_line) if meta.fixed_line is not None else None
         self.mobile = _Desc(meta.mobile) if meta.mobile is not None else None
@@ -90,7 +90,7 @@ class _RegionPlan:
         # The fast path only knows the plain national-prefix rule and regions that own their
         # calling code alone; every other region always goes through phonenumbers.parse.
         simple_prefix = meta.national_prefix_for_parsing in (None, meta.national_prefix) and not meta.national_prefix_transform_rule
-        sole_owner = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(meta.country_code, ()) == (region,)
+        sole_owner = meta.country_code is not None and phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(meta.country_code, ()) == (region,)
         self.fast = simple_prefix and sole_owner and self.mobile is not None
 
         self.mobile_test = self._compile_mobile_test()

@@ -76,7 +76,7 @@ class NetworkTable:
         # longest carrier prefix decides, as it does in libphonenumber.
         by_carrier = {(n.region, c): n for n in self.networks.values() for c in n.carriers}
         self._by_carrier_prefix: dict[str, Network | None] = {
-            prefix: by_carrier.get((self.normaliser.region_of_prefix(prefix), name))
+            prefix: by_carrier.get((self.normaliser.region_of_prefix(prefix) or "", name))
             for prefix, name in self.normaliser.carrier_prefixes().items()
         }
         self._carrier_prefix_lengths = sorted({len(p) for p in self._by_carrier_prefix}, reverse=True)

@@ -11,9 +11,10 @@ from typing import Any, Sequence
 
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, bindparam, delete, func, insert, literal_column, or_, select, text, update
+from sqlalchemy import Integer, Table, bindparam, delete, func, insert, literal_column, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ClauseElement
 
 from ..domain.reports import callback_body
 from ..domain.states import DeliveryState
@@ -184,13 +185,13 @@ def renew_leases(conn: Connection, owner: str, message_ids: Sequence[int], until
         )
 
 
-def _insert_ignoring_duplicates(table, *columns: str) -> Prepared:
-    def build():
-        values = {c: bindparam(c) for c in columns}
+def _insert_ignoring_duplicates(table: Table, *columns: str) -> _ByDialect:
+    def build() -> ClauseElement:
+        values: dict[str, Any] = {c: bindparam(c) for c in columns}
         return postgresql.insert(table).values(values).on_conflict_do_nothing()
 
-    def build_sqlite():
-        values = {c: bindparam(c) for c in columns}
+    def build_sqlite() -> ClauseElement:
+        values: dict[str, Any] = {c: bindparam(c) for c in columns}
         return sqlite.insert(table).values(values).on_conflict_do_nothing()
 
     return _ByDialect(Prepared(build), Prepared(build_sqlite))
@@ -768,7 +769,7 @@ def record_and_claim_callbacks(
 
 def delivery_counts(conn: Connection) -> dict[str, int]:
     """Queue figures for health and metrics."""
-    by_state = dict(conn.execute(select(messages.c.state, func.count()).group_by(messages.c.state)).all())
+    by_state: dict[int, int] = {state: n for state, n in conn.execute(select(messages.c.state, func.count()).group_by(messages.c.state)).all()}
     open_unmatched = conn.execute(select(func.count()).select_from(unmatched_receipts).where(unmatched_receipts.c.matched_at.is_(None))).scalar_one()
     pending_callbacks = conn.execute(select(func.count()).select_from(callbacks).where(*_OPEN_CALLBACK)).scalar_one()
     given_up_callbacks = conn.execute(select(func.count()).select_from(callbacks).where(callbacks.c.given_up_at.is_not(None))).scalar_one()

@@ -9,16 +9,18 @@ here, and executed through the driver with tuples in the compiled parameter orde
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy.exc import DBAPIError
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.elements import BindParameter
 
 
 class Prepared:
-    def __init__(self, build: Callable[[], Executable]) -> None:
+    def __init__(self, build: Callable[[], ClauseElement]) -> None:
         self._build = build
         self._compiled: dict[str, tuple[str, list[str], dict[str, Any]]] = {}
 
@@ -27,7 +29,8 @@ class Prepared:
         entry = self._compiled.get(name)
         if entry is None:
             compiled = self._build().compile(dialect=conn.dialect)
-            entry = (str(compiled), list(compiled.positiontup or []), dict(compiled.params))
+            # positiontup: the order of a positional dialect's parameters (SQLCompiler's)
+            entry = (str(compiled), list(getattr(compiled, "positiontup", None) or []), dict(compiled.params))
             self._compiled[name] = entry
         return entry
 
@@ -66,7 +69,7 @@ class PreparedIn:
     power of two (the list padded with its first value), so a few compiled forms serve every
     batch."""
 
-    def __init__(self, build: Callable[[list[Any]], Executable], chunk: int = 512) -> None:
+    def __init__(self, build: Callable[[list[Any]], ClauseElement], chunk: int = 512) -> None:
         self._build = build
         self._chunk = chunk
         self._sizes: dict[int, Prepared] = {}
@@ -82,8 +85,8 @@ class PreparedIn:
                 size *= 2
             prepared = self._sizes.get(size)
             if prepared is None:
-                names = [bindparam(f"in_{i}") for i in range(size)]
-                prepared = self._sizes[size] = Prepared(lambda names=names: self._build(names))
+                names: list[BindParameter[Any]] = [bindparam(f"in_{i}") for i in range(size)]
+                prepared = self._sizes[size] = Prepared(functools.partial(self._build, names))
             padded = part + [part[0]] * (size - len(part))
             params = {f"in_{i}": value for i, value in enumerate(padded)}
             params.update(extra)

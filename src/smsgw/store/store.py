@@ -557,7 +557,8 @@ def _charge_and_store(conn: Connection, requests: list[_AcceptRequest], insert_m
     _CHARGE_ENTRY.many(conn, entries)
     if conn.dialect.name == "postgresql":
         # COPY is about twice as fast as a multi-row insert on PostgreSQL.
-        await_only(conn.connection.driver_connection.copy_records_to_table("messages", records=rows, columns=NewMessage._fields))
+        driver: Any = conn.connection.driver_connection  # asyncpg's connection: no stubs
+        await_only(driver.copy_records_to_table("messages", records=rows, columns=NewMessage._fields))
     else:
         conn.exec_driver_sql(insert_messages, rows)
     remember_answers(conn, answers, now)

@@ -567,11 +567,11 @@ class SmscSimulator:
         self.password = password
         self.id_format = id_format
         self.receipt_id_format = receipt_id_format
-        self.receipt_delay = receipt_delay
+        self.receipt_delay: float = receipt_delay
         self.response_delay = response_delay
         self.receipt_tlvs = receipt_tlvs
         self.test_numbers = test_numbers
-        self.reject_status = reject_status
+        self.reject_status: int = reject_status
         self.redelivery_delay = redelivery_delay
         self.max_redeliveries = max_redeliveries
         self.receipt_window = receipt_window
