@@ -230,6 +230,31 @@ async def test_api_workers_are_summed_in_one_scrape(postgres_url):
         await asyncio.wait_for(process.wait(), 30)
 
 
+async def test_a_dispatcher_process_serves_its_own_counts(postgres_url):
+    settings = make_settings(postgres_url)
+    operator = Operator(settings)
+    operator.partner("p1", credits=1000_00, shortcode="SC1")
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "smsgw", "serve", "--role", "dispatcher", "--port", str(port), "--log-level", "warning",
+        env=dict(os.environ, SMSGW_DATABASE_URL=postgres_url), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_for(lambda: _status(url + "/health/ready") == 200, timeout=60, interval=0.2)  # ready: its simulated SMSC is bound
+        before = scrape(url)
+        with LiveServer(settings) as api:  # an API process of its own: the dispatcher sends what it accepts
+            sent = httpx.post(api.url + "/api/services/sendbulk", json=bulk(*[entry(number(i)) for i in range(5)]), timeout=30).json()
+        assert [r["response-code"] for r in sent["responses"]] == [200] * 5
+        await wait_for(lambda: delta(before, scrape(url), "smsgw_submit_sm_total", smsc="simulator", command_status="0x00000000") == 5, timeout=60)
+        await wait_for(lambda: delta(before, scrape(url), "smsgw_receipts_total", smsc="simulator", state="DeliveredToTerminal", match="matched") == 5, timeout=30)
+        assert value(scrape(url), "smsgw_smsc_bound", smsc="simulator") == 1
+        assert httpx.get(url + "/api/services/getbalance", timeout=5).status_code == 404  # operations only: no partner API here
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 30)
+
+
 def _status(url: str) -> int:
     try:
         return httpx.get(url, timeout=2).status_code

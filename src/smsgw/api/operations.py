@@ -20,7 +20,7 @@ from ..config import Settings
 from ..store.errors import StoreUnavailable
 from ..store.figures import scrape_figures
 from ..store.migrate import current_revision, head_revision
-from ..store.store import now_ms
+from ..store.store import Store, now_ms
 from . import schemas
 from .responses import answer
 
@@ -37,7 +37,16 @@ def bound_connections(dispatcher: Any) -> dict[str, bool] | None:
     return {lane.config.name: bool(lane.active and getattr(lane.connector, "bound", False)) for lane in dispatcher.lanes}
 
 
-def add_operations_routes(app: FastAPI, settings: Settings) -> None:
+def operations_app(settings: Settings, store: Store, dispatcher: Any) -> FastAPI:
+    """/metrics and /health/* alone, for a process that only dispatches."""
+    app = FastAPI(title="smsgw dispatcher", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.store = store
+    app.state.dispatcher = dispatcher
+    add_operations_routes(app, settings, docs=False)
+    return app
+
+
+def add_operations_routes(app: FastAPI, settings: Settings, docs: bool = True) -> None:
     head = head_revision()
 
     async def live(request: Request) -> Response:
@@ -113,6 +122,8 @@ def add_operations_routes(app: FastAPI, settings: Settings) -> None:
             with_google_fonts=False,
         )
 
+    if not docs:
+        return
     app.add_api_route("/docs", swagger, methods=["GET"], include_in_schema=False)
     app.add_api_route("/redoc", redoc, methods=["GET"], include_in_schema=False)
     app.mount(ASSETS, StaticFiles(directory=STATIC), name="api-docs-assets")

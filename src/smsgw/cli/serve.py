@@ -19,6 +19,7 @@ from ..api.acceptance import Acceptance
 from ..api.app import ROUTED_NETWORKS_ENV, WORKER_LOG_LEVEL_ENV, create_app
 from ..api.http import install_accept_error_throttle, server_options
 from ..api.auto_reply import AutoReplies
+from ..api.operations import operations_app
 from ..config import Settings
 from ..domain.apikeys import generate_api_key
 from ..dispatch.routing import RouteError
@@ -36,9 +37,17 @@ DEMO_SHORTCODE = "SMSGW"
 DEMO_CREDITS = 1000_00
 
 
+DEFAULT_PORT = 8000
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option(
+    "--port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (default 8000). With --role dispatcher: only when given, a port for /metrics and /health/*.",
+)
 @click.option(
     "--smsc",
     "smsc_urls",
@@ -62,7 +71,7 @@ DEMO_CREDITS = 1000_00
     help="API worker processes (with --role api; run dispatchers as their own processes).",
 )
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(host: str, port: int, smsc_urls: tuple[str, ...], role: str, workers: int, log_level: str) -> None:
+def serve(host: str, port: int | None, smsc_urls: tuple[str, ...], role: str, workers: int, log_level: str) -> None:
     """Run the partner API and delivery.
 
     On first start with an empty embedded database, a demo partner and shortcode are created
@@ -70,7 +79,10 @@ def serve(host: str, port: int, smsc_urls: tuple[str, ...], role: str, workers: 
     """
     settings = load_settings()
     configure_logging(log_level, settings.log_format)
-    ensure_can_listen(host, port)
+    if port is None and role != "dispatcher":
+        port = DEFAULT_PORT
+    if port is not None:
+        ensure_can_listen(host, port)
     try:
         plan = DeliveryPlan.from_urls(list(smsc_urls), settings)
     except RouteError as exc:
@@ -78,6 +90,7 @@ def serve(host: str, port: int, smsc_urls: tuple[str, ...], role: str, workers: 
     if workers > 1:
         if role != "api":
             raise click.BadParameter("several workers serve the API only: use --role api, and run dispatchers with --role dispatcher", param_hint="--workers")
+        assert port is not None
         run_api_workers(settings, plan, host, port, workers, log_level)
         return
     try:
@@ -90,13 +103,14 @@ def serve(host: str, port: int, smsc_urls: tuple[str, ...], role: str, workers: 
         pass
 
 
-async def run_server(settings: Settings, plan: DeliveryPlan, host: str, port: int, log_level: str, role: str) -> None:
+async def run_server(settings: Settings, plan: DeliveryPlan, host: str, port: int | None, log_level: str, role: str) -> None:
     store = open_store(settings)
     try:
         await store.prepare()
         if role == "dispatcher":
-            await run_dispatcher_only(store, settings, plan)
+            await run_dispatcher_only(store, settings, plan, host, port, log_level)
             return
+        assert port is not None
         if role == "all" and store.is_sqlite and await store.count_partners() == 0:
             await create_demo(store, settings, host, port)
         elif role == "all" and await store.get_partner(DEMO_PARTNER) is not None:
@@ -161,15 +175,26 @@ def ensure_can_listen(host: str, port: int) -> None:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another smsgw or another server running there? choose another --port)")
 
 
-async def run_dispatcher_only(store: Store, settings: Settings, plan: DeliveryPlan) -> None:
+async def run_dispatcher_only(store: Store, settings: Settings, plan: DeliveryPlan, host: str, port: int | None, log_level: str) -> None:
+    """Delivery alone; with a port, its /metrics and /health/* are served there (a dispatcher's
+    counters live in its own process)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with run_delivery(store, settings, plan, auto_reply=auto_replies(settings, store, plan)) as dispatcher:
         carrier = "the built-in simulated carrier" if plan.simulated else ", ".join(c.display for c in plan.connectors)
-        click.echo(f"smsgw dispatcher {dispatcher.owner} delivering via {carrier} (store {settings.database_url.display})")
+        server = None
+        if port is not None:
+            app = operations_app(settings, store, dispatcher)
+            server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, log_config=None, access_log=False, lifespan="off", server_header=False))
+            serving = asyncio.create_task(server.serve())
+        listening = f"; /metrics and /health/* on http://{host}:{port}" if port is not None else ""
+        click.echo(f"smsgw dispatcher {dispatcher.owner} delivering via {carrier} (store {settings.database_url.display}){listening}")
         await stop.wait()
+        if server is not None:
+            server.should_exit = True
+            await serving
 
 
 def auto_replies(settings: Settings, store: Store, plan: DeliveryPlan) -> AutoReplies:
