@@ -15,7 +15,7 @@ from .helpers import Operator, entry, free_port, make_settings
 from .test_scale_out import healthy, start
 
 MPS = 200
-SECONDS = 5.0
+SECONDS = 10.0
 PER_REQUEST = 100
 OFFERED_PER_SECOND = 2000  # ten times the limit
 
@@ -23,12 +23,20 @@ OFFERED_PER_SECOND = 2000  # ten times the limit
 async def test_two_api_processes_share_one_rate_limit(postgres_url):
     operator = Operator(make_settings(postgres_url))
     operator.partner("p1", credits=1_000_000_00, shortcode="SC1")
+    operator.partner("warm", credits=1_000_000_00, shortcode="WARM")  # no limit: warms the servers up
     operator._with_store(lambda store: store.write(accounts.set_rate_limit, "p1", MPS))
     ports = [free_port(), free_port()]
     servers = [await start("--role", "api", "--port", str(port), url=postgres_url) for port in ports]
     try:
         for port in ports:
             await wait_for(lambda port=port: healthy(port), timeout=60)
+        async with httpx.AsyncClient(timeout=30) as client:
+            # Pools, id blocks and statement caches filled first, so a cold start does not
+            # eat into the burst.
+            warm_up = {"smslist": [entry(number(i), "warm", partner="warm", shortcode="WARM") for i in range(PER_REQUEST)]}
+            for _ in range(3):
+                for port in ports:
+                    assert (await client.post(f"http://127.0.0.1:{port}/api/services/sendbulk", json=warm_up)).status_code == 200
         body = {"smslist": [entry(number(i), f"burst {i}") for i in range(PER_REQUEST)]}
         accepted = refused = 0
         retry_after: set[str] = set()
@@ -60,7 +68,7 @@ async def test_two_api_processes_share_one_rate_limit(postgres_url):
         assert 0.9 * MPS * SECONDS <= accepted <= MPS * max(SECONDS, elapsed) + MPS + PER_REQUEST, (accepted, elapsed)
         assert refused > 0 and retry_after and all(value.isdigit() and int(value) >= 1 for value in retry_after)
         assert operator.balance("p1") == 1_000_000_00 - accepted * 100
-        assert operator.sql("SELECT count(*) FROM messages") == [(accepted,)]
+        assert operator.sql("SELECT count(*) FROM messages WHERE partner_id = 'p1'") == [(accepted,)]
     finally:
         for server in servers:
             server.terminate()

@@ -124,6 +124,9 @@ def test_every_answer_of_every_endpoint_matches_the_document_strictly(settings, 
         check("POST", "/api/services/credit", 200, json=dict(credentials, childID="kid", amount="2.50"))
         check("POST", "/api/services/credit", 200, json=dict(credentials, childID="p1", amount="1"))  # not its child: 1005
         check("POST", "/api/services/getchildren", 200, json=credentials)
+        check("POST", "/api/services/getinbox", 200, json=dict(credentials, limit=10))
+        check("GET", "/api/services/getinbox", 200, params=dict(credentials, since=0))
+        check("POST", "/api/services/getinbox", 200, json=dict(credentials, limit="many"))  # 1009
         later = check("POST", "/api/services/sendsms", 200, json=dict(sms, timeToSend=int(time.time()) + 86400))
         check("POST", "/api/services/cancel", 200, json=dict(credentials, messageID=later.json()["responses"][0]["messageid"]))
         check("POST", "/api/services/cancel", 200, json=dict(credentials, messageID=message_id))  # not scheduled any more: 1008

@@ -87,6 +87,12 @@ class TooManyContacts(SmsgwError):
     code = int(Code.TOO_MANY_CONTACTS)
 
 
+class RecipientOptedOut(SmsgwError):
+    """1011: the number opted out of this partner's messages; not charged, not sent."""
+
+    code = int(Code.RECIPIENT_OPTED_OUT)
+
+
 class TryAgainLater(SmsgwError):
     """4090: the provider could not accept anything now. Retried by the client; raised once
     the retries are spent."""
@@ -135,6 +141,7 @@ _BY_CODE: dict[int, type[SmsgwError]] = {
         UnsupportedRequestType,
         TooManyMessages,
         TooManyContacts,
+        RecipientOptedOut,
         TryAgainLater,
         NoPartnerId,
         NoApiKey,
