@@ -59,7 +59,15 @@ def make_bodies(count: int, seed: int = 7) -> list[bytes]:
             number = "0" + rng.choice(PREFIXES) + f"{rng.randrange(10**7):07d}"
             text = f"Dear customer {b}-{i}, your statement for November is ready. Reply STOP to opt out."
             smslist.append(
-                {"partnerID": "bench", "apikey": KEY, "pass_type": "plain", "clientsmsid": b * 1000 + i, "mobile": number, "message": text, "shortcode": "BENCH"}
+                {
+                    "partnerID": "bench",
+                    "apikey": KEY,
+                    "pass_type": "plain",
+                    "clientsmsid": b * 1000 + i,
+                    "mobile": number,
+                    "message": text,
+                    "shortcode": "BENCH",
+                }
             )
         bodies.append(orjson.dumps({"count": 1000, "smslist": smslist}))
     return bodies
@@ -203,7 +211,9 @@ def floor_batches(bodies: list[bytes], seconds: float):
         now = int(time.time() * 1000)
         rows = []
         for item in doc["smslist"]:
-            rows.append((next_id, "bench", item["shortcode"], item["mobile"], 1, item["message"], 0, 1, 100, str(item["clientsmsid"]), 1, 1, now, now, 1, now))
+            rows.append(
+                (next_id, "bench", item["shortcode"], item["mobile"], 1, item["message"], 0, 1, 100, str(item["clientsmsid"]), 1, 1, now, now, 1, now)
+            )
             next_id += 1
         yield rows
 
@@ -217,7 +227,24 @@ def raw_floor_postgres(bodies: list[bytes], url: str, seconds: float) -> int:
         await wipe_postgres(url)
         await _migrate(url)
         conn = await asyncpg.connect(url.replace("postgresql://", "postgres://", 1))
-        columns = ["id", "partner_id", "shortcode", "msisdn", "network_id", "text", "data_coding", "parts", "cost", "clientsmsid", "priority", "state", "due_at", "created_at", "batch_id", "expires_at"]
+        columns = [
+            "id",
+            "partner_id",
+            "shortcode",
+            "msisdn",
+            "network_id",
+            "text",
+            "data_coding",
+            "parts",
+            "cost",
+            "clientsmsid",
+            "priority",
+            "state",
+            "due_at",
+            "created_at",
+            "batch_id",
+            "expires_at",
+        ]
         done = 0
         began = time.perf_counter()
         try:
@@ -285,7 +312,9 @@ def measure_server(src: Path, url: str, args: argparse.Namespace, bodies: list[b
         asyncio.run(load(base, bulk[:2], 1000, 2, 2.0))  # warm-up: caches, first id block
         asyncio.run(load(base, singles, 1, 4, 1.0))
         print(f"server from {src}   store: {url.split('://')[0]}   bulk body: 1000 messages, {len(bodies[0]) // 1024} KiB   cores: {os.cpu_count()}")
-        print(f"{'request':>9} {'opt-outs':>9} {'concurrency':>11} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'rss MiB':>8} {'server cpu':>10} {'cpu ms/req':>10}")
+        print(
+            f"{'request':>9} {'opt-outs':>9} {'concurrency':>11} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'rss MiB':>8} {'server cpu':>10} {'cpu ms/req':>10}"
+        )
         levels = [("sendbulk", bulk, 1000, 0, int(c)) for c in args.concurrency.split(",") if c]
         levels += [("sendsms", singles, 1, 0, int(c)) for c in args.single_concurrency.split(",") if c]
         if args.optouts:
@@ -304,7 +333,9 @@ def measure_server(src: Path, url: str, args: argparse.Namespace, bodies: list[b
             results[kind, optouts, concurrency] = (rate, cpu_ms)
             note = f"  ({errors} requests not fully accepted)" if errors else ""
             p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
-            print(f"{kind:>9} {optouts:>9} {concurrency:>11} {rate:>9} {p50:>8.1f} {p99:>8.1f} {len(latencies):>9} {rss:>8.0f} {cpu:>9.0f}% {cpu_ms:>10.2f}{note}")
+            print(
+                f"{kind:>9} {optouts:>9} {concurrency:>11} {rate:>9} {p50:>8.1f} {p99:>8.1f} {len(latencies):>9} {rss:>8.0f} {cpu:>9.0f}% {cpu_ms:>10.2f}{note}"
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -373,7 +404,10 @@ def main() -> None:
     parser.add_argument("--synchronous", default="FULL", help="SQLite synchronous setting for both server and floor")
     parser.add_argument("--wipe", action="store_true", help="allow emptying the PostgreSQL database given with --database-url")
     parser.add_argument(
-        "--baseline", type=Path, metavar="SRC", help="also measure a server run from another source tree (e.g. an older commit's src/), alternating with this tree"
+        "--baseline",
+        type=Path,
+        metavar="SRC",
+        help="also measure a server run from another source tree (e.g. an older commit's src/), alternating with this tree",
     )
     parser.add_argument("--rounds", type=int, default=1, help="with --baseline: rounds of baseline then this tree; medians of the ratios are printed")
     args = parser.parse_args()
@@ -395,7 +429,9 @@ def main() -> None:
         results = runs[-1][-1]
         if args.baseline:
             for column, name in ((0, "msg/s"), (1, "cpu ms/req")):
-                ratios = "   ".join(f"{k[0]} c={k[2]}: {statistics.median(run[1][k][column] / max(run[0][k][column], 1e-9) for run in runs):.2f}" for k in results)
+                ratios = "   ".join(
+                    f"{k[0]} c={k[2]}: {statistics.median(run[1][k][column] / max(run[0][k][column], 1e-9) for run in runs):.2f}" for k in results
+                )
                 print(f"this tree / baseline, {name}, median of {rounds} rounds: {ratios}")
         best = max((rate for (kind, listed, _), (rate, _) in results.items() if kind == "sendbulk" and not listed), default=0)
         best_single = max((rate for (kind, _, _), (rate, _) in results.items() if kind == "sendsms"), default=0)

@@ -70,12 +70,16 @@ async def main(args: argparse.Namespace) -> None:
         rows = []
         for number in range(args.callbacks):
             partner_id, url = partners[number % len(partners)]
-            rows.append({"partner_id": partner_id, "message_id": number, "url": url, "body": body, "attempts": 0, "next_attempt_at": now, "created_at": now})
+            rows.append(
+                {"partner_id": partner_id, "message_id": number, "url": url, "body": body, "attempts": 0, "next_attempt_at": now, "created_at": now}
+            )
         await store.write(lambda conn: conn.execute(insert(callbacks), rows))
         served = {p for p, _ in partners[: args.partners]}
 
         def delivered(conn) -> int:
-            return conn.execute(select(func.count()).select_from(callbacks).where(callbacks.c.delivered_at.is_not(None), callbacks.c.partner_id.in_(served))).scalar_one()
+            return conn.execute(
+                select(func.count()).select_from(callbacks).where(callbacks.c.delivered_at.is_not(None), callbacks.c.partner_id.in_(served))
+            ).scalar_one()
 
         expected = sum(1 for number in range(args.callbacks) if partners[number % len(partners)][0] in served)
         sender = CallbackSender(store, poll_interval=0.05, timeout=3600)
@@ -93,7 +97,9 @@ async def main(args: argparse.Namespace) -> None:
             for server in servers:
                 server.close()
             await store.close()
-        print(f"{done} callbacks to {args.partners} partner(s) (+{args.hanging} hanging) in {elapsed:.2f} s: {done / elapsed:,.0f}/s, receiver delay {args.delay_ms} ms")
+        print(
+            f"{done} callbacks to {args.partners} partner(s) (+{args.hanging} hanging) in {elapsed:.2f} s: {done / elapsed:,.0f}/s, receiver delay {args.delay_ms} ms"
+        )
 
 
 if __name__ == "__main__":

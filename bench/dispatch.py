@@ -62,7 +62,24 @@ async def queue_messages(store: Store, count: int) -> None:
         size = min(1000, count - start)
         ids = await store.next_message_ids(size)
         rows = [
-            (mid, "bench", "BENCH", f"2547{(start + i) % 10**6:06d}00", 1, f"Benchmark message {start + i}", 0, 1, 100, None, 1, 1, now, now, ids[0], now + 86_400_000)
+            (
+                mid,
+                "bench",
+                "BENCH",
+                f"2547{(start + i) % 10**6:06d}00",
+                1,
+                f"Benchmark message {start + i}",
+                0,
+                1,
+                100,
+                None,
+                1,
+                1,
+                now,
+                now,
+                ids[0],
+                now + 86_400_000,
+            )
             for i, mid in enumerate(ids)
         ]
         await store.accept("bench", 100 * size, rows, ids[0], f"bench {start}")
@@ -122,7 +139,11 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
         cpu = process.cpu_percent()
         sim_cpu = sim_process.cpu_percent()
         states = await count_states(store)
-        unmatched = await store.read(lambda conn: conn.execute(select(func.count()).select_from(unmatched_receipts).where(unmatched_receipts.c.matched_at.is_(None))).scalar_one())
+        unmatched = await store.read(
+            lambda conn: conn.execute(
+                select(func.count()).select_from(unmatched_receipts).where(unmatched_receipts.c.matched_at.is_(None))
+            ).scalar_one()
+        )
     finally:
         simulator.terminate()
         simulator.wait(timeout=10)
@@ -134,7 +155,9 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
     print(f"window {args.window}, tps limit {args.tps or 'none'}, cores {os.cpu_count()}")
     print(f"submit_sm/s (claim to submit_sm_resp recorded): {stats.get('submitted', 0) / submit_seconds:,.0f}")
     print(f"receipts/s:                                     {receipts / total_seconds:,.0f}")
-    print(f"receipts matched:                               {stats.get('receipts matched', 0)} of {receipts} ({100 * stats.get('receipts matched', 0) / max(1, receipts):.1f} %), unmatched left: {unmatched}")
+    print(
+        f"receipts matched:                               {stats.get('receipts matched', 0)} of {receipts} ({100 * stats.get('receipts matched', 0) / max(1, receipts):.1f} %), unmatched left: {unmatched}"
+    )
     print(f"DeliveredToTerminal:                            {delivered} of {args.messages} in {total_seconds:.1f} s")
     print(f"cpu: gateway process {cpu:.0f} %, simulator process {sim_cpu:.0f} %")
 

@@ -26,10 +26,12 @@ from uvicorn.server import ServerState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from smsgw.api.http import HttpLimits, LimitedHttpProtocol  # noqa: E402
+from smsgw.api.http import HttpLimits, LimitedHttpProtocol
 
 REQUEST = b"POST /api/services/sendbulk HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
-LIMITS = HttpLimits(head_timeout=10, body_timeout=20, body_min_rate=1024, max_head_bytes=32768, max_header_line_bytes=8192, keep_alive=15, max_connections=1000)
+LIMITS = HttpLimits(
+    head_timeout=10, body_timeout=20, body_min_rate=1024, max_head_bytes=32768, max_header_line_bytes=8192, keep_alive=15, max_connections=1000
+)
 
 
 async def app(scope: Any, receive: Any, send: Any) -> None:

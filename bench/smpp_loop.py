@@ -55,7 +55,9 @@ async def run(messages: int, window: int, submitters: int) -> None:
     settled = time.perf_counter() - started
     print(f"{messages} messages, window {window}, {submitters} concurrent submitters, loop {type(asyncio.get_running_loop()).__module__}")
     print(f"submit_sm/s: {messages / submitted:,.0f}  ({submitted:.2f} s; failures {failures})")
-    print(f"receipts: {receipts} in {settled:.2f} s; peak window in use {connector.window_peak}; SMSC saw at most {simulator.max_outstanding} unanswered")
+    print(
+        f"receipts: {receipts} in {settled:.2f} s; peak window in use {connector.window_peak}; SMSC saw at most {simulator.max_outstanding} unanswered"
+    )
     await connector.stop()
     await simulator.stop()
 

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import asyncpg
 

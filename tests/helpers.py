@@ -11,9 +11,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import uvicorn
@@ -50,7 +51,14 @@ class Operator:
             return pool.submit(asyncio.run, body()).result()
 
     def partner(
-        self, partner_id: str, credits: int = 1000_00, key: str = DEFAULT_KEY, shortcode: str | None = None, networks=None, parent: str | None = None, rate: int = 100
+        self,
+        partner_id: str,
+        credits: int = 1000_00,
+        key: str = DEFAULT_KEY,
+        shortcode: str | None = None,
+        networks=None,
+        parent: str | None = None,
+        rate: int = 100,
     ) -> str:
         async def op(store: Store):
             hasher = await store.api_key_hasher(self.settings.api_key_secret)
@@ -99,7 +107,7 @@ class LiveServer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> "LiveServer":
+    def __enter__(self) -> LiveServer:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
@@ -149,7 +157,9 @@ def warm_up(gateway: Gateway, sends: list[dict[str, Any]]) -> None:
         assert gateway.post("/api/services/sendsms", data=fields).json()["responses"][0]["response-code"] == 1003
 
 
-def single_sends_at_once(gateway: Gateway, fields: dict[str, Any] | list[dict[str, Any]], count: int, headers: dict[str, str] | None = None) -> list[httpx.Response]:
+def single_sends_at_once(
+    gateway: Gateway, fields: dict[str, Any] | list[dict[str, Any]], count: int, headers: dict[str, str] | None = None
+) -> list[httpx.Response]:
     """`count` one-number sendsms requests posted at once (`fields` for each, or a list of
     them): while the first is being committed the others queue, so on SQLite they share
     commits."""
@@ -164,7 +174,9 @@ def single_sends_at_once(gateway: Gateway, fields: dict[str, Any] | list[dict[st
     return asyncio.run(fire())
 
 
-def entry(mobile: Any = "0712345678", message: str = "Hello", *, partner: str = "p1", key: str = DEFAULT_KEY, shortcode: str = "SC1", **extra: Any) -> dict[str, Any]:
+def entry(
+    mobile: Any = "0712345678", message: str = "Hello", *, partner: str = "p1", key: str = DEFAULT_KEY, shortcode: str = "SC1", **extra: Any
+) -> dict[str, Any]:
     item = {"partnerID": partner, "apikey": key, "pass_type": "plain", "mobile": mobile, "message": message, "shortcode": shortcode}
     item.update(extra)
     return item

@@ -88,7 +88,11 @@ def start_cluster() -> Cluster:
         timeout=120,
     )
     if started.returncode != 0:
-        log = open(os.path.join(directory, "log")).read() if os.path.exists(os.path.join(directory, "log")) else ""
+        log_path = os.path.join(directory, "log")
+        log = ""
+        if os.path.exists(log_path):
+            with open(log_path) as log_file:
+                log = log_file.read()
         raise PostgresUnavailable(f"pg_ctl start failed: {started.stderr.strip()} {log[-2000:]}")
     cluster = Cluster(f"postgresql://{user}@127.0.0.1:{port}/postgres", directory, binaries, run_as)
     deadline = time.monotonic() + 30

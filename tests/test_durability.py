@@ -37,6 +37,7 @@ def test_every_answered_message_survives_sigkill(tmp_path, database_url):
 
     async def fire() -> None:
         async with httpx.AsyncClient(timeout=60) as client:
+
             async def one() -> None:
                 try:
                     response = await client.post(url, json=body)
@@ -106,7 +107,13 @@ def test_every_answered_single_message_survives_sigkill_amid_shared_commits(tmp_
             async def sender(n: int) -> None:
                 nonlocal lost_in_flight
                 for i in range(1000):
-                    fields = {"partnerID": "p1", "apikey": DEFAULT_KEY, "shortcode": "SC1", "message": f"otp {n}-{i}", "mobile": f"0712{n:02d}{i:04d}"}
+                    fields = {
+                        "partnerID": "p1",
+                        "apikey": DEFAULT_KEY,
+                        "shortcode": "SC1",
+                        "message": f"otp {n}-{i}",
+                        "mobile": f"0712{n:02d}{i:04d}",
+                    }
                     try:
                         response = await client.post(url, data=fields)
                     except httpx.HTTPError:

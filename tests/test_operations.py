@@ -56,15 +56,23 @@ async def test_a_scrape_after_known_traffic_shows_exact_counts(database_url):
         await wait_for(lambda: httpx.get(server.url + "/health/ready").status_code == 200, timeout=30)
         before = scrape(server.url)
         async with httpx.AsyncClient(timeout=30) as client:
-            sent = await client.post(server.url + "/api/services/sendbulk", json=bulk(*[entry(number(i)) for i in range(3)], entry("12"), entry(number(3), "x" * 2000)))
+            sent = await client.post(
+                server.url + "/api/services/sendbulk", json=bulk(*[entry(number(i)) for i in range(3)], entry("12"), entry(number(3), "x" * 2000))
+            )
             assert [r["response-code"] for r in sent.json()["responses"]] == [200, 200, 200, 1003, 1009]
             refused = await client.post(server.url + "/api/services/sendbulk", json=bulk(entry(key="wrong-key-0123456789")))
             assert refused.json()["response-code"] == 1006
-            sms = await client.post(server.url + "/api/services/sendsms", json={"partnerID": "p1", "apikey": DEFAULT_KEY, "shortcode": "SC1", "message": "hi", "mobile": number(4)})
+            sms = await client.post(
+                server.url + "/api/services/sendsms",
+                json={"partnerID": "p1", "apikey": DEFAULT_KEY, "shortcode": "SC1", "message": "hi", "mobile": number(4)},
+            )
             assert sms.json()["responses"][0]["response-code"] == 200
         await wait_for(lambda: delivered(operator) == 4, timeout=60)
         # The receipts are committed before the message is final; the counters follow at once.
-        await wait_for(lambda: delta(before, scrape(server.url), "smsgw_receipts_total", smsc="simulator", state="DeliveredToTerminal", match="matched") == 4, timeout=10)
+        await wait_for(
+            lambda: delta(before, scrape(server.url), "smsgw_receipts_total", smsc="simulator", state="DeliveredToTerminal", match="matched") == 4,
+            timeout=10,
+        )
         after = scrape(server.url)
 
     assert delta(before, after, "smsgw_messages_answered_total", endpoint="sendbulk", code="200") == 3
@@ -95,7 +103,10 @@ async def test_queue_depth_counts_what_waits_by_state_and_priority(database_url)
     with LiveServer(settings) as server:  # API only: nothing is delivered
         async with httpx.AsyncClient(timeout=30) as client:
             await client.post(server.url + "/api/services/sendbulk", json=bulk(*[entry(number(i), timeToSend=later) for i in range(3)]))
-            await client.post(server.url + "/api/services/sendotp", json={"partnerID": "p1", "apikey": DEFAULT_KEY, "shortcode": "SC1", "message": "1234", "mobile": number(9)})
+            await client.post(
+                server.url + "/api/services/sendotp",
+                json={"partnerID": "p1", "apikey": DEFAULT_KEY, "shortcode": "SC1", "message": "1234", "mobile": number(9)},
+            )
         samples = scrape(server.url)
     assert value(samples, "smsgw_queue_messages", state="Scheduled", priority="bulk") == 3
     assert value(samples, "smsgw_queue_messages", state="Scheduled", priority="otp") == 1
@@ -247,7 +258,10 @@ async def test_a_dispatcher_process_serves_its_own_counts(postgres_url):
             sent = httpx.post(api.url + "/api/services/sendbulk", json=bulk(*[entry(number(i)) for i in range(5)]), timeout=30).json()
         assert [r["response-code"] for r in sent["responses"]] == [200] * 5
         await wait_for(lambda: delta(before, scrape(url), "smsgw_submit_sm_total", smsc="simulator", command_status="0x00000000") == 5, timeout=60)
-        await wait_for(lambda: delta(before, scrape(url), "smsgw_receipts_total", smsc="simulator", state="DeliveredToTerminal", match="matched") == 5, timeout=30)
+        await wait_for(
+            lambda: delta(before, scrape(url), "smsgw_receipts_total", smsc="simulator", state="DeliveredToTerminal", match="matched") == 5,
+            timeout=30,
+        )
         assert value(scrape(url), "smsgw_smsc_bound", smsc="simulator") == 1
         assert httpx.get(url + "/api/services/getbalance", timeout=5).status_code == 404  # operations only: no partner API here
     finally:
@@ -294,7 +308,9 @@ def test_json_logs_are_one_object_per_line_and_hold_no_key_or_text(tmp_path):
 
     port = free_port()
     env = dict(os.environ, SMSGW_DATABASE_URL=f"sqlite:///{tmp_path / 'smsgw.db'}", SMSGW_LOG_FORMAT="json")
-    process = subprocess.Popen(smsgw_command() + ["serve", "--port", str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        smsgw_command() + ["serve", "--port", str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         wait_until_healthy(f"http://127.0.0.1:{port}", process)
         body = bulk(entry(number(1), "secret text of the partner", partner="demo", key="wrong-key-0123456789", shortcode="SMSGW"))

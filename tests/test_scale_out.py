@@ -7,13 +7,14 @@ import asyncio
 import os
 import signal
 import sys
+
 import httpx
 import pytest
 
 from smsgw.connectors.smpp.simulator import SmscSimulator
 
 from .dispatch.conftest import number, wait_for
-from .helpers import entry, free_port, make_settings, Operator
+from .helpers import Operator, entry, free_port, make_settings
 
 WINDOW = 16
 BINDS = 3
@@ -104,7 +105,7 @@ async def test_many_api_and_dispatcher_processes_share_one_store(shared_store):
         for process in processes:
             try:
                 await asyncio.wait_for(process.wait(), 30)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 process.kill()
         await simulator.stop()
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .domain.apikeys import MIN_SECRET_LENGTH
-from .domain.compliance import DEFAULT_OPTIN_KEYWORDS, DEFAULT_OPTOUT_KEYWORDS, Window, parse_keywords
+from .domain.compliance import DEFAULT_OPTIN_KEYWORDS, DEFAULT_OPTOUT_KEYWORDS, DEFAULT_PROMO_WINDOW, Window, parse_keywords
 from .domain.networks import KENYA, NetworkTable, NetworkTableError
 from .store.store import Store
 from .store.urls import DEFAULT_DATABASE_URL, BadDatabaseUrl, StoreUrl
@@ -76,6 +76,8 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
         return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip())
     except ValueError as exc:
         raise ConfigError(f"{name}={raw!r} must be comma-separated addresses or CIDRs: {exc}") from None
+
+
 def _keywords(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> frozenset[str]:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -152,7 +154,7 @@ class Settings:
     # Two-way messaging and compliance (docs/configuration.md, "Inbound messages and opt-out").
     optout_keywords: frozenset[str] = frozenset(DEFAULT_OPTOUT_KEYWORDS)
     optin_keywords: frozenset[str] = frozenset(DEFAULT_OPTIN_KEYWORDS)
-    promo_window: Window = Window(8 * 60, 18 * 60)
+    promo_window: Window = DEFAULT_PROMO_WINDOW
     inbound_parts_timeout_seconds: int = 600
     inbound_timeout_seconds: float = 15.0
     inbound_duplicate_seconds: int = 60
@@ -162,7 +164,7 @@ class Settings:
     clock_offset_seconds: float = 0.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         try:
             url = StoreUrl.parse(env.get("SMSGW_DATABASE_URL") or DEFAULT_DATABASE_URL)
@@ -221,7 +223,7 @@ class Settings:
             metrics_token=env.get("SMSGW_METRICS_TOKEN") or None,
             optout_keywords=_keywords(env, "SMSGW_OPTOUT_KEYWORDS", DEFAULT_OPTOUT_KEYWORDS),
             optin_keywords=_keywords(env, "SMSGW_OPTIN_KEYWORDS", DEFAULT_OPTIN_KEYWORDS),
-            promo_window=_window(env, "SMSGW_PROMO_WINDOW", Window(8 * 60, 18 * 60)),
+            promo_window=_window(env, "SMSGW_PROMO_WINDOW", DEFAULT_PROMO_WINDOW),
             inbound_parts_timeout_seconds=_int(env, "SMSGW_INBOUND_PARTS_TIMEOUT_SECONDS", 600, minimum=1),
             inbound_timeout_seconds=_float(env, "SMSGW_INBOUND_TIMEOUT_SECONDS", 15.0, minimum=0.1),
             inbound_duplicate_seconds=_int(env, "SMSGW_INBOUND_DUPLICATE_SECONDS", 60, minimum=0),

@@ -48,14 +48,33 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 _REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 REQUESTS = Counter("smsgw_http_requests", "HTTP requests answered, by endpoint and HTTP status.", ["endpoint", "status"])
-REQUEST_SECONDS = Histogram("smsgw_http_request_duration_seconds", "Time from request to the end of the answer, by endpoint.", ["endpoint"], buckets=_REQUEST_BUCKETS)
-REFUSED_REQUESTS = Counter("smsgw_requests_refused", "Requests answered with a request-level error code (a bare answer), by endpoint and code.", ["endpoint", "code"])
-MESSAGES = Counter("smsgw_messages_answered", "Message entries answered by sendbulk, sendsms and sendotp, by endpoint and response code (200: accepted).", ["endpoint", "code"])
+REQUEST_SECONDS = Histogram(
+    "smsgw_http_request_duration_seconds", "Time from request to the end of the answer, by endpoint.", ["endpoint"], buckets=_REQUEST_BUCKETS
+)
+REFUSED_REQUESTS = Counter(
+    "smsgw_requests_refused", "Requests answered with a request-level error code (a bare answer), by endpoint and code.", ["endpoint", "code"]
+)
+MESSAGES = Counter(
+    "smsgw_messages_answered",
+    "Message entries answered by sendbulk, sendsms and sendotp, by endpoint and response code (200: accepted).",
+    ["endpoint", "code"],
+)
 UNITS_CHARGED = Counter("smsgw_units_charged", "Credit units charged for accepted messages, by partner.", ["partner"])
-SUBMITS = Counter("smsgw_submit_sm", "submit_sm outcomes by SMSC and command_status (connector_error: no answer from the connection).", ["smsc", "command_status"])
-ACCEPT_TO_SUBMIT = Histogram("smsgw_accept_to_submit_seconds", "From acceptance (a scheduled message: from its acceptance too) to the carrier's submit_sm_resp, by SMSC.", ["smsc"], buckets=_LATENCY_BUCKETS)
+SUBMITS = Counter(
+    "smsgw_submit_sm", "submit_sm outcomes by SMSC and command_status (connector_error: no answer from the connection).", ["smsc", "command_status"]
+)
+ACCEPT_TO_SUBMIT = Histogram(
+    "smsgw_accept_to_submit_seconds",
+    "From acceptance (a scheduled message: from its acceptance too) to the carrier's submit_sm_resp, by SMSC.",
+    ["smsc"],
+    buckets=_LATENCY_BUCKETS,
+)
 SUBMIT_TO_FINAL = Histogram("smsgw_submit_to_final_seconds", "From submit_sm to the receipt that made the message final.", buckets=_LATENCY_BUCKETS)
-RECEIPTS = Counter("smsgw_receipts", "Delivery receipts recorded, by SMSC, state and match (matched, unmatched, rematched: matched later).", ["smsc", "state", "match"])
+RECEIPTS = Counter(
+    "smsgw_receipts",
+    "Delivery receipts recorded, by SMSC, state and match (matched, unmatched, rematched: matched later).",
+    ["smsc", "state", "match"],
+)
 CALLBACK_ATTEMPTS = Counter("smsgw_callback_attempts", "Delivery report POSTs to partners' callback URLs, by outcome.", ["outcome"])
 
 _RESPONSE_CODE = operator.itemgetter("response-code")
@@ -182,12 +201,16 @@ class _Figures(Collector):
         up.add_metric([], 1 if self.figures is not None else 0)
         yield up
         if self.figures is not None:
-            queue = GaugeMetricFamily("smsgw_queue_messages", "Messages not yet final, by state and priority (counted up to 1,000,000).", labels=["state", "priority"])
+            queue = GaugeMetricFamily(
+                "smsgw_queue_messages", "Messages not yet final, by state and priority (counted up to 1,000,000).", labels=["state", "priority"]
+            )
             for (state, priority), count in sorted(self.figures.queue.items()):
                 queue.add_metric([state, priority], count)
             yield queue
             yield GaugeMetricFamily("smsgw_unmatched_receipts", "Receipts that matched no message yet.", value=self.figures.unmatched_receipts)
-            yield GaugeMetricFamily("smsgw_callbacks_pending", "Delivery reports not yet taken by the partner's callback URL (2xx).", value=self.figures.callbacks_pending)
+            yield GaugeMetricFamily(
+                "smsgw_callbacks_pending", "Delivery reports not yet taken by the partner's callback URL (2xx).", value=self.figures.callbacks_pending
+            )
             leases = GaugeMetricFamily("smsgw_smsc_bind_leased", "1 when a live dispatcher holds the SMSC's bind lease.", labels=["smsc"])
             for name, held in sorted(self.figures.bind_leases.items()):
                 leases.add_metric([name], 1 if held else 0)

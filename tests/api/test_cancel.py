@@ -59,7 +59,9 @@ def test_cancel_refunds_exactly_its_units_through_the_ledger(gateway: Gateway):
 )
 def test_a_message_past_scheduled_or_claimed_gets_getdlrs_1008(gateway: Gateway, state, lease_owner):
     message_id = schedule(gateway, "short")
-    gateway.operator.sql("UPDATE messages SET state = :state, lease_owner = :owner, lease_until = :until", {"state": state, "owner": lease_owner, "until": 1})
+    gateway.operator.sql(
+        "UPDATE messages SET state = :state, lease_owner = :owner, lease_until = :until", {"state": state, "owner": lease_owner, "until": 1}
+    )
     balance = gateway.operator.balance("p1")
     assert ask(gateway, CANCEL, message_id) == no_report(gateway)
     assert gateway.operator.sql("SELECT state FROM messages") == [(state,)] and gateway.operator.balance("p1") == balance

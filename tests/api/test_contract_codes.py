@@ -197,8 +197,7 @@ def test_a_commit_cut_off_is_checked_before_answering(postgres_url):
         "IF NEW.msisdn = '254712000777' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
     )
     operator.sql(
-        "CREATE CONSTRAINT TRIGGER cut_commit AFTER INSERT ON messages DEFERRABLE INITIALLY DEFERRED "
-        "FOR EACH ROW EXECUTE FUNCTION cut_commit()"
+        "CREATE CONSTRAINT TRIGGER cut_commit AFTER INSERT ON messages DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION cut_commit()"
     )
     before = operator.balance("p1")
     with LiveServer(settings) as server, httpx.Client(timeout=30) as client:
@@ -257,7 +256,11 @@ def test_a_refused_message_fails_alone_in_its_group(sqlite_gateway: Gateway):
     gw = sqlite_gateway
     gw.operator.partner("p2", shortcode="SC2")
     refuse_messages_to(gw.operator, "254712000999")
-    rest = [_one_number(f"07120001{i:02d}") for i in range(4)] + [_one_number("0712000999")] + [_one_number(f"07120002{i:02d}", "p2", "SC2") for i in range(4)]
+    rest = (
+        [_one_number(f"07120001{i:02d}") for i in range(4)]
+        + [_one_number("0712000999")]
+        + [_one_number(f"07120002{i:02d}", "p2", "SC2") for i in range(4)]
+    )
     first, answers = _sends_held_in_one_group(gw, _one_number("0712000300"), rest)
     assert first["response-code"] == 200
     assert [a["response-code"] for a in answers] == [200] * 4 + [1005] + [200] * 4
@@ -276,7 +279,9 @@ def test_a_commit_that_fails_fails_exactly_the_requests_it_held(sqlite_gateway: 
     gw = sqlite_gateway
     gw.operator.sql("CREATE TABLE cut_parent (id TEXT PRIMARY KEY)")
     gw.operator.sql("CREATE TABLE cut_child (parent TEXT REFERENCES cut_parent (id) DEFERRABLE INITIALLY DEFERRED)")
-    gw.operator.sql("CREATE TRIGGER cut_commit AFTER INSERT ON messages WHEN NEW.msisdn = '254712000777' BEGIN INSERT INTO cut_child VALUES ('none'); END")
+    gw.operator.sql(
+        "CREATE TRIGGER cut_commit AFTER INSERT ON messages WHEN NEW.msisdn = '254712000777' BEGIN INSERT INTO cut_child VALUES ('none'); END"
+    )
     before = gw.operator.balance("p1")
     rest = [_one_number(f"07120001{i:02d}") for i in range(3)] + [_one_number("0712000777")] + [_one_number(f"07120002{i:02d}") for i in range(3)]
     first, answers = _sends_held_in_one_group(gw, _one_number("0712000300"), rest)

@@ -63,7 +63,10 @@ def test_a_flood_of_random_partner_ids_never_delays_a_real_partner(gateway: Gate
     async def scenario() -> tuple[list[httpx.Response], httpx.Response]:
         limits = httpx.Limits(max_connections=250, max_keepalive_connections=250)
         async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-            flood = [client.post(gateway.url + BALANCE, json={"partnerID": f"r{secrets.token_hex(6)}", "apikey": secrets.token_hex(16)}) for _ in range(200)]
+            flood = [
+                client.post(gateway.url + BALANCE, json={"partnerID": f"r{secrets.token_hex(6)}", "apikey": secrets.token_hex(16)})
+                for _ in range(200)
+            ]
             real = client.post(gateway.url + BALANCE, json={"partnerID": "p2", "apikey": "p2-key-0123456789abcdef"})
             answers = await asyncio.gather(*flood[:100], real, *flood[100:])
             return [*answers[:100], *answers[101:]], answers[100]
@@ -78,7 +81,10 @@ def test_a_flood_of_random_partner_ids_never_delays_a_real_partner(gateway: Gate
 def test_wrong_keys_from_one_address_get_429_while_another_address_passes(gateway: Gateway):
     with client_from("127.0.0.2") as attacker, client_from("127.0.0.1") as partner:
         # Different unknown partner ids each time: only the address ties them together.
-        answers = [attacker.post(gateway.url + BALANCE, json={"partnerID": f"ghost{n}", "apikey": "wrong-key-0000000000"}) for n in range(FAILURES_PER_WINDOW + 3)]
+        answers = [
+            attacker.post(gateway.url + BALANCE, json={"partnerID": f"ghost{n}", "apikey": "wrong-key-0000000000"})
+            for n in range(FAILURES_PER_WINDOW + 3)
+        ]
         assert [a.status_code for a in answers] == [200] * FAILURES_PER_WINDOW + [429] * 3
         assert all(a.json()["response-code"] == 1006 for a in answers)
         assert int(answers[-1].headers["Retry-After"]) >= 1

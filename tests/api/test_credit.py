@@ -33,7 +33,9 @@ def test_charge_ledger_and_messages_agree(gateway: Gateway):
         ("charge", -300, 1000_00 - 300, 2),
     ]
     ids = [int(r["messageid"]) for r in out]
-    assert gateway.operator.sql("SELECT sum(cost), min(batch_id), max(batch_id) FROM messages") == [(300, ledger[1]["batch_id"], ledger[1]["batch_id"])]
+    assert gateway.operator.sql("SELECT sum(cost), min(batch_id), max(batch_id) FROM messages") == [
+        (300, ledger[1]["batch_id"], ledger[1]["batch_id"])
+    ]
     assert ledger[1]["reference"] == f"sendbulk {ids[0]}..{ids[1]}"
 
 

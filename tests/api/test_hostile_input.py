@@ -38,7 +38,9 @@ def stored_messages(gateway: Gateway) -> int:
 )
 def test_invalid_utf8_in_a_query_string_is_1010_as_in_a_body(gateway: Gateway, raw_query: str):
     from_query = gateway.client.get(gateway.url + "/api/services/sendsms?" + raw_query)
-    from_form = gateway.client.post(gateway.url + "/api/services/sendsms", content=raw_query.encode(), headers={"content-type": "application/x-www-form-urlencoded"})
+    from_form = gateway.client.post(
+        gateway.url + "/api/services/sendsms", content=raw_query.encode(), headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert from_query.status_code == from_form.status_code == 200
     assert from_query.json()["response-code"] == from_form.json()["response-code"] == 1010
     assert "not UTF-8" in from_query.json()["response-description"]
@@ -81,7 +83,9 @@ def test_time_to_send_with_non_ascii_digits_is_1009(gateway: Gateway, time_to_se
 
 
 def _form(gateway: Gateway, pairs: list[tuple[str, str]]):
-    return gateway.client.post(gateway.url + "/api/services/sendsms", content=query_pairs(pairs).encode(), headers={"content-type": "application/x-www-form-urlencoded"})
+    return gateway.client.post(
+        gateway.url + "/api/services/sendsms", content=query_pairs(pairs).encode(), headers={"content-type": "application/x-www-form-urlencoded"}
+    )
 
 
 def _query(gateway: Gateway, pairs: list[tuple[str, str]]):

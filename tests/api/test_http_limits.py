@@ -155,7 +155,11 @@ def test_an_unfinished_request_or_an_idle_connection_is_closed_within_its_limit(
 
 HEADS = [
     pytest.param(b"GET /health HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 3000 + b"\r\n\r\n", 431, id="one-header-line-over-limit"),
-    pytest.param(b"GET /health HTTP/1.1\r\nHost: t\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 1500) for i in range(8)) + b"\r\n", 431, id="headers-over-total"),
+    pytest.param(
+        b"GET /health HTTP/1.1\r\nHost: t\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 1500) for i in range(8)) + b"\r\n",
+        431,
+        id="headers-over-total",
+    ),
     pytest.param(b"GET /health?q=" + b"a" * 3000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414, id="request-line-over-limit"),
     pytest.param(b"GET /health HTTP/1.1\r\nHost: t\r\nX-Huge: " + b"a" * (2 * 2**20) + b"\r\n\r\n", 431, id="2-MiB-header"),
 ]

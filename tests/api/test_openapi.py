@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import re
+import time
 
 import httpx
 import jsonschema
@@ -30,7 +29,13 @@ def test_docs_page_is_served(gateway: Gateway):
 
 def test_every_partner_endpoint_is_documented_with_its_body(document: dict):
     paths = document["paths"]
-    for name, methods in {"sendbulk": {"post"}, "sendsms": {"get", "post"}, "sendotp": {"get", "post"}, "getbalance": {"get", "post"}, "getdlr": {"get", "post"}}.items():
+    for name, methods in {
+        "sendbulk": {"post"},
+        "sendsms": {"get", "post"},
+        "sendotp": {"get", "post"},
+        "getbalance": {"get", "post"},
+        "getdlr": {"get", "post"},
+    }.items():
         operations = paths[f"/api/services/{name}"]
         assert set(operations) == methods
         assert "requestBody" in operations["post"]
@@ -48,7 +53,9 @@ def test_real_answers_match_the_documented_answers(gateway: Gateway, document: d
     sent = gateway.post("/api/services/sendbulk", bulk(entry(clientsmsid=3), entry("bad"))).json()
     validator(document, "SendResponse").validate(sent)
     validator(document, "ErrorResponse").validate(gateway.post("/api/services/sendbulk", bulk(entry(key="x"))).json())
-    sms = gateway.post("/api/services/sendsms", {"partnerID": "p1", "apikey": DEFAULT_KEY, "shortcode": "SC1", "message": "m", "mobile": "0712000001"}).json()
+    sms = gateway.post(
+        "/api/services/sendsms", {"partnerID": "p1", "apikey": DEFAULT_KEY, "shortcode": "SC1", "message": "m", "mobile": "0712000001"}
+    ).json()
     validator(document, "SendResponse").validate(sms)
     balance = gateway.post("/api/services/getbalance", {"partnerID": "p1", "apikey": DEFAULT_KEY}).json()
     validator(document, "BalanceResponse").validate(balance)
@@ -65,7 +72,9 @@ def documented_schema(document: dict, path: str, method: str, answer: httpx.Resp
     content_type = answer.headers["content-type"].split(";")[0]
     for name, header in response.get("headers", {}).items():
         assert name in answer.headers, f"{path} {answer.status_code}: documented header {name} missing"
-        jsonschema.Draft202012Validator(header["schema"]).validate(int(answer.headers[name]) if header["schema"].get("type") == "integer" else answer.headers[name])
+        jsonschema.Draft202012Validator(header["schema"]).validate(
+            int(answer.headers[name]) if header["schema"].get("type") == "integer" else answer.headers[name]
+        )
     return response["content"][content_type]["schema"]
 
 
@@ -96,7 +105,13 @@ def test_every_answer_of_every_endpoint_matches_the_document_strictly(settings, 
             exercised.add((path, (documented_as or method).lower()))
             return answer
 
-        sent = check("POST", "/api/services/sendbulk", 200, json=bulk(entry(clientsmsid=1), entry("bad", partner="", key="", shortcode="")), headers={"Idempotency-Key": "k1"})
+        sent = check(
+            "POST",
+            "/api/services/sendbulk",
+            200,
+            json=bulk(entry(clientsmsid=1), entry("bad", partner="", key="", shortcode="")),
+            headers={"Idempotency-Key": "k1"},
+        )
         assert [r["response-code"] for r in sent.json()["responses"]] == [200, 1003]
         message_id = sent.json()["responses"][0]["messageid"]
         for body in (bulk(entry(key="wrong-key-0123456789")), bulk(entry(shortcode="NOPE")), {"smslist": "x"}, bulk(entry(partner=""))):
@@ -110,8 +125,18 @@ def test_every_answer_of_every_endpoint_matches_the_document_strictly(settings, 
             check("POST", path, 200, data=dict(sms, apikey="wrong-key-0123456789"))
         for method in ("GET", "POST"):
             check(method, "/api/services/getbalance", 200, **({"params": credentials} if method == "GET" else {"json": credentials}))
-            check(method, "/api/services/getdlr", 200, **({"params": dict(credentials, messageID=message_id)} if method == "GET" else {"json": dict(credentials, messageID=message_id)}))
-            check(method, "/api/services/getdlr", 200, **({"params": dict(credentials, messageID="1")} if method == "GET" else {"json": dict(credentials, messageID="1")}))
+            check(
+                method,
+                "/api/services/getdlr",
+                200,
+                **({"params": dict(credentials, messageID=message_id)} if method == "GET" else {"json": dict(credentials, messageID=message_id)}),
+            )
+            check(
+                method,
+                "/api/services/getdlr",
+                200,
+                **({"params": dict(credentials, messageID="1")} if method == "GET" else {"json": dict(credentials, messageID="1")}),
+            )
             check(method, "/api/services/getbalance", 200, **({"params": {"partnerID": "p1"}} if method == "GET" else {"json": {"partnerID": "p1"}}))
         for _ in range(12):  # failures past the limit: 429 with Retry-After
             answer = client.post("/api/services/getbalance", json={"partnerID": "p1", "apikey": "wrong-key-0123456789"})
@@ -153,7 +178,11 @@ def test_every_answer_of_every_endpoint_matches_the_document_strictly(settings, 
 def test_the_document_declares_headers_security_and_first_entry_credentials(document: dict):
     sendbulk = document["paths"]["/api/services/sendbulk"]["post"]
     assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in sendbulk["parameters"])
-    assert document["components"]["securitySchemes"]["adminToken"] == {"type": "http", "scheme": "bearer", "description": document["components"]["securitySchemes"]["adminToken"]["description"]}
+    assert document["components"]["securitySchemes"]["adminToken"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": document["components"]["securitySchemes"]["adminToken"]["description"],
+    }
     assert document["paths"]["/api/admin/partners/{partner_id}"]["get"]["security"] == [{"adminToken": []}]
     request = validator(document, "SendBulkRequest")
     request.validate({"smslist": [entry(), {"mobile": "0712000002", "message": "second entry without credentials"}]})

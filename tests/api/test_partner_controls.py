@@ -35,7 +35,9 @@ def answers(gateway: Gateway, url: str | None = None, key: str = DEFAULT_KEY, he
 
 
 def same(a: list[httpx.Response], b: list[httpx.Response]) -> bool:
-    return [(r.status_code, r.content, r.headers.get("content-type")) for r in a] == [(r.status_code, r.content, r.headers.get("content-type")) for r in b]
+    return [(r.status_code, r.content, r.headers.get("content-type")) for r in a] == [
+        (r.status_code, r.content, r.headers.get("content-type")) for r in b
+    ]
 
 
 def test_a_request_from_outside_the_allow_list_gets_the_wrong_keys_bytes(gateway: Gateway):
@@ -83,7 +85,19 @@ def _scope(peer: str, *forwarded: str) -> dict:
         (_scope("::1", "[2001:db8::1]"), "::1/128", "2001:db8::1"),
         ({"client": None, "headers": []}, "", None),
     ],
-    ids=["peer", "untrusted-peer-ignores-header", "proxy", "rightmost-untrusted", "several-headers", "all-trusted", "proxy-without-header", "garbage", "v4-mapped", "ipv6", "no-peer"],
+    ids=[
+        "peer",
+        "untrusted-peer-ignores-header",
+        "proxy",
+        "rightmost-untrusted",
+        "several-headers",
+        "all-trusted",
+        "proxy-without-header",
+        "garbage",
+        "v4-mapped",
+        "ipv6",
+        "no-peer",
+    ],
 )
 def test_client_address(scope, trusted, expected):
     networks = tuple(ipaddress.ip_network(n) for n in trusted.split(",") if n)

@@ -52,7 +52,13 @@ def test_a_transfer_is_two_ledger_entries_that_name_each_other(resellers: Gatewa
 
 @pytest.mark.parametrize(
     ("child", "partner", "key"),
-    [("OTHER", "R1", RESELLER_KEY), ("R1", "R1", RESELLER_KEY), ("R2", "R1", RESELLER_KEY), ("CHILD", "R2", RESELLER_KEY), ("R1", "CHILD", CHILD_KEY)],
+    [
+        ("OTHER", "R1", RESELLER_KEY),
+        ("R1", "R1", RESELLER_KEY),
+        ("R2", "R1", RESELLER_KEY),
+        ("CHILD", "R2", RESELLER_KEY),
+        ("R1", "CHILD", CHILD_KEY),
+    ],
     ids=["another-resellers-child", "itself", "another-reseller", "not-its-child", "child-to-its-parent"],
 )
 def test_a_child_that_is_not_the_callers_gets_the_contracts_1005(resellers: Gateway, child, partner, key):
@@ -86,7 +92,22 @@ def test_units_are_the_amount_over_the_rate_rounded_down(gateway: Gateway, rate,
 @pytest.mark.parametrize(
     "amount",
     [0, -5, "0.00", "1.234", True, None, "abc", "", [5], {"a": 1}, 1e12, "10000000.01", "1e3", 0.1 + 0.2],
-    ids=["zero", "negative", "zero-text", "three-decimals", "bool", "missing", "text", "empty", "list", "object", "huge", "over-bound", "exponent", "float-noise"],
+    ids=[
+        "zero",
+        "negative",
+        "zero-text",
+        "three-decimals",
+        "bool",
+        "missing",
+        "text",
+        "empty",
+        "list",
+        "object",
+        "huge",
+        "over-bound",
+        "exponent",
+        "float-noise",
+    ],
 )
 def test_a_bad_amount_is_1009_and_moves_nothing(resellers: Gateway, amount):
     answer = credit(resellers, "CHILD", amount).json()
@@ -152,7 +173,9 @@ def test_concurrent_retries_with_one_idempotency_key_move_the_credit_once(resell
 
 
 def test_getchildren_lists_balances_and_figures_never_keys(resellers: Gateway):
-    sent = resellers.post("/api/services/sendbulk", bulk(*[entry(f"07120000{i:02d}", partner="CHILD", key=CHILD_KEY, shortcode="CH") for i in range(3)]))
+    sent = resellers.post(
+        "/api/services/sendbulk", bulk(*[entry(f"07120000{i:02d}", partner="CHILD", key=CHILD_KEY, shortcode="CH") for i in range(3)])
+    )
     assert all(r["response-code"] == 200 for r in sent.json()["responses"])
     credit(resellers, "CHILD", 10)
     answer = resellers.post(CHILDREN, {"apikey": RESELLER_KEY, "partnerID": "R1"})

@@ -131,7 +131,9 @@ def test_first_serve_prints_a_demo_partner_and_a_working_curl(tmp_path):
         process.terminate()
         process.wait(timeout=20)
     # The second start finds partners and prints no demo.
-    again = subprocess.Popen(smsgw_command() + ["serve", "--port", str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    again = subprocess.Popen(
+        smsgw_command() + ["serve", "--port", str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         line = ""
         deadline = time.monotonic() + 30

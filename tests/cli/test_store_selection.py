@@ -45,7 +45,9 @@ def test_migrate_creates_the_store_and_then_the_others_use_it(runner, tmp_path):
 
 
 def test_help_names_the_store_without_its_password(runner):
-    result = runner.invoke(main, ["partner", "show", "--help"], env={"SMSGW_DATABASE_URL": "postgresql://smsgw:hunter2secret@db.internal:5432/gateway"})
+    result = runner.invoke(
+        main, ["partner", "show", "--help"], env={"SMSGW_DATABASE_URL": "postgresql://smsgw:hunter2secret@db.internal:5432/gateway"}
+    )
     assert result.exit_code == 0
     assert "Store: postgresql://smsgw:***@db.internal:5432/gateway" in result.output and "hunter2secret" not in result.output
     assert "Store:" not in runner.invoke(main, ["smsc-sim", "--help"]).output  # needs no store

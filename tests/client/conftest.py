@@ -10,9 +10,10 @@ import os
 import sqlite3
 import subprocess
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import orjson
@@ -46,12 +47,17 @@ class ClientGateway:
 
     def copies_per_clientsmsid(self) -> dict[str, int]:
         rows = self.operator.sql("SELECT clientsmsid, count(*) FROM messages GROUP BY clientsmsid")
-        return {clientsmsid: count for clientsmsid, count in rows}
+        return dict(rows)
 
     def client_env(self, **extra: str | None) -> dict[str, str | None]:
         """The connection variables of a `smsgw` client command pointed at this gateway
         (None: unset)."""
-        values: dict[str, str | None] = {"SMSGW_URL": self.url, "SMSGW_PARTNER_ID": PARTNER, "SMSGW_API_KEY": DEFAULT_KEY, "SMSGW_SHORTCODE": SHORTCODE}
+        values: dict[str, str | None] = {
+            "SMSGW_URL": self.url,
+            "SMSGW_PARTNER_ID": PARTNER,
+            "SMSGW_API_KEY": DEFAULT_KEY,
+            "SMSGW_SHORTCODE": SHORTCODE,
+        }
         values.update(extra)
         return values
 
@@ -154,15 +160,16 @@ class FaultProxy:
                     return self.answer(200, TRY_AGAIN)
                 if action == DROP:
                     self.close_connection = True
-                    return
+                    return None
                 if action == STALL:
                     proxy.next_request.clear()
                     proxy.next_request.wait(timeout=30)
                     self.close_connection = True
-                    return
+                    return None
                 if action == HOLD:
                     proxy.released.wait(timeout=60)
                 self.answer(upstream.status_code, content)
+                return None
 
             def answer(self, status: int, content: bytes) -> None:
                 try:
@@ -182,7 +189,7 @@ class FaultProxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         self.thread.start()
         return self
 

@@ -60,7 +60,12 @@ def test_template_fills_columns_and_refuses_what_it_cannot_fill(tmp_path):
     with pytest.raises(MissingField) as missing:
         template.render(["", "12", "0712"])
     assert missing.value.name == "name"
-    for bad, reason in [("Dear {surname}", "no such column"), ("Dear {name!r}", "not a column name"), ("Dear {", "literal braces"), ("{}", "not a column name")]:
+    for bad, reason in [
+        ("Dear {surname}", "no such column"),
+        ("Dear {name!r}", "not a column name"),
+        ("Dear {", "literal braces"),
+        ("{}", "not a column name"),
+    ]:
         with pytest.raises(CampaignError, match=reason):
             MessageTemplate(bad, source)
 
@@ -155,7 +160,9 @@ def test_plan_stops_at_a_block_boundary(tmp_path):
     source, builder = campaign(tmp_path, 50)
     for stop_after in (2, 4):  # a middle block, and the one before the last
         produced = []
-        for batch in plan(source.records(), builder, ResumeState(), 10, stop=lambda: len(produced) == stop_after):
+        for batch in plan(
+            source.records(), builder, ResumeState(), 10, stop=lambda produced=produced, stop_after=stop_after: len(produced) == stop_after
+        ):
             produced.append(batch)
         assert len(produced) == stop_after
 

@@ -77,9 +77,8 @@ def test_request_level_codes_raise_typed_errors_without_retrying(gw, proxy_for):
     assert (refused.value.code, refused.value.description, refused.value.attempts) == (1006, "Invalid credentials", 1)
     assert len(proxy.sendbulk_requests()) == 1  # 1006 is never retried
     gw.operator.partner("other", shortcode="OTHER")
-    with client_for(gw.url, shortcode="OTHER") as not_ours:
-        with pytest.raises(InvalidSenderId) as sender:
-            not_ours.send_bulk(messages(2))
+    with client_for(gw.url, shortcode="OTHER") as not_ours, pytest.raises(InvalidSenderId) as sender:
+        not_ours.send_bulk(messages(2))
     assert sender.value.code == 1001
     assert gw.message_count() == 0
 
@@ -89,9 +88,8 @@ def test_legacy_respose_code_gateway(start_gateway):
     with client_for(legacy.url) as sms:
         results = sms.send_bulk(messages(3))
         assert sms.balance().credit == 99997
-    with Client(legacy.url, PARTNER, "wrong-key-0000000000", shortcode=SHORTCODE) as wrong_key:
-        with pytest.raises(InvalidCredentials):
-            wrong_key.send_bulk(messages(1))
+    with Client(legacy.url, PARTNER, "wrong-key-0000000000", shortcode=SHORTCODE) as wrong_key, pytest.raises(InvalidCredentials):
+        wrong_key.send_bulk(messages(1))
     assert [r.code for r in results] == [200, 200, 200]
 
 

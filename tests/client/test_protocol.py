@@ -40,21 +40,46 @@ def answer(doc, status=200, headers=None):
 
 
 def test_smsgw_answer_is_read_field_by_field():
-    doc = {"responses": [
-        {"response-code": 200, "response-description": "Success", "mobile": "254712345678", "messageid": "10000000", "clientsmsid": 7, "networkid": 1},
-        {"response-code": 1003, "response-description": "Invalid mobile number", "mobile": "12345", "clientsmsid": "x-8"},
-    ]}
+    doc = {
+        "responses": [
+            {
+                "response-code": 200,
+                "response-description": "Success",
+                "mobile": "254712345678",
+                "messageid": "10000000",
+                "clientsmsid": 7,
+                "networkid": 1,
+            },
+            {"response-code": 1003, "response-description": "Invalid mobile number", "mobile": "12345", "clientsmsid": "x-8"},
+        ]
+    }
     ok, bad = send_results(answer(doc).document, 2)
     assert (ok.ok, ok.code, ok.message_id, ok.network_id, ok.clientsmsid, ok.mobile) == (True, 200, "10000000", 1, 7, "254712345678")
-    assert (bad.ok, bad.code, bad.description, bad.message_id, bad.network_id, bad.clientsmsid) == (False, 1003, "Invalid mobile number", None, None, "x-8")
+    assert (bad.ok, bad.code, bad.description, bad.message_id, bad.network_id, bad.clientsmsid) == (
+        False,
+        1003,
+        "Invalid mobile number",
+        None,
+        None,
+        "x-8",
+    )
 
 
 def test_other_providers_shapes_mean_the_same():
     """The legacy misspelling, codes and network ids as strings, message ids as numbers."""
-    doc = {"responses": [
-        {"respose-code": "200", "respose-description": "Success", "mobile": 254712345678, "messageid": 10000000, "clientsmsid": 7, "networkid": "1"},
-        {"respose-code": "1004", "response-description": "Low bulk credits. Balance 3.00, required 12.00", "mobile": "0712345678"},
-    ]}
+    doc = {
+        "responses": [
+            {
+                "respose-code": "200",
+                "respose-description": "Success",
+                "mobile": 254712345678,
+                "messageid": 10000000,
+                "clientsmsid": 7,
+                "networkid": "1",
+            },
+            {"respose-code": "1004", "response-description": "Low bulk credits. Balance 3.00, required 12.00", "mobile": "0712345678"},
+        ]
+    }
     ok, poor = send_results(answer(doc).document, 2)
     assert (ok.code, ok.message_id, ok.network_id, ok.mobile) == (200, "10000000", 1, "254712345678")
     assert (poor.code, poor.ok) == (1004, False)
@@ -132,7 +157,15 @@ def test_balance_without_credit_is_a_protocol_error():
 
 def test_delivery_report_with_numbers_as_strings():
     report = delivery_report_result(
-        {"respose-code": 200, "message-id": 10000000, "delivery-status": "3", "delivery-description": "DeliveredToTerminal", "delivery-networkid": "1", "delivery-tat": "00:00:02", "delivery-time": "2026-11-25 12:50:45"},
+        {
+            "respose-code": 200,
+            "message-id": 10000000,
+            "delivery-status": "3",
+            "delivery-description": "DeliveredToTerminal",
+            "delivery-networkid": "1",
+            "delivery-tat": "00:00:02",
+            "delivery-time": "2026-11-25 12:50:45",
+        },
         "10000000",
     )
     assert (report.message_id, report.status, report.network_id, report.final) == ("10000000", 3, 1, True)
@@ -144,7 +177,15 @@ def test_bulk_body_is_the_documented_shape_and_stable():
     body = bulk_body(credentials, "SMSGW", messages)
     doc = orjson.loads(body)
     assert doc["count"] == 2
-    assert doc["smslist"][0] == {"partnerID": "demo", "apikey": "secret-key-0123456789", "pass_type": "plain", "shortcode": "SMSGW", "clientsmsid": 1, "mobile": "0712345678", "message": "Hello"}
+    assert doc["smslist"][0] == {
+        "partnerID": "demo",
+        "apikey": "secret-key-0123456789",
+        "pass_type": "plain",
+        "shortcode": "SMSGW",
+        "clientsmsid": 1,
+        "mobile": "0712345678",
+        "message": "Hello",
+    }
     assert doc["smslist"][1]["timeToSend"] == "2026-12-01 09:00"
     assert bulk_body(credentials, "SMSGW", messages) == body  # a retry sends the same bytes
     assert "secret" not in repr(credentials)

@@ -39,7 +39,21 @@ def test_a_2500_row_csv_goes_out_as_three_requests(gw, tmp_path):
     csv_path = campaign_csv(tmp_path / "campaign.csv", 2500)
     env = dict(os.environ)  # the contract's form: everything as flags
     done = smsgw(
-        ["send", "--url", gw.url, "--partner-id", PARTNER, "--api-key", DEFAULT_KEY, "--shortcode", SHORTCODE, "--csv", str(csv_path), "--message", TEMPLATE],
+        [
+            "send",
+            "--url",
+            gw.url,
+            "--partner-id",
+            PARTNER,
+            "--api-key",
+            DEFAULT_KEY,
+            "--shortcode",
+            SHORTCODE,
+            "--csv",
+            str(csv_path),
+            "--message",
+            TEMPLATE,
+        ],
         env,
         tmp_path,
     )
@@ -101,7 +115,9 @@ def test_resume_after_sigkill_stores_every_row_exactly_once(gw, proxy_for, tmp_p
     csv_path = campaign_csv(tmp_path / "big.csv", 3000)
     results_path = tmp_path / "big.results.csv"
     options = ["--batch-size", "200", "--concurrency", "3", "--no-progress"]
-    process = subprocess.Popen(smsgw_command() + send_args(csv_path, *options), env=gw.env(SMSGW_URL=proxy.url), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        smsgw_command() + send_args(csv_path, *options), env=gw.env(SMSGW_URL=proxy.url), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 60
         while not (proxy.forwarded >= 6 and lines_in(results_path) >= 1 + 600):
@@ -132,7 +148,14 @@ def test_ctrl_c_records_the_requests_in_flight_then_stops(gw, proxy_for, tmp_pat
     csv_path = campaign_csv(tmp_path / "stop.csv", 3000)
     results_path = tmp_path / "stop.results.csv"
     options = ["--batch-size", "200", "--concurrency", "3"]
-    process = subprocess.Popen(smsgw_command() + send_args(csv_path, *options), env=gw.env(SMSGW_URL=proxy.url), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        smsgw_command() + send_args(csv_path, *options),
+        env=gw.env(SMSGW_URL=proxy.url),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     stderr_lines: list[str] = []
     stopping = threading.Event()
 

@@ -7,8 +7,8 @@ import asyncio
 import itertools
 import socket
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
 import smpp34

@@ -7,7 +7,7 @@ import asyncio
 import collections
 import re
 import threading
-from typing import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import smpplib.client
@@ -37,7 +37,9 @@ async def smsc_peer(request: pytest.FixtureRequest) -> AsyncIterator[OurSimulato
     await peer.stop()
 
 
-async def deliver_and_check_receipts(port: int, connector_factory: Callable[..., SmppConnector], received_parts: Callable[[], list], **options: object) -> SmppConnector:
+async def deliver_and_check_receipts(
+    port: int, connector_factory: Callable[..., SmppConnector], received_parts: Callable[[], list], **options: object
+) -> SmppConnector:
     """Submit MESSAGES concurrently, then check: every part accepted, every part's receipt
     received and matched to exactly one submitted id, the SMSC reassembles every text."""
     box = ReceiptBox()
@@ -91,9 +93,7 @@ async def test_connector_delivers_with_receipts(smsc_peer: OurSimulatorPeer | Sm
 
 
 @pytest.mark.parametrize("id_format", ["hex", "decimal"])
-async def test_transmitter_receiver_binds_and_ids_written_in_the_other_base(
-    id_format: str, connector_factory: Callable[..., SmppConnector]
-) -> None:
+async def test_transmitter_receiver_binds_and_ids_written_in_the_other_base(id_format: str, connector_factory: Callable[..., SmppConnector]) -> None:
     peer = OurSimulatorPeer(id_format=id_format, receipt_id_format="other", receipt_tlvs=id_format == "hex", receipt_delay=0.05)
     port = await peer.start()
     try:

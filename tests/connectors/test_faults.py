@@ -4,9 +4,10 @@ rejections, garbage, wrong credentials. All over TCP on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import struct
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from smsgw.connectors.smpp import pdu as smpp
 from smsgw.connectors.smpp.client import (
@@ -97,7 +98,9 @@ async def test_connector_tps_limit_paces_submits(simulator_factory: SimulatorFac
     assert 0.6 < rate / tps < 1.1, rate  # never faster; slower only on a starved CPU
 
 
-async def test_every_nth_throttled_submit_is_resent_by_the_connector(simulator_factory: SimulatorFactory, connector_factory: ConnectorFactory) -> None:
+async def test_every_nth_throttled_submit_is_resent_by_the_connector(
+    simulator_factory: SimulatorFactory, connector_factory: ConnectorFactory
+) -> None:
     simulator = await simulator_factory(behaviour="throttle", throttle_every=5)
     connector = await started(connector_factory(simulator.port, throttle_hold=0.05))
     outcomes = await asyncio.wait_for(asyncio.gather(*(connector.submit(message(i)) for i in range(100))), 20)
@@ -164,7 +167,7 @@ async def test_wrong_password_is_reported_and_retried_with_backoff(simulator_fac
     assert "check system_id and password" in connector.last_error
     attempts = list(simulator.bind_attempt_times)
     assert 4 <= len(attempts) <= 12, len(attempts)  # backing off, not hammering
-    gaps = [later - earlier for earlier, later in zip(attempts, attempts[1:])]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
     assert max(gaps[-2:]) > 2 * gaps[0]
     outcome = await connector.submit(message(1))
     assert (outcome.status, outcome.temporary) == (STATUS_NOT_BOUND, True)
@@ -180,7 +183,9 @@ async def test_wrong_password_is_reported_and_retried_with_backoff(simulator_fac
     assert (await right.submit(message(2))).ok
 
 
-async def test_unanswered_submits_time_out_keep_their_slot_then_rebind(simulator_factory: SimulatorFactory, connector_factory: ConnectorFactory) -> None:
+async def test_unanswered_submits_time_out_keep_their_slot_then_rebind(
+    simulator_factory: SimulatorFactory, connector_factory: ConnectorFactory
+) -> None:
     simulator = await simulator_factory()
     connector = await started(connector_factory(simulator.port, window=4, response_timeout=0.3))
     silent = await asyncio.wait_for(connector.submit(message(1, "254700000007")), 5)

@@ -61,7 +61,9 @@ def test_unmutated_receipt_texts_read_back(smsc_id: str, stat: str) -> None:
 
 
 hostile_chunks = st.lists(
-    st.one_of(any_pdu.map(encode_pdu), st.binary(min_size=1, max_size=60), any_pdu.map(encode_pdu).map(lambda frame: frame[: max(1, len(frame) // 2)])),
+    st.one_of(
+        any_pdu.map(encode_pdu), st.binary(min_size=1, max_size=60), any_pdu.map(encode_pdu).map(lambda frame: frame[: max(1, len(frame) // 2)])
+    ),
     min_size=1,
     max_size=6,
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -21,10 +21,7 @@ from smsgw.connectors.smpp.receipt import (
 from smsgw.domain.states import DeliveryState
 
 RECEIPT_FIELDS = {"id", "sub", "dlvrd", "submit date", "done date", "stat", "err", "text"}
-STANDARD = (
-    "id:0123456789 sub:001 dlvrd:001 submit date:2601151030 done date:2601151032 "
-    "stat:DELIVRD err:000 text:Hello there"
-)
+STANDARD = "id:0123456789 sub:001 dlvrd:001 submit date:2601151030 done date:2601151032 stat:DELIVRD err:000 text:Hello there"
 
 
 def receipt_pdu(text: str, **tlvs: object) -> DeliverSm:
@@ -40,7 +37,7 @@ def test_standard_receipt() -> None:
     assert receipt.smsc_message_id == "0123456789"
     assert receipt.state is DeliveryState.DELIVERED and receipt.stat == "DELIVRD"
     assert receipt.error == "000"
-    assert receipt.done_at == datetime(2026, 1, 15, 10, 32, tzinfo=timezone.utc).timestamp()
+    assert receipt.done_at == datetime(2026, 1, 15, 10, 32, tzinfo=UTC).timestamp()
     assert (receipt.source, receipt.destination) == ("254712345678", "SMSGW")
     assert receipt.raw_text == STANDARD
 
@@ -52,7 +49,7 @@ def test_any_order_any_case_missing_fields_and_seconds() -> None:
     assert receipt is not None
     assert receipt.smsc_message_id == "abc-1"
     assert receipt.state is DeliveryState.DELIVERY_IMPOSSIBLE and receipt.stat == "UNDELIV"
-    assert receipt.done_at == datetime(2026, 1, 15, 10, 32, 59, tzinfo=timezone.utc).timestamp()
+    assert receipt.done_at == datetime(2026, 1, 15, 10, 32, 59, tzinfo=UTC).timestamp()
     assert receipt.error is None
 
 
@@ -113,7 +110,16 @@ def test_stat_states(stat: str, state: DeliveryState) -> None:
 
 @pytest.mark.parametrize(
     ("message_state", "state"),
-    [(1, DeliveryState.SENT_TO_NETWORK), (2, DeliveryState.DELIVERED), (3, DeliveryState.ABSENT_SUBSCRIBER), (4, DeliveryState.DELIVERY_IMPOSSIBLE), (5, DeliveryState.DELIVERY_IMPOSSIBLE), (6, DeliveryState.DELIVERED), (7, DeliveryState.UNKNOWN), (8, DeliveryState.DELIVERY_IMPOSSIBLE)],
+    [
+        (1, DeliveryState.SENT_TO_NETWORK),
+        (2, DeliveryState.DELIVERED),
+        (3, DeliveryState.ABSENT_SUBSCRIBER),
+        (4, DeliveryState.DELIVERY_IMPOSSIBLE),
+        (5, DeliveryState.DELIVERY_IMPOSSIBLE),
+        (6, DeliveryState.DELIVERED),
+        (7, DeliveryState.UNKNOWN),
+        (8, DeliveryState.DELIVERY_IMPOSSIBLE),
+    ],
 )
 def test_message_state_tlv_states(message_state: int, state: DeliveryState) -> None:
     receipt = parse_receipt(receipt_pdu("id:1", message_state=message_state))
@@ -123,7 +129,7 @@ def test_message_state_tlv_states(message_state: int, state: DeliveryState) -> N
 def test_dates() -> None:
     assert parse_receipt_date("2602291200") is None  # 2026 is not a leap year
     assert parse_receipt_date("24022912") is None
-    assert parse_receipt_date("2402291200") == datetime(2024, 2, 29, 12, 0, tzinfo=timezone.utc).timestamp()
+    assert parse_receipt_date("2402291200") == datetime(2024, 2, 29, 12, 0, tzinfo=UTC).timestamp()
     assert parse_receipt_date("２４０２２９１２００") is None  # full-width digits are not digits here
 
 

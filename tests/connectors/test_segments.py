@@ -17,7 +17,9 @@ any_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=400)
 def reassemble(parts: list, encoding: Encoding) -> str:
     texts = []
     for part in parts:
-        pdu = decode_pdu(encode_pdu(SubmitSm(esm_class=part.esm_class, data_coding=part.data_coding, short_message=part.short_message, tlvs=dict(part.tlvs))))
+        pdu = decode_pdu(
+            encode_pdu(SubmitSm(esm_class=part.esm_class, data_coding=part.data_coding, short_message=part.short_message, tlvs=dict(part.tlvs)))
+        )
         _, body = split_udh(pdu.content, pdu.esm_class)
         texts.append(decode(body, pdu.data_coding))
     return "".join(texts)
@@ -33,7 +35,7 @@ def test_parts_are_the_split_and_reassemble_to_the_text(text: str, concatenation
     assert reassemble(parts, encoding) == text
     for number, part in enumerate(parts, 1):
         assert part.data_coding == (0 if encoding is Encoding.GSM7 else 8)
-        assert len(part.short_message) <= 140 or encoding is Encoding.GSM7 and len(part.short_message) <= 160
+        assert len(part.short_message) <= 140 or (encoding is Encoding.GSM7 and len(part.short_message) <= 160)
         where = concatenation_of(SubmitSm(esm_class=part.esm_class, short_message=part.short_message, tlvs=dict(part.tlvs)))
         if len(parts) == 1:
             assert where is None and part.esm_class == 0 and not part.tlvs

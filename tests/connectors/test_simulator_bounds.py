@@ -21,7 +21,11 @@ async def bound(port: int, system_id: str, bind: type[smpp.Pdu] = smpp.BindTrans
 
 
 def submit(sequence: int, index: int) -> bytes:
-    return smpp.encode_pdu(smpp.SubmitSm(sequence_number=sequence, source_addr="SC1", destination_addr=ordinary_number(index), short_message=b"hello", registered_delivery=1))
+    return smpp.encode_pdu(
+        smpp.SubmitSm(
+            sequence_number=sequence, source_addr="SC1", destination_addr=ordinary_number(index), short_message=b"hello", registered_delivery=1
+        )
+    )
 
 
 async def test_system_ids_binding_in_turn_leave_bounded_state(simulator_factory):

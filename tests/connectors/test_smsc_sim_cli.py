@@ -6,7 +6,7 @@ import asyncio
 import re
 import signal
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from smsgw.connectors.smpp.client import OutboundMessage, SmppConnector
 from smsgw.domain.encoding import Encoding

@@ -3,8 +3,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -66,7 +67,9 @@ class Rig:
 
     async def dlr(self, message_id: str) -> dict:
         async with httpx.AsyncClient(timeout=30) as client:
-            response = await client.post(self.api_url + "/api/services/getdlr", json={"partnerID": "p1", "apikey": DEFAULT_KEY, "messageID": message_id})
+            response = await client.post(
+                self.api_url + "/api/services/getdlr", json={"partnerID": "p1", "apikey": DEFAULT_KEY, "messageID": message_id}
+            )
         return response.json()
 
     async def states(self) -> dict[int, int]:

@@ -34,7 +34,7 @@ class CallbackReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with lock:
                     receiver.active += 1
@@ -83,7 +83,9 @@ async def test_final_reports_are_posted_signed_and_retried_until_2xx(rig_factory
     assert report["clientsmsid"] == "abc-5"
     assert report["mobile"] == answer["mobile"]
     assert report["description"] == "DeliveredToTerminal" and report["status"] == 3
-    assert re.fullmatch(r"[0-9]+s", report["timeTaken"]) and re.fullmatch(r"20[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}", report["timestamp"])
+    assert re.fullmatch(r"[0-9]+s", report["timeTaken"]) and re.fullmatch(
+        r"20[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}", report["timestamp"]
+    )
     assert all(b == body for b, _, _ in receiver.received)  # every attempt carries the same report
     row = rig.operator.sql("SELECT attempts, delivered_at IS NOT NULL FROM callbacks")
     assert row == [(3, 1)]
@@ -106,7 +108,9 @@ async def test_unmatched_receipts_are_kept_and_matched_when_the_id_is_recorded(r
     assert (outcome.matched, outcome.unmatched) == (0, 2)
     # The submit_sm_resp (hex 0A1B = decimal 2587) is recorded afterwards.
     await rig.store.write(delivery.claim_due, "me", now, 10, 60_000, None)
-    again = await rig.store.write(delivery.record_submitted, [Submitted(message_id, "carrier", ["0A1B"], [["s:0a1b", "n:2587"]])], now, rig.settings.timezone)
+    again = await rig.store.write(
+        delivery.record_submitted, [Submitted(message_id, "carrier", ["0A1B"], [["s:0a1b", "n:2587"]])], now, rig.settings.timezone
+    )
     assert again.matched == 1 and again.finished == [message_id]
     assert (await rig.states())[message_id] == int(DeliveryState.DELIVERED)
     # The stray one stays, counted, never dropped.
@@ -120,12 +124,19 @@ async def test_a_long_message_takes_one_status_from_all_its_parts(rig: Rig):
     now = int(time.time() * 1000)
     await rig.store.write(delivery.claim_due, "me", now, 10, 60_000, None)
     ids = ["A1", "A2", "A3"]
-    await rig.store.write(delivery.record_submitted, [Submitted(message_id, "carrier", ids, [[f"s:{i.lower()}"] for i in ids])], now, rig.settings.timezone)
+    await rig.store.write(
+        delivery.record_submitted, [Submitted(message_id, "carrier", ids, [[f"s:{i.lower()}"] for i in ids])], now, rig.settings.timezone
+    )
 
     def receipt(smsc_id: str, state: DeliveryState, stat: str) -> IncomingReceipt:
         return IncomingReceipt("carrier", smsc_id, [f"s:{smsc_id.lower()}"], int(state), stat, None, None)
 
-    first = await rig.store.write(delivery.apply_receipts, [receipt("A1", DeliveryState.DELIVERED, "DELIVRD"), receipt("A3", DeliveryState.DELIVERED, "DELIVRD")], now, rig.settings.timezone)
+    first = await rig.store.write(
+        delivery.apply_receipts,
+        [receipt("A1", DeliveryState.DELIVERED, "DELIVRD"), receipt("A3", DeliveryState.DELIVERED, "DELIVRD")],
+        now,
+        rig.settings.timezone,
+    )
     assert first.matched == 2 and first.finished == []
     assert (await rig.states())[message_id] == int(DeliveryState.SENT_TO_NETWORK)
     last = await rig.store.write(delivery.apply_receipts, [receipt("A2", DeliveryState.DELIVERY_IMPOSSIBLE, "UNDELIV")], now, rig.settings.timezone)

@@ -25,7 +25,10 @@ async def test_cancel_racing_the_dispatcher_never_cancels_a_sent_message(rig: Ri
         # Newest first: the dispatcher claims oldest first, so both outcomes occur.
         async with httpx.AsyncClient(timeout=60) as client:
             replies = await asyncio.gather(
-                *(client.post(rig.api_url + "/api/services/cancel", json={"partnerID": "p1", "apikey": DEFAULT_KEY, "messageID": m}) for m in reversed(ids))
+                *(
+                    client.post(rig.api_url + "/api/services/cancel", json={"partnerID": "p1", "apikey": DEFAULT_KEY, "messageID": m})
+                    for m in reversed(ids)
+                )
             )
         outcome = dict(zip(reversed(ids), (r.json()["response-code"] for r in replies)))
         await wait_for(lambda: _all_final(rig), timeout=60)

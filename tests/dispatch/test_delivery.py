@@ -83,8 +83,8 @@ async def test_validity_runs_out_for_a_carrier_that_never_takes_it(rig_factory):
 async def test_time_to_send_is_respected(rig: Rig):
     due = int(time.time()) + 2
     async with rig.delivering():
-        (later,) = await rig.send([entry(number(1), timeToSend=due)])
-        (now,) = await rig.send([entry(number(2))])
+        (_later,) = await rig.send([entry(number(1), timeToSend=due)])
+        (_now,) = await rig.send([entry(number(2))])
         await wait_for(lambda: all_final(rig, 2), timeout=20)
     sent = {r.destination: r.received_at for r in rig.simulator.received}
     assert sent["254" + number(1)[1:]] >= due
@@ -95,7 +95,9 @@ async def test_otp_goes_ahead_of_queued_bulk(rig: Rig):
     bulk = [entry(number(i), f"bulk {i}") for i in range(120)]
     await rig.send(bulk)
     for i in range(3):
-        await rig.send([], path="/api/services/sendotp", partnerID="p1", apikey=bulk[0]["apikey"], shortcode="SC1", message=f"otp {i}", mobile=number(7, "0733"))
+        await rig.send(
+            [], path="/api/services/sendotp", partnerID="p1", apikey=bulk[0]["apikey"], shortcode="SC1", message=f"otp {i}", mobile=number(7, "0733")
+        )
     async with rig.delivering(window=2, tps=100):
         await wait_for(lambda: all_final(rig, 123), timeout=30)
     order = [r.text for r in rig.simulator.received]

@@ -66,7 +66,8 @@ class NeverReceipts(Behaviour):
 async def test_an_unanswered_submit_is_resent_a_bounded_number_of_times_then_ends_unknown_unrefunded(rig_factory):
     silent = "254" + number(1)[1:]
     rig: Rig = await rig_factory(
-        env={"SMSGW_RETRY_BASE_SECONDS": "0", "SMSGW_MAX_UNANSWERED_RESENDS": "1", "SMSGW_CALLBACK_RETRY_BASE_SECONDS": "1"}, behaviour=SilentFor(silent)
+        env={"SMSGW_RETRY_BASE_SECONDS": "0", "SMSGW_MAX_UNANSWERED_RESENDS": "1", "SMSGW_CALLBACK_RETRY_BASE_SECONDS": "1"},
+        behaviour=SilentFor(silent),
     )
     receiver = CallbackReceiver(failures=0)
     await rig.store.set_callback("p1", receiver.url, "secret")
@@ -105,7 +106,9 @@ async def test_an_early_receipt_is_matched_when_its_response_is_recorded_whateve
         (answer,) = await rig.send([entry(number(3))])
         message_id = int(answer["messageid"])
         # Answered 1 s after its receipt; the sweep would take far longer to find it, if ever.
-        await wait_for(lambda: rig.operator.sql(f"SELECT state FROM messages WHERE id = {message_id}") == [(int(DeliveryState.DELIVERED),)], timeout=6)
+        await wait_for(
+            lambda: rig.operator.sql(f"SELECT state FROM messages WHERE id = {message_id}") == [(int(DeliveryState.DELIVERED),)], timeout=6
+        )
     # It did wait unmatched first, and was matched by its key; the strays still wait.
     assert rig.operator.sql("SELECT count(*) FROM unmatched_receipts WHERE matched_at IS NOT NULL") == [(1,)]
     assert rig.operator.sql("SELECT count(*) FROM unmatched_receipts WHERE matched_at IS NULL") == [(3_500,)]
@@ -129,7 +132,7 @@ async def test_a_message_whose_receipt_never_comes_ends_sent_to_network_after_va
     report = await rig.dlr(answer["messageid"])
     assert (report["delivery-status"], report["delivery-description"]) == (8, "SentToNetwork")
     assert DeliveryState(report["delivery-status"]).is_final
-    (body, _, _), = receiver.received
+    ((body, _, _),) = receiver.received
     assert orjson.loads(body)["description"] == "SentToNetwork" and orjson.loads(body)["messageid"] == answer["messageid"]
     done_at, expires_at = rig.operator.sql(f"SELECT done_at, expires_at FROM messages WHERE id = {message_id}")[0]
     assert done_at >= expires_at + 1000  # not before validity plus grace

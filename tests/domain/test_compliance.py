@@ -97,7 +97,9 @@ def test_window_next_opening(window, when, expected):
     assert Window.parse(window).next_opening(when, NAIROBI) == expected
 
 
-@pytest.mark.parametrize("raw", ["8-18", "08:00-08:00", "25:00-26:00", "08:60-09:00", "08:00"], ids=["no-minutes", "empty", "hours", "minutes", "one-end"])
+@pytest.mark.parametrize(
+    "raw", ["8-18", "08:00-08:00", "25:00-26:00", "08:60-09:00", "08:00"], ids=["no-minutes", "empty", "hours", "minutes", "one-end"]
+)
 def test_window_refuses(raw):
     with pytest.raises(ValueError):
         Window.parse(raw)

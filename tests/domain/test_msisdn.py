@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from phonenumbers import carrier
 
-from smsgw.domain.msisdn import NumberNormaliser, _SLOW
+from smsgw.domain.msisdn import _SLOW, NumberNormaliser
 
 MOBILE = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
@@ -42,7 +42,11 @@ def oracle(raw: str, served: set[str], default: str) -> str | None:
 
 
 digits = st.text(alphabet="0123456789", min_size=0, max_size=14)
-kenyan_national = st.builds(lambda lead, rest: lead + rest, st.sampled_from(["7", "1", "2", "4", "5", "6", "8", "9", "0"]), st.text(alphabet="0123456789", min_size=5, max_size=10))
+kenyan_national = st.builds(
+    lambda lead, rest: lead + rest,
+    st.sampled_from(["7", "1", "2", "4", "5", "6", "8", "9", "0"]),
+    st.text(alphabet="0123456789", min_size=5, max_size=10),
+)
 forms = st.one_of(
     st.builds(lambda n: "0" + n, kenyan_national),
     st.builds(lambda n: "254" + n, kenyan_national),
@@ -108,7 +112,21 @@ def test_fast_path_really_answers_the_common_forms():
 
 @pytest.mark.parametrize(
     "raw",
-    ["", " ", "+", "++254712345678", "0712345678x", "tel:+254712345678", "9" * 50, "-712345678", "-0712345678", "+-254712345678", ")0712345678", "0712345678-", "/254712345678"],
+    [
+        "",
+        " ",
+        "+",
+        "++254712345678",
+        "0712345678x",
+        "tel:+254712345678",
+        "9" * 50,
+        "-712345678",
+        "-0712345678",
+        "+-254712345678",
+        ")0712345678",
+        "0712345678-",
+        "/254712345678",
+    ],
 )
 def test_odd_inputs_are_invalid_not_errors(raw: str):
     assert KENYA.normalise(raw) is None

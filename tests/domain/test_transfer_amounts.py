@@ -40,6 +40,10 @@ def test_units_for_amount_rounds_down_to_a_hundredth(amount, rate, units):
     assert units_for_amount(amount, rate) == units
 
 
-@pytest.mark.parametrize(("hundredths", "text"), [(500, "5"), (1250, "12.50"), (33, "0.33"), (0, "0"), (100_000, "1000")], ids=["whole", "half", "fraction", "zero", "large"])
+@pytest.mark.parametrize(
+    ("hundredths", "text"),
+    [(500, "5"), (1250, "12.50"), (33, "0.33"), (0, "0"), (100_000, "1000")],
+    ids=["whole", "half", "fraction", "zero", "large"],
+)
 def test_format_count(hundredths, text):
     assert format_count(hundredths) == text

@@ -35,7 +35,7 @@ def test_a_receipt_sent_twice_reports_once(database_url):
 
     def submit(conn):
         delivery.claim_due(conn, "me", now, 10, 60_000, None)
-        delivery.record_submitted(conn, [Submitted(message_id, "c", ["A1"], [["s:a1"]])], now, settings.timezone)
+        delivery.record_submitted(conn, [Submitted(message_id, "c", ["A1"], [["s:a1"]])], now)
 
     operator._with_store(lambda store: store.write(submit))
     first = operator._with_store(lambda store: store.write(record, [receipt]))

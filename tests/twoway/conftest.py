@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import AsyncIterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from smsgw.api.acceptance import Acceptance
@@ -39,8 +40,8 @@ class PartnerEndpoint:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = _answer  # noqa: N815 - http.server's naming
-            do_POST = _answer  # noqa: N815
+            do_GET = _answer
+            do_POST = _answer
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -9,8 +9,8 @@ import orjson
 from smsgw.api.acceptance import Acceptance
 from smsgw.api.auto_reply import AutoReplies
 from smsgw.connectors.smpp.segments import message_parts
-from smsgw.domain.encoding import Encoding
 from smsgw.dispatch.runtime import DeliveryPlan, run_delivery
+from smsgw.domain.encoding import Encoding
 from smsgw.store import inbound
 
 from ..connectors.conftest import Smpp34Peer
@@ -35,7 +35,13 @@ async def test_a_long_message_from_smpp34_is_forwarded_whole_and_answered(rig: R
             for index in (1, 2, 0):
                 part = parts[index]
                 response = await esme.deliver_sm(
-                    "SC1", part.short_message, source_addr="254712001000", source_addr_ton=1, source_addr_npi=1, esm_class=part.esm_class, data_coding=8
+                    "SC1",
+                    part.short_message,
+                    source_addr="254712001000",
+                    source_addr_ton=1,
+                    source_addr_npi=1,
+                    esm_class=part.esm_class,
+                    data_coding=8,
                 )
                 statuses.append(response.command_status)
             await wait_for(lambda: any(p.destination == "254712001000" for p in peer.parts()), timeout=20)

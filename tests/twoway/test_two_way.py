@@ -50,11 +50,19 @@ async def test_dedicated_shortcode_forwards_signed_and_the_answer_goes_back_char
     assert (reply.source, reply.text) == ("SC1", "Thanks, your balance is 42")
     assert rig.operator.balance("p1") == before - 100
     rows = rig.operator.sql("SELECT forwarded_at IS NOT NULL, reply_id FROM inbound_messages")
-    assert rows[0][0] == 1 and rig.operator.sql("SELECT msisdn, shortcode FROM messages WHERE id = :i", {"i": rows[0][1]}) == [("254712000500", "SC1")]
+    assert rows[0][0] == 1 and rig.operator.sql("SELECT msisdn, shortcode FROM messages WHERE id = :i", {"i": rows[0][1]}) == [
+        ("254712000500", "SC1")
+    ]
     inbox = await getinbox(rig)
     assert inbox["response-code"] == 200
     (message,) = inbox["messages"]
-    assert (message["shortcode"], message["mobile"], message["message"], message["forwarded"], message["complete"]) == ("SC1", "254712000500", "Balance please", True, True)
+    assert (message["shortcode"], message["mobile"], message["message"], message["forwarded"], message["complete"]) == (
+        "SC1",
+        "254712000500",
+        "Balance please",
+        True,
+        True,
+    )
 
 
 async def test_shared_shortcode_routes_by_keyword_over_get_and_keeps_unrouted_messages(rig: Rig):
@@ -100,7 +108,9 @@ async def test_a_three_part_message_out_of_order_over_two_binds_arrives_once_who
     try:
         async with two_way(rig, binds=2):
             for concatenation, reference in (("udh", 7), ("sar", 513)):
-                parts = rig.simulator.send_inbound("254712000700", "SC1", text, concatenation=concatenation, reference=reference, order=[2, 0, 1], spread=True)
+                parts = rig.simulator.send_inbound(
+                    "254712000700", "SC1", text, concatenation=concatenation, reference=reference, order=[2, 0, 1], spread=True
+                )
                 assert parts == 3
             await wait_for(lambda: len(endpoint.requests) == 2)
     finally:
@@ -172,13 +182,20 @@ async def test_a_promotional_message_waits_for_the_window_and_carries_the_footer
     text = "x" * 150  # one part alone; with " STOP*456*9*5#" (14 characters) two
     with LiveServer(settings) as server:
         async with httpx.AsyncClient(timeout=30) as client:
-            response = await client.post(server.url + "/api/services/sendbulk", json={"count": 2, "smslist": [entry(number(4), text), entry("0733000400", "Offer")]})
+            response = await client.post(
+                server.url + "/api/services/sendbulk", json={"count": 2, "smslist": [entry(number(4), text), entry("0733000400", "Offer")]}
+            )
         safaricom, airtel = response.json()["responses"]
         async with httpx.AsyncClient(timeout=30) as client:
-            otp = await client.post(server.url + "/api/services/sendotp", json={"partnerID": "p1", "apikey": DEFAULT_KEY, "shortcode": "SC1", "mobile": "0712000450", "message": "Code 1234"})
+            otp = await client.post(
+                server.url + "/api/services/sendotp",
+                json={"partnerID": "p1", "apikey": DEFAULT_KEY, "shortcode": "SC1", "mobile": "0712000450", "message": "Code 1234"},
+            )
     assert safaricom["response-code"] == 200 and airtel["response-code"] == 200
     # A one-time password from the same shortcode goes out at once, as written.
-    assert rig.operator.sql("SELECT text, due_at <= :now FROM messages WHERE msisdn = '254712000450'", {"now": round(time.time() * 1000)}) == [("Code 1234", 1)]
+    assert rig.operator.sql("SELECT text, due_at <= :now FROM messages WHERE msisdn = '254712000450'", {"now": round(time.time() * 1000)}) == [
+        ("Code 1234", 1)
+    ]
     assert otp.json()["responses"][0]["response-code"] == 200
     before -= 100
     assert rig.operator.balance("p1") == before - 200 - 100  # the footer took the Safaricom message to two parts
@@ -187,7 +204,7 @@ async def test_a_promotional_message_waits_for_the_window_and_carries_the_footer
     assert rows[airtel["mobile"]] == "Offer"  # Airtel has no footer in the default table
     opening_ms = round((now + 5) * 1000)
     promotional = {safaricom["mobile"], airtel["mobile"]}
-    held = "SELECT state, due_at FROM messages WHERE msisdn IN ('%s', '%s')" % tuple(promotional)
+    held = "SELECT state, due_at FROM messages WHERE msisdn IN ('{}', '{}')".format(*tuple(promotional))
     assert set(rig.operator.sql(held)) == {(1, opening_ms)}
     async with two_way(rig):
         while time.time() < now + 4:  # outside the window: they stay Scheduled and do not go out

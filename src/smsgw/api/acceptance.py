@@ -13,8 +13,9 @@ import binascii
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
@@ -252,7 +253,9 @@ class Acceptance:
                 elif is_inexact(clientsmsid):
                     # Past 64 bits a stored number would not be the partner's id: refused,
                     # and echoed with the digits it came with.
-                    responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, "clientsmsid number too large; send it as a string", mobile_raw, clientsmsid))
+                    responses.append(
+                        _failed(Code.UNSUPPORTED_DATA_TYPE, "clientsmsid number too large; send it as a string", mobile_raw, clientsmsid)
+                    )
                     continue
                 elif isinstance(clientsmsid, (str, int, float)) and not isinstance(clientsmsid, bool):
                     clientsmsid_json = orjson.dumps(clientsmsid).decode()
@@ -290,7 +293,14 @@ class Acceptance:
                     text = with_footer(text, network.promo_footer)
                     encoding, parts = count_parts(text)
                     if parts > max_parts:
-                        responses.append(_failed(Code.UNSUPPORTED_DATA_TYPE, f"message with the opt-out footer needs {parts} parts, the limit is {max_parts}", mobile_raw, clientsmsid))
+                        responses.append(
+                            _failed(
+                                Code.UNSUPPORTED_DATA_TYPE,
+                                f"message with the opt-out footer needs {parts} parts, the limit is {max_parts}",
+                                mobile_raw,
+                                clientsmsid,
+                            )
+                        )
                         continue
                     due_ms = promotional_due(due_ms, network.promo_window or self.settings.promo_window, zone, self.settings.clock_offset_seconds)
             except InexactNumber:
@@ -334,7 +344,13 @@ class Acceptance:
         return await self._charge_and_store(partner, responses, rows, batch_id, candidates, total_cost, idempotency, kind)
 
     async def _without_opted_out(
-        self, partner_id: str, shortcode: str, rows: list[tuple], candidates: list[tuple[int, Any, Any]], responses: list[dict[str, Any]], total_cost: int
+        self,
+        partner_id: str,
+        shortcode: str,
+        rows: list[tuple],
+        candidates: list[tuple[int, Any, Any]],
+        responses: list[dict[str, Any]],
+        total_cost: int,
     ) -> tuple[list[tuple], list[tuple[int, Any, Any]], int]:
         """The rows whose numbers are not on the opt-out list; each listed one gets 1011 in its
         entry and costs nothing. One lookup on the list's primary key for the whole batch."""
@@ -460,4 +476,3 @@ def idempotency_key(raw: str | None) -> str | None:
     if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
         raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters")
     return key
-

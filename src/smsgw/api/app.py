@@ -6,7 +6,8 @@ import contextlib
 import hashlib
 import hmac
 import logging
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -17,19 +18,19 @@ from starlette.routing import Match
 
 from .. import metrics
 from ..config import Settings, open_store
-from ..logs import configure_logging
 from ..domain.codes import Code
 from ..domain.money import format_units, parse_units
+from ..domain.reports import duration, local_time
 from ..domain.states import PRIORITY_BULK, PRIORITY_OTP, DeliveryState
+from ..logs import configure_logging
 from ..store.errors import NotFound, StoreUnavailable
 from ..store.store import Store
 from . import reseller, schemas
 from .acceptance import Acceptance, idempotency_key
 from .bodies import BadRequest, InexactNumber, exact_numbers, parameters, parse_json, read_body
 from .controls import RequestScope
-from .operations import add_operations_routes
 from .inbox import getinbox_handler
-from ..domain.reports import duration, local_time
+from .operations import add_operations_routes
 from .responses import answer, bare
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,7 @@ def create_app(
         title="smsgw partner API",
         version="1",
         description=(
-            "Bulk SMS gateway. Protocol outcomes are answered with HTTP 200 and a "
-            "`response-code` in the body; see the code table in docs/api.md."
+            "Bulk SMS gateway. Protocol outcomes are answered with HTTP 200 and a `response-code` in the body; see the code table in docs/api.md."
         ),
         lifespan=lifespan,
         redirect_slashes=False,
@@ -248,15 +248,63 @@ def create_app(
         return Response(body, media_type="application/json")
 
     both = ["GET", "POST"]
-    route("/api/services/sendbulk", ["POST"], sendbulk, "Send up to 1000 messages", schemas.SendBulkRequest, False, schemas.answer_doc(schemas.SendResponse, "One result per entry."))
-    route("/api/services/sendsms", both, sendsms, "Send one message to one or more numbers", schemas.SendSmsRequest, True, schemas.answer_doc(schemas.SendResponse, "One result per number."))
-    route("/api/services/sendotp", both, sendotp, "Send a one-time password ahead of bulk traffic", schemas.SendSmsRequest, True, schemas.answer_doc(schemas.SendResponse, "One result per number."))
-    route("/api/services/getbalance", both, getbalance, "Credit balance", schemas.CredentialsRequest, True, schemas.answer_doc(schemas.BalanceResponse, "The balance."))
-    route("/api/services/getdlr", both, getdlr, "Delivery report of one message", schemas.DlrRequest, True, schemas.answer_doc(schemas.DlrResponse, "The report."))
+    route(
+        "/api/services/sendbulk",
+        ["POST"],
+        sendbulk,
+        "Send up to 1000 messages",
+        schemas.SendBulkRequest,
+        False,
+        schemas.answer_doc(schemas.SendResponse, "One result per entry."),
+    )
+    route(
+        "/api/services/sendsms",
+        both,
+        sendsms,
+        "Send one message to one or more numbers",
+        schemas.SendSmsRequest,
+        True,
+        schemas.answer_doc(schemas.SendResponse, "One result per number."),
+    )
+    route(
+        "/api/services/sendotp",
+        both,
+        sendotp,
+        "Send a one-time password ahead of bulk traffic",
+        schemas.SendSmsRequest,
+        True,
+        schemas.answer_doc(schemas.SendResponse, "One result per number."),
+    )
+    route(
+        "/api/services/getbalance",
+        both,
+        getbalance,
+        "Credit balance",
+        schemas.CredentialsRequest,
+        True,
+        schemas.answer_doc(schemas.BalanceResponse, "The balance."),
+    )
+    route(
+        "/api/services/getdlr",
+        both,
+        getdlr,
+        "Delivery report of one message",
+        schemas.DlrRequest,
+        True,
+        schemas.answer_doc(schemas.DlrResponse, "The report."),
+    )
     for path, handler, summary, model, docs in reseller.routes(settings):
         route(path, ["POST"], handler, summary, model, True, docs)
     app.add_middleware(RequestScope)
-    route("/api/services/getinbox", both, getinbox_handler(settings, acceptance), "Inbound messages, paged by id", schemas.InboxRequest, True, schemas.answer_doc(schemas.InboxResponse, "Oldest first."))
+    route(
+        "/api/services/getinbox",
+        both,
+        getinbox_handler(settings, acceptance),
+        "Inbound messages, paged by id",
+        schemas.InboxRequest,
+        True,
+        schemas.answer_doc(schemas.InboxResponse, "Oldest first."),
+    )
 
     # -- admin API (operator) ---------------------------------------------------------------------
 
@@ -320,7 +368,14 @@ def create_app(
             raise BadRequest(Code.DETAILS_NOT_FOUND, f"no partner {partner_id}") from None
         return answer({"response-code": 200, "response-description": "Success", "partner-id": partner_id, "credit": format_units(balance)}, legacy)
 
-    app.add_api_route("/api/admin/partners/{partner_id}", guarded(admin_partner), methods=["GET"], summary="Show a partner", response_class=Response, responses=schemas.admin_doc(schemas.PartnerView))
+    app.add_api_route(
+        "/api/admin/partners/{partner_id}",
+        guarded(admin_partner),
+        methods=["GET"],
+        summary="Show a partner",
+        response_class=Response,
+        responses=schemas.admin_doc(schemas.PartnerView),
+    )
     app.add_api_route(
         "/api/admin/partners/{partner_id}/topup",
         guarded(admin_topup),
@@ -342,7 +397,9 @@ def create_app(
             return answer({"status": "store not usable"}, False, status_code=503)
         return answer({"status": "ok"}, False)
 
-    app.add_api_route("/health", health, methods=["GET"], summary="Store health", tags=["operations"], response_class=Response, responses=schemas.health_doc())
+    app.add_api_route(
+        "/health", health, methods=["GET"], summary="Store health", tags=["operations"], response_class=Response, responses=schemas.health_doc()
+    )
 
     # -- HTTP-level errors carry a code too --------------------------------------------------------
 

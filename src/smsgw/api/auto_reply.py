@@ -57,6 +57,8 @@ class AutoReplies:
             return
         entry = orjson.loads(answer)["responses"][0]
         if entry["response-code"] != 200:
-            log.warning("inbound message %d: auto-reply of %s refused: %s %s", forward.id, partner.id, entry["response-code"], entry["response-description"])
+            log.warning(
+                "inbound message %d: auto-reply of %s refused: %s %s", forward.id, partner.id, entry["response-code"], entry["response-description"]
+            )
             return
         await self.store.write(inbound.record_reply, forward.id, int(entry["messageid"]))

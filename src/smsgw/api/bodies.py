@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import orjson
@@ -50,7 +51,7 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "client went away before the body arrived") from None
     body = b"".join(chunks)
     # Later readers (the form parser) read the body from here instead of the finished stream.
-    request._body = body  # noqa: SLF001 - Starlette's documented cache for a consumed body
+    request._body = body
     return body
 
 

@@ -84,7 +84,12 @@ async def enforce_rate_limit(store: Store, partner: Partner, rows: Sequence[tupl
     except StoreUnavailable:
         raise BadRequest(Code.TRY_AGAIN_LATER) from None
     if wait > 0:
-        raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, f"rate limit of {partner.max_mps} messages per second", http_status=429, retry_after=max(1, math.ceil(wait)))
+        raise BadRequest(
+            Code.UNSUPPORTED_REQUEST_TYPE,
+            f"rate limit of {partner.max_mps} messages per second",
+            http_status=429,
+            retry_after=max(1, math.ceil(wait)),
+        )
 
 
 @functools.lru_cache(maxsize=1024)

@@ -104,7 +104,7 @@ class ScryptChecks:
                     del self._waiting[address]
                 try:
                     result = await loop.run_in_executor(self._executor, verify_scrypt, key, stored)
-                except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+                except Exception as exc:
                     future.set_exception(exc)
                 else:
                     future.set_result(result)

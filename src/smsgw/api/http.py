@@ -187,7 +187,13 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     """
 
     def __init__(
-        self, config: Config, server_state: ServerState, app_state: dict[str, Any], _loop: asyncio.AbstractEventLoop | None = None, *, limits: HttpLimits
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        limits: HttpLimits,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits = limits
@@ -384,7 +390,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def refuse_head(self, exc: HeadTooLarge) -> None:
         self.refuse(self.raw_answer(exc.status, Code.UNSUPPORTED_REQUEST_TYPE, exc.detail))
 
-    def send_400_response(self, msg: str) -> None:
+    def send_400_response(self, _msg: str) -> None:
         self.refuse(self.raw_answer(400, Code.UNSUPPORTED_REQUEST_TYPE, "not a valid HTTP/1.1 request"))
 
 

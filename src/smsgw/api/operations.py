@@ -49,7 +49,7 @@ def operations_app(settings: Settings, store: Store, dispatcher: Any) -> FastAPI
 def add_operations_routes(app: FastAPI, settings: Settings, docs: bool = True) -> None:
     head = head_revision()
 
-    async def live(request: Request) -> Response:
+    async def live(_request: Request) -> Response:
         """200 while the process runs and answers HTTP."""
         return answer({"status": "live"}, False)
 
@@ -80,7 +80,12 @@ def add_operations_routes(app: FastAPI, settings: Settings, docs: bool = True) -
         if token is not None:
             presented = request.headers.get("authorization", "").encode("utf-8", "surrogatepass")
             if not hmac.compare_digest(presented, f"Bearer {token}".encode()):
-                return Response("metrics need the bearer token (SMSGW_METRICS_TOKEN)\n", status_code=401, media_type="text/plain", headers={"WWW-Authenticate": "Bearer"})
+                return Response(
+                    "metrics need the bearer token (SMSGW_METRICS_TOKEN)\n",
+                    status_code=401,
+                    media_type="text/plain",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
         try:
             figures = await request.app.state.store.read(scrape_figures, now_ms())
         except Exception as exc:  # the counters still go out; smsgw_store_up says the rest is missing
@@ -88,10 +93,22 @@ def add_operations_routes(app: FastAPI, settings: Settings, docs: bool = True) -
             figures = None
         return Response(metrics.render(figures, bound_connections(request.app.state.dispatcher)), media_type=metrics.CONTENT_TYPE)
 
-    health_doc: dict[int | str, dict[str, Any]] = {"200": {"description": "Ready.", "content": {"application/json": {"schema": schemas.ref(schemas.HealthStatus)}}}}
-    not_ready: dict[int | str, dict[str, Any]] = {"503": {"description": "Not ready, with the reasons.", "content": {"application/json": {"schema": schemas.ref(schemas.HealthStatus)}}}}
+    health_doc: dict[int | str, dict[str, Any]] = {
+        "200": {"description": "Ready.", "content": {"application/json": {"schema": schemas.ref(schemas.HealthStatus)}}}
+    }
+    not_ready: dict[int | str, dict[str, Any]] = {
+        "503": {"description": "Not ready, with the reasons.", "content": {"application/json": {"schema": schemas.ref(schemas.HealthStatus)}}}
+    }
     app.add_api_route("/health/live", live, methods=["GET"], summary="Liveness", tags=["operations"], response_class=Response, responses=health_doc)
-    app.add_api_route("/health/ready", ready, methods=["GET"], summary="Readiness", tags=["operations"], response_class=Response, responses={**health_doc, **not_ready})
+    app.add_api_route(
+        "/health/ready",
+        ready,
+        methods=["GET"],
+        summary="Readiness",
+        tags=["operations"],
+        response_class=Response,
+        responses={**health_doc, **not_ready},
+    )
     app.add_api_route(
         "/metrics",
         scrape,
@@ -102,7 +119,7 @@ def add_operations_routes(app: FastAPI, settings: Settings, docs: bool = True) -
         responses={"200": {"description": "Prometheus text exposition format.", "content": {"text/plain": {"schema": {"type": "string"}}}}},
     )
 
-    async def swagger(request: Request) -> HTMLResponse:
+    async def swagger(_request: Request) -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url="/openapi.json",
             title=f"{app.title} - docs",
@@ -113,7 +130,7 @@ def add_operations_routes(app: FastAPI, settings: Settings, docs: bool = True) -
             swagger_ui_parameters={"validatorUrl": None},
         )
 
-    async def redoc(request: Request) -> HTMLResponse:
+    async def redoc(_request: Request) -> HTMLResponse:
         return get_redoc_html(
             openapi_url="/openapi.json",
             title=f"{app.title} - reference",

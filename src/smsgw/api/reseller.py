@@ -185,7 +185,25 @@ def routes(settings: Settings) -> list[tuple[str, Handler, str, type, dict[Any, 
         )
 
     return [
-        ("/api/services/credit", credit, "Move credit to a child account", schemas.CreditRequest, schemas.answer_doc(schemas.CreditResponse, "The child's balances.")),
-        ("/api/services/getchildren", getchildren, "A reseller's child accounts", schemas.ChildrenRequest, schemas.answer_doc(schemas.ChildrenResponse, "The children.")),
-        ("/api/services/cancel", cancel, "Cancel a scheduled message", schemas.DlrRequest, schemas.answer_doc(schemas.CancelResponse, "The cancelled message.")),
+        (
+            "/api/services/credit",
+            credit,
+            "Move credit to a child account",
+            schemas.CreditRequest,
+            schemas.answer_doc(schemas.CreditResponse, "The child's balances."),
+        ),
+        (
+            "/api/services/getchildren",
+            getchildren,
+            "A reseller's child accounts",
+            schemas.ChildrenRequest,
+            schemas.answer_doc(schemas.ChildrenResponse, "The children."),
+        ),
+        (
+            "/api/services/cancel",
+            cancel,
+            "Cancel a scheduled message",
+            schemas.DlrRequest,
+            schemas.answer_doc(schemas.CancelResponse, "The cancelled message."),
+        ),
     ]

@@ -8,22 +8,21 @@ import ipaddress
 import secrets
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import IntegrityError
 
 from ..config import ConfigError, Settings, open_store
 from ..domain.apikeys import MIN_OPERATOR_KEY_LENGTH, WeakApiKey, check_operator_key, generate_api_key
 from ..domain.callback_urls import BadCallbackUrl, check_callback_url
+from ..domain.compliance import ALL_SHORTCODES, parse_keyword
 from ..domain.identifiers import MAX_SHORTCODE_LENGTH, is_partner_id, is_shortcode
 from ..domain.money import MAX_RATE, format_units, parse_amount, parse_units
-from sqlalchemy.exc import IntegrityError
-
-from ..domain.compliance import ALL_SHORTCODES, parse_keyword
-from ..store import inbound, optout
+from ..store import accounts, inbound, optout
 from ..store.errors import AlreadyExists, NotFound, SchemaOutOfDate, StoreUnavailable
-from ..store import accounts
 from ..store.store import Partner, Store
 from ..store.urls import DEFAULT_DATABASE_URL
 
@@ -40,7 +39,7 @@ def load_settings() -> Settings:
         return Settings.from_env()
     except ConfigError as exc:
         fail(str(exc), 2)
-        raise AssertionError  # unreachable
+        raise AssertionError("fail() exits") from exc
 
 
 def require_existing_store(settings: Settings) -> None:
@@ -179,7 +178,10 @@ async def partner_create(
     key = api_key or generate_api_key()
     hasher = await store.api_key_hasher(settings.api_key_secret)
     await store.create_partner(partner_id, name or partner_id, hasher.hash(key), amount, parent_id=parent, rate=rate_hundredths)
-    click.echo(f"partner {partner_id} created with {format_units(amount)} units" + (f", child of {parent} at {format_units(rate_hundredths)} per unit" if parent else ""))
+    click.echo(
+        f"partner {partner_id} created with {format_units(amount)} units"
+        + (f", child of {parent} at {format_units(rate_hundredths)} per unit" if parent else "")
+    )
     click.echo(f"api key: {key}")
     click.echo("store the key now: smsgw keeps only its hash and cannot show it again")
 
@@ -510,7 +512,9 @@ async def optout_list(store: Store, settings: Settings, partner_id: str, shortco
 @partner.command("inbound")
 @click.argument("partner_id")
 @click.argument("url", required=False)
-@click.option("--method", type=click.Choice(["GET", "POST"], case_sensitive=False), default="POST", show_default=True, help="GET: query string; POST: JSON.")
+@click.option(
+    "--method", type=click.Choice(["GET", "POST"], case_sensitive=False), default="POST", show_default=True, help="GET: query string; POST: JSON."
+)
 @click.option("--auto-reply/--no-auto-reply", default=False, help="Send the endpoint's 2xx text answer back to the subscriber (charged).")
 @click.option("--clear", is_flag=True, help="Stop forwarding (messages stay readable through getinbox).")
 @with_store
@@ -539,6 +543,6 @@ async def partner_inbound(store: Store, settings: Settings, partner_id: str, url
 
 
 # Commands defined in their own modules register themselves on `main`.
+from . import send as _send  # noqa: E402,F401
 from . import serve as _serve  # noqa: E402,F401
 from . import smsc_sim as _smsc_sim  # noqa: E402,F401
-from . import send as _send  # noqa: E402,F401

@@ -13,9 +13,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 from rich.console import Console
@@ -69,7 +70,9 @@ def connection_options(*, shortcode: bool) -> Callable[[Callable[..., Any]], Cal
             ),
         ]
         if shortcode:
-            options.append(click.option("--shortcode", envvar="SMSGW_SHORTCODE", show_envvar=True, help="Sender id (shortcode) the messages go out with."))
+            options.append(
+                click.option("--shortcode", envvar="SMSGW_SHORTCODE", show_envvar=True, help="Sender id (shortcode) the messages go out with.")
+            )
         for option in reversed(options):
             command = option(command)
         return command
@@ -172,7 +175,7 @@ class StopSignal:
         self.signals = 0
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "StopSignal":
+    def __enter__(self) -> StopSignal:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handle)
@@ -182,7 +185,7 @@ class StopSignal:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
 
-    def _handle(self, signum: int, frame: Any) -> None:
+    def _handle(self, _signum: int, _frame: Any) -> None:
         self.signals += 1
         if self.signals > 1:
             # Waiting for the threads would mean waiting for the answers (up to --timeout).
@@ -203,20 +206,30 @@ class StopSignal:
 
 @main.command("send")
 @connection_options(shortcode=True)
-@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The campaign: a header line, then one row per message.")
-@click.option("--message", "message_template", default=None, help='Message template filled from the row\'s columns: "Dear {name}, your bill is {amount}."')
+@click.option(
+    "--csv", "csv_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The campaign: a header line, then one row per message."
+)
+@click.option(
+    "--message", "message_template", default=None, help='Message template filled from the row\'s columns: "Dear {name}, your bill is {amount}."'
+)
 @click.option("--message-column", default=None, help="Column holding each row's message (default: a column named message, text, sms or body).")
 @click.option("--mobile-column", default=None, help="Column holding the number (default: a column named mobile, msisdn, phone, number ...).")
 @click.option("--clientsmsid-column", default=None, help="Column sent as clientsmsid (default: the row's line number in the CSV).")
 @click.option("--time-to-send", default=None, help='Schedule every message: Unix seconds or "YYYY-MM-DD HH:MM" in the gateway\'s time zone.')
-@click.option("--results", "results_path", default=None, type=click.Path(dir_okay=False, path_type=Path), help="Results CSV (default: CSV name + .results.csv).")
+@click.option(
+    "--results", "results_path", default=None, type=click.Path(dir_okay=False, path_type=Path), help="Results CSV (default: CSV name + .results.csv)."
+)
 @click.option("--resume", is_flag=True, help="Continue the run recorded in the results file: rows already done are skipped.")
 @click.option("--dry-run", is_flag=True, help="Send nothing: show messages, parts and estimated cost per network, and the bad rows.")
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 1000), help="Messages per request.")
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 64), help="Requests in flight at once.")
 @click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(0.1), help="Seconds to wait for one answer.")
-@click.option("--max-attempts", default=6, show_default=True, type=click.IntRange(1, 100), help="Tries per request (4090, 429/502/503/504, connection errors).")
-@click.option("--retry-delay", default=0.5, show_default=True, type=click.FloatRange(0), help="First wait before a retry, in seconds; it doubles up to 30 s.")
+@click.option(
+    "--max-attempts", default=6, show_default=True, type=click.IntRange(1, 100), help="Tries per request (4090, 429/502/503/504, connection errors)."
+)
+@click.option(
+    "--retry-delay", default=0.5, show_default=True, type=click.FloatRange(0), help="First wait before a retry, in seconds; it doubles up to 30 s."
+)
 @click.option("--encoding", default="utf-8-sig", show_default=True, help="Text encoding of the CSV.")
 @click.option("--delimiter", default=None, help="Field separator of the CSV (default: guessed from the header: , ; tab |).")
 @click.option("--progress/--no-progress", "show_progress", default=None, help="Progress bar (default: when stderr is a terminal).")
@@ -275,14 +288,16 @@ def send_command(
     progress_on = err.is_terminal if show_progress is None else show_progress
 
     if dry_run:
-        run_dry(source, builder, results_path if resume else None, out, err)
+        run_dry(source, builder, results_path if resume else None, out)
         return
 
     require({"url": url, "partner-id": partner_id, "api-key": api_key, "shortcode": shortcode})
     assert url and partner_id and api_key and shortcode
 
     def on_retry(event: RetryEvent) -> None:
-        err.print(f"[yellow]{event.endpoint}: attempt {event.attempt}/{event.max_attempts} failed ({event.error}); retrying in {event.delay:.1f} s[/]")
+        err.print(
+            f"[yellow]{event.endpoint}: attempt {event.attempt}/{event.max_attempts} failed ({event.error}); retrying in {event.delay:.1f} s[/]"
+        )
 
     try:
         client = Client(
@@ -391,7 +406,9 @@ def send_command(
         err.print(f"stopped with {left:,} rows not sent; run the same command with --resume to continue")
         sys.exit(1)
     if tally.retryable:
-        err.print(f"{tally.retryable:,} rows were refused for a reason that may pass (low credit, system error); run the same command with --resume to send them again")
+        err.print(
+            f"{tally.retryable:,} rows were refused for a reason that may pass (low credit, system error); run the same command with --resume to send them again"
+        )
         sys.exit(1)
 
 
@@ -431,7 +448,7 @@ def print_problems(out: Console, tally: Tally) -> None:
         out.print(f"  ... and {tally.problem_count - len(tally.problems):,} more (see the results file)")
 
 
-def run_dry(source: CsvSource, builder: RowBuilder, resume_from: Path | None, out: Console, err: Console) -> None:
+def run_dry(source: CsvSource, builder: RowBuilder, resume_from: Path | None, out: Console) -> None:
     """--dry-run: no request, no results file; what the local network table says."""
     try:
         table = load_network_table(os.environ.get("SMSGW_NETWORKS_FILE"))
@@ -466,7 +483,10 @@ def print_estimate(out: Console, found: Estimate) -> None:
     table.add_row("total", f"{found.messages:,}", f"{found.parts:,}", format_units(found.cost_hundredths), style="bold")
     out.print(table)
     encodings = ", ".join(f"{count:,} {name}" for name, count in sorted(found.encodings.items())) or "none"
-    out.print(f"rows: {tally.records:,}; to send: {found.messages:,} ({encodings}); bad: {tally.bad:,}" + (f"; already done: {tally.already_done:,}" if tally.already_done else ""))
+    out.print(
+        f"rows: {tally.records:,}; to send: {found.messages:,} ({encodings}); bad: {tally.bad:,}"
+        + (f"; already done: {tally.already_done:,}" if tally.already_done else "")
+    )
     out.print(
         "cost is an estimate in units from the local network table (SMSGW_NETWORKS_FILE, Kenya by default); "
         "the gateway's own prices and routes decide."

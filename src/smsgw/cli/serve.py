@@ -17,13 +17,13 @@ import uvicorn
 
 from ..api.acceptance import Acceptance
 from ..api.app import ROUTED_NETWORKS_ENV, WORKER_LOG_LEVEL_ENV, create_app
-from ..api.http import install_accept_error_throttle, server_options
 from ..api.auto_reply import AutoReplies
+from ..api.http import install_accept_error_throttle, server_options
 from ..api.operations import operations_app
 from ..config import Settings
-from ..domain.apikeys import generate_api_key
 from ..dispatch.routing import RouteError
 from ..dispatch.runtime import DeliveryPlan, run_delivery
+from ..domain.apikeys import generate_api_key
 from ..domain.money import format_units
 from ..logs import configure_logging
 from ..store.errors import SchemaOutOfDate, StoreUnavailable
@@ -89,7 +89,9 @@ def serve(host: str, port: int | None, smsc_urls: tuple[str, ...], role: str, wo
         raise click.BadParameter(str(exc), param_hint="--smsc") from None
     if workers > 1:
         if role != "api":
-            raise click.BadParameter("several workers serve the API only: use --role api, and run dispatchers with --role dispatcher", param_hint="--workers")
+            raise click.BadParameter(
+                "several workers serve the API only: use --role api, and run dispatchers with --role dispatcher", param_hint="--workers"
+            )
         assert port is not None
         run_api_workers(settings, plan, host, port, workers, log_level)
         return
@@ -114,13 +116,25 @@ async def run_server(settings: Settings, plan: DeliveryPlan, host: str, port: in
         if role == "all" and store.is_sqlite and await store.count_partners() == 0:
             await create_demo(store, settings, host, port)
         elif role == "all" and await store.get_partner(DEMO_PARTNER) is not None:
-            click.echo(f"Partner {DEMO_PARTNER} exists; its API key was shown on the first start only: `smsgw partner rotate-key {DEMO_PARTNER}` prints a new one.")
+            click.echo(
+                f"Partner {DEMO_PARTNER} exists; its API key was shown on the first start only: `smsgw partner rotate-key {DEMO_PARTNER}` prints a new one."
+            )
 
         def delivery(active: Store):
             return run_delivery(active, settings, plan, auto_reply=auto_replies(settings, active, plan))
 
         app = create_app(settings, store=store, routed_networks=plan.routed_networks(settings), delivery=delivery if role == "all" else None)
-        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, log_config=None, access_log=False, lifespan="on", server_header=False, **server_options(settings))
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            server_header=False,
+            **server_options(settings),
+        )
         server = uvicorn.Server(config)
         install_accept_error_throttle(asyncio.get_running_loop())
         carrier = "the built-in simulated carrier" if plan.simulated else ", ".join(c.display for c in plan.connectors)
@@ -156,7 +170,15 @@ def run_api_workers(settings: Settings, plan: DeliveryPlan, host: str, port: int
     click.echo(f"smsgw listening on http://{host}:{port} (API only, {workers} workers; store {settings.database_url.display}); API docs at /docs")
     try:
         uvicorn.run(
-            "smsgw.api.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level, log_config=None, access_log=False, server_header=False,
+            "smsgw.api.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            log_config=None,
+            access_log=False,
+            server_header=False,
             **server_options(settings),
         )
     finally:
@@ -187,7 +209,9 @@ async def run_dispatcher_only(store: Store, settings: Settings, plan: DeliveryPl
         server = None
         if port is not None:
             app = operations_app(settings, store, dispatcher)
-            server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, log_config=None, access_log=False, lifespan="off", server_header=False))
+            server = uvicorn.Server(
+                uvicorn.Config(app, host=host, port=port, log_level=log_level, log_config=None, access_log=False, lifespan="off", server_header=False)
+            )
             serving = asyncio.create_task(server.serve())
         listening = f"; /metrics and /health/* on http://{host}:{port}" if port is not None else ""
         click.echo(f"smsgw dispatcher {dispatcher.owner} delivering via {carrier} (store {settings.database_url.display}){listening}")

@@ -27,11 +27,25 @@ from .main import main
     help="What every submit_sm gets, whatever the number (see --test-numbers).",
 )
 @click.option("--receipt-delay", default=None, type=click.FloatRange(0), help="Seconds before a receipt (default: 0; 2 for --behaviour delayed).")
-@click.option("--id-format", default="hex", show_default=True, type=click.Choice(["hex", "decimal"]), help="Format of the message ids in submit_sm_resp.")
-@click.option("--receipt-id-format", default="same", show_default=True, type=click.Choice(["same", "other"]), help="Write receipt ids in the same or the other format.")
+@click.option(
+    "--id-format", default="hex", show_default=True, type=click.Choice(["hex", "decimal"]), help="Format of the message ids in submit_sm_resp."
+)
+@click.option(
+    "--receipt-id-format",
+    default="same",
+    show_default=True,
+    type=click.Choice(["same", "other"]),
+    help="Write receipt ids in the same or the other format.",
+)
 @click.option("--tps", default=0.0, type=click.FloatRange(0), help="With --behaviour throttle/queuefull: refuse above this rate.")
 @click.option("--every", default=0, type=click.IntRange(0), help="With --behaviour throttle/queuefull: refuse every Nth submit instead.")
-@click.option("--drop-after", default=100, show_default=True, type=click.IntRange(0), help="With --behaviour drop: answered submits per connection before dropping it.")
+@click.option(
+    "--drop-after",
+    default=100,
+    show_default=True,
+    type=click.IntRange(0),
+    help="With --behaviour drop: answered submits per connection before dropping it.",
+)
 @click.option(
     "--test-numbers",
     is_flag=True,
@@ -102,6 +116,4 @@ async def _serve(simulator: SmscSimulator, host: str, port: int, inbound_file: P
         if feed is not None:
             feed.cancel()
         await simulator.stop()
-        click.echo(
-            f"stopped: {simulator.submits} submit_sm, {simulator.receipts_acked} receipts acknowledged, {simulator.binds} binds"
-        )
+        click.echo(f"stopped: {simulator.submits} submit_sm, {simulator.receipts_acked} receipts acknowledged, {simulator.binds} binds")

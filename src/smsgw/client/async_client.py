@@ -7,7 +7,8 @@ import asyncio
 import dataclasses
 import uuid
 from collections import deque
-from typing import Any, AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from typing import Any
 
 import httpx
 
@@ -29,12 +30,14 @@ from .protocol import (
 class AsyncClient(ClientCore):
     """The asyncio twin of `Client`:
 
-        async with AsyncClient(url, "demo", api_key, shortcode="SMSGW") as sms:
-            async for result in sms.iter_send_bulk(messages):
-                ...
+    async with AsyncClient(url, "demo", api_key, shortcode="SMSGW") as sms:
+        async for result in sms.iter_send_bulk(messages):
+            ...
     """
 
-    def __init__(self, url: str, partner_id: str, api_key: str, shortcode: str | None = None, *, http_client: httpx.AsyncClient | None = None, **options: Any) -> None:
+    def __init__(
+        self, url: str, partner_id: str, api_key: str, shortcode: str | None = None, *, http_client: httpx.AsyncClient | None = None, **options: Any
+    ) -> None:
         super().__init__(url, partner_id, api_key, shortcode, **options)
         self._own_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
@@ -43,7 +46,7 @@ class AsyncClient(ClientCore):
         )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **options: Any) -> "AsyncClient":
+    def from_env(cls, env: Mapping[str, str] | None = None, **options: Any) -> AsyncClient:
         names = ("url", "partner_id", "api_key", "shortcode")
         settings = cls.env_settings(env, **{k: options.pop(k) for k in names if k in options})
         return cls(**settings, **options)
@@ -52,7 +55,7 @@ class AsyncClient(ClientCore):
         if self._own_http:
             await self._http.aclose()
 
-    async def __aenter__(self) -> "AsyncClient":
+    async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -60,7 +63,15 @@ class AsyncClient(ClientCore):
 
     # -- the API ----------------------------------------------------------------------------
 
-    async def send_sms(self, mobile: str | int, message: str, *, clientsmsid: str | int | None = None, time_to_send: str | int | None = None, shortcode: str | None = None) -> SendResult:
+    async def send_sms(
+        self,
+        mobile: str | int,
+        message: str,
+        *,
+        clientsmsid: str | int | None = None,
+        time_to_send: str | int | None = None,
+        shortcode: str | None = None,
+    ) -> SendResult:
         if isinstance(mobile, str) and "," in mobile:
             raise ValueError("send_sms takes one number; use send_bulk for several")
         body = sms_body(self.credentials, self._shortcode(shortcode), Message(mobile, message, clientsmsid, time_to_send))
@@ -77,7 +88,9 @@ class AsyncClient(ClientCore):
             raise
         return collected
 
-    async def iter_send_bulk(self, messages: Iterable[MessageLike] | AsyncIterable[MessageLike], *, shortcode: str | None = None) -> AsyncIterator[SendResult]:
+    async def iter_send_bulk(
+        self, messages: Iterable[MessageLike] | AsyncIterable[MessageLike], *, shortcode: str | None = None
+    ) -> AsyncIterator[SendResult]:
         failure: BatchOutcome | None = None
         later: list[SendResult] = []
         async for outcome in self.iter_send_batches(self._abatches(messages), shortcode=shortcode, stop_on_error=True):
@@ -92,7 +105,14 @@ class AsyncClient(ClientCore):
         if failure is not None:
             raise_first_error(failure, later)
 
-    async def iter_send_batches(self, batches: Iterable[Batch] | AsyncIterable[Batch], *, shortcode: str | None = None, derive_key: Callable[[bytes], str] | None = None, stop_on_error: bool = True) -> AsyncIterator[BatchOutcome]:
+    async def iter_send_batches(
+        self,
+        batches: Iterable[Batch] | AsyncIterable[Batch],
+        *,
+        shortcode: str | None = None,
+        derive_key: Callable[[bytes], str] | None = None,
+        stop_on_error: bool = True,
+    ) -> AsyncIterator[BatchOutcome]:
         """As `Client.iter_send_batches` (including `derive_key` and `stop_on_error`).
         Closing the generator early cancels the requests in flight."""
         code = self._shortcode(shortcode)

@@ -30,9 +30,10 @@ import secrets
 import string
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from ..domain.codes import Code
 from ..domain.encoding import Encoding, count_parts
@@ -208,7 +209,7 @@ class RowBuilder:
         message_column: str | None = None,
         clientsmsid_column: str | None = None,
         time_to_send: str | None = None,
-    ) -> "RowBuilder":
+    ) -> RowBuilder:
         columns = ", ".join(source.header)
         if mobile_column:
             mobile = source.column(mobile_column)
@@ -217,7 +218,9 @@ class RowBuilder:
         else:
             mobile = source.first_column(MOBILE_COLUMN_NAMES)
             if mobile is None:
-                raise CampaignError(f"no number column found (looked for {', '.join(MOBILE_COLUMN_NAMES)}); give --mobile-column (columns: {columns})")
+                raise CampaignError(
+                    f"no number column found (looked for {', '.join(MOBILE_COLUMN_NAMES)}); give --mobile-column (columns: {columns})"
+                )
         template = None
         message = None
         if message_template is not None and message_column is not None:
@@ -233,7 +236,9 @@ class RowBuilder:
         else:
             message = source.first_column(MESSAGE_COLUMN_NAMES)
             if message is None:
-                raise CampaignError(f"no message column found (looked for {', '.join(MESSAGE_COLUMN_NAMES)}); give --message TEMPLATE or --message-column")
+                raise CampaignError(
+                    f"no message column found (looked for {', '.join(MESSAGE_COLUMN_NAMES)}); give --message TEMPLATE or --message-column"
+                )
         clientsmsid = None
         if clientsmsid_column:
             clientsmsid = source.column(clientsmsid_column)
@@ -324,7 +329,7 @@ class ResultsLog:
         self._last_sync = time.monotonic()
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], input_header: Sequence[str], *, resume: bool) -> tuple["ResultsLog", ResumeState]:
+    def open(cls, path: str | os.PathLike[str], input_header: Sequence[str], *, resume: bool) -> tuple[ResultsLog, ResumeState]:
         log = cls(Path(path), input_header)
         state = ResumeState()
         if log.path.exists() and log.path.stat().st_size > 0:
@@ -333,12 +338,12 @@ class ResultsLog:
             end = log._read(state)
             with open(log.path, "r+b") as raw:
                 raw.truncate(end)
-            log._handle = open(log.path, "a", newline="", encoding="utf-8")
+            log._handle = open(log.path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - kept open for the run, closed by close()
             if end == 0:
                 log._write_rows([log.header])
         else:
             log.path.parent.mkdir(parents=True, exist_ok=True)
-            log._handle = open(log.path, "w", newline="", encoding="utf-8")
+            log._handle = open(log.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - kept open for the run, closed by close()
             log._write_rows([log.header])
         log.sync()
         return log, state
@@ -375,9 +380,7 @@ class ResultsLog:
             if not ends_line:
                 return 0
             if header != self.header:
-                raise CampaignError(
-                    f"{self.path} was written for a CSV with other columns; resume with the same CSV, or give another --results file"
-                )
+                raise CampaignError(f"{self.path} was written for a CSV with other columns; resume with the same CSV, or give another --results file")
             complete = position
             while True:
                 try:

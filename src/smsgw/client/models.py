@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .errors import SmsgwError
 
@@ -24,7 +25,7 @@ class Message:
     time_to_send: str | int | None = None
 
     @classmethod
-    def coerce(cls, item: "Message | Mapping[str, Any] | Sequence[Any]") -> "Message":
+    def coerce(cls, item: Message | Mapping[str, Any] | Sequence[Any]) -> Message:
         """A Message from a Message, a mapping with the API's or this class's field names,
         or a (mobile, message) pair."""
         if isinstance(item, Message):

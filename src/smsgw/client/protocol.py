@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 import json
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import orjson
 

@@ -7,8 +7,9 @@ import dataclasses
 import threading
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import httpx
 
@@ -39,7 +40,9 @@ class Client(ClientCore):
     not closed by `close()`.
     """
 
-    def __init__(self, url: str, partner_id: str, api_key: str, shortcode: str | None = None, *, http_client: httpx.Client | None = None, **options: Any) -> None:
+    def __init__(
+        self, url: str, partner_id: str, api_key: str, shortcode: str | None = None, *, http_client: httpx.Client | None = None, **options: Any
+    ) -> None:
         super().__init__(url, partner_id, api_key, shortcode, **options)
         self._own_http = http_client is None
         self._http = http_client or httpx.Client(
@@ -49,7 +52,7 @@ class Client(ClientCore):
         self._closing = threading.Event()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **options: Any) -> "Client":
+    def from_env(cls, env: Mapping[str, str] | None = None, **options: Any) -> Client:
         """A client from SMSGW_URL, SMSGW_PARTNER_ID, SMSGW_API_KEY and SMSGW_SHORTCODE;
         keyword arguments override them."""
         names = ("url", "partner_id", "api_key", "shortcode")
@@ -61,7 +64,7 @@ class Client(ClientCore):
         if self._own_http:
             self._http.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -69,7 +72,15 @@ class Client(ClientCore):
 
     # -- the API ----------------------------------------------------------------------------
 
-    def send_sms(self, mobile: str | int, message: str, *, clientsmsid: str | int | None = None, time_to_send: str | int | None = None, shortcode: str | None = None) -> SendResult:
+    def send_sms(
+        self,
+        mobile: str | int,
+        message: str,
+        *,
+        clientsmsid: str | int | None = None,
+        time_to_send: str | int | None = None,
+        shortcode: str | None = None,
+    ) -> SendResult:
         """One message to one number (the `sendsms` endpoint)."""
         if isinstance(mobile, str) and "," in mobile:
             raise ValueError("send_sms takes one number; use send_bulk for several")
@@ -111,7 +122,9 @@ class Client(ClientCore):
         if failure is not None:
             raise_first_error(failure, later)
 
-    def iter_send_batches(self, batches: Iterable[Batch], *, shortcode: str | None = None, derive_key: Callable[[bytes], str] | None = None, stop_on_error: bool = True) -> Iterator[BatchOutcome]:
+    def iter_send_batches(
+        self, batches: Iterable[Batch], *, shortcode: str | None = None, derive_key: Callable[[bytes], str] | None = None, stop_on_error: bool = True
+    ) -> Iterator[BatchOutcome]:
         """The building block of bulk sends: one BatchOutcome per Batch, in input order, with
         at most `concurrency` requests in flight. Request-level failures come back as
         outcomes with `error` set, never raised, so that the caller sees every request's fate.
@@ -171,7 +184,9 @@ class Client(ClientCore):
 
     # -- transport ------------------------------------------------------------------------------
 
-    def _start(self, pool: ThreadPoolExecutor, batch: Batch, shortcode: str, cancel: threading.Event, derive_key: Callable[[bytes], str] | None) -> Future[BatchOutcome]:
+    def _start(
+        self, pool: ThreadPoolExecutor, batch: Batch, shortcode: str, cancel: threading.Event, derive_key: Callable[[bytes], str] | None
+    ) -> Future[BatchOutcome]:
         if not batch.messages:
             done: Future[BatchOutcome] = Future()
             done.set_result(BatchOutcome(batch, []))
@@ -188,7 +203,9 @@ class Client(ClientCore):
             return BatchOutcome(batch, None, exc, exc.attempts)
         return self._batch_outcome(batch, doc, attempts)
 
-    def _exchange(self, endpoint: str, body: bytes, idempotency_key: str | None, cancel: threading.Event | None = None) -> tuple[Mapping[str, Any], int]:
+    def _exchange(
+        self, endpoint: str, body: bytes, idempotency_key: str | None, cancel: threading.Event | None = None
+    ) -> tuple[Mapping[str, Any], int]:
         """POSTs `body` until an answer, a final refusal, or the retries are spent."""
         url = service_url(self.url, endpoint)
         headers = self._request_headers(idempotency_key)

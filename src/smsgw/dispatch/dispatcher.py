@@ -34,8 +34,9 @@ import random
 import socket
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from .. import metrics
@@ -113,7 +114,7 @@ class _Pending:
     def __bool__(self) -> bool:
         return bool(self.items)
 
-    def split(self) -> tuple["_Pending", "_Pending"]:
+    def split(self) -> tuple[_Pending, _Pending]:
         middle = len(self.items) // 2
         return _Pending(self.items[:middle]), _Pending(self.items[middle:])
 
@@ -265,7 +266,9 @@ class Dispatcher:
 
     def _dispatch(self, message: Claimed, now: int) -> None:
         if message.expires_at is not None and now >= message.expires_at:
-            self._enqueue(Failure(message.id, int(DeliveryState.ABSENT_SUBSCRIBER), "validity period ran out before any carrier took it", owner=self.owner))
+            self._enqueue(
+                Failure(message.id, int(DeliveryState.ABSENT_SUBSCRIBER), "validity period ran out before any carrier took it", owner=self.owner)
+            )
             return
         lane = self._lane_for(message.network_id)
         if lane is None:
@@ -333,18 +336,32 @@ class Dispatcher:
         if unanswered and message.unanswered >= self.settings.max_unanswered_resends:
             self.stats["unanswered"] += 1
             sent = message.unanswered + 1
-            return Failure(message.id, int(DeliveryState.UNKNOWN), f"no submit_sm_resp to {sent} submit_sm: {error}", attempted=True, owner=self.owner, unanswered=True)
+            return Failure(
+                message.id,
+                int(DeliveryState.UNKNOWN),
+                f"no submit_sm_resp to {sent} submit_sm: {error}",
+                attempted=True,
+                owner=self.owner,
+                unanswered=True,
+            )
         if outcome.temporary:
             due = now + backoff_ms(message.attempts + 1, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
             if message.expires_at is not None and due >= message.expires_at:
                 self.stats["expired"] += 1
                 return Failure(
-                    message.id, int(DeliveryState.ABSENT_SUBSCRIBER), f"expired after temporary errors: {error}", attempted=True, owner=self.owner, unanswered=unanswered
+                    message.id,
+                    int(DeliveryState.ABSENT_SUBSCRIBER),
+                    f"expired after temporary errors: {error}",
+                    attempted=True,
+                    owner=self.owner,
+                    unanswered=unanswered,
                 )
             self.stats["retried"] += 1
             return Retry(message.id, self.owner, due, error, unanswered=unanswered)
         self.stats["rejected"] += 1
-        return Failure(message.id, int(DeliveryState.DELIVERY_IMPOSSIBLE), f"rejected by {lane.config.name}: {error}", attempted=True, owner=self.owner)
+        return Failure(
+            message.id, int(DeliveryState.DELIVERY_IMPOSSIBLE), f"rejected by {lane.config.name}: {error}", attempted=True, owner=self.owner
+        )
 
     async def _renew_loop(self) -> None:
         """Keeps the leases of this dispatcher's messages alive while it lives."""
@@ -375,7 +392,13 @@ class Dispatcher:
         async def on_receipt(receipt: Receipt) -> None:
             done_at = int(receipt.done_at * 1000) if receipt.done_at is not None else None
             incoming = IncomingReceipt(
-                connector_name, receipt.smsc_message_id, smsc_id_keys(receipt.smsc_message_id), int(receipt.state), receipt.stat, receipt.error, done_at
+                connector_name,
+                receipt.smsc_message_id,
+                smsc_id_keys(receipt.smsc_message_id),
+                int(receipt.state),
+                receipt.stat,
+                receipt.error,
+                done_at,
             )
             # Raises if this receipt cannot be stored: the SMSC is then told to deliver it again.
             await self._enqueue(incoming, wait=True)

@@ -20,9 +20,9 @@ import orjson
 from sqlalchemy.engine import Connection
 
 from ..config import Settings
-from ..domain.callback_urls import BadCallbackUrl, check_callback_url
 from ..connectors.smpp.client import MobileOriginated
 from ..connectors.smpp.segments import split_udh
+from ..domain.callback_urls import BadCallbackUrl, check_callback_url
 from ..store import inbound
 from ..store.errors import StoreUnavailable
 from ..store.inbound import Consents, DueForward, InboundPart
@@ -63,7 +63,9 @@ class InboundReceiver:
         # Raising here answers the deliver_sm ESME_RX_T_APPN: the SMSC keeps it and resends.
         stored = await self.store.write(inbound.receive, self.part_of(message), self.consents, now_ms())
         if stored is not None:
-            log.info("inbound message %d from %s to %s for %s", stored.id, message.source, message.destination, stored.partner_id or "nobody (unrouted)")
+            log.info(
+                "inbound message %d from %s to %s for %s", stored.id, message.source, message.destination, stored.partner_id or "nobody (unrouted)"
+            )
             if self.on_stored is not None:
                 self.on_stored()
 
@@ -89,16 +91,14 @@ class InboundForwarder(CallbackSender):
         now: int,
         limit: int,
         lease_ms: int,
-        per_partner: int,
-        room: dict[str, int],
+        _per_partner: int,
+        _room: dict[str, int],
     ) -> list[DueForward]:
         # Forwards are far fewer than receipts: the per-partner share is not applied to claims,
         # only the sender's overall and per-partner bounds on POSTs under way.
         return inbound.record_and_claim_forwards(conn, delivered, failed, given_up, now, limit, lease_ms, now - self.parts_timeout_ms, self.consents)
 
-    @staticmethod
-    def record_results(conn: Connection, delivered: list[int], failed: list[tuple[int, int, str]], given_up: list[tuple[int, int, str]], now: int) -> None:  # type: ignore[override]
-        inbound.record_forwards(conn, delivered, failed, given_up, now)
+    record_results = staticmethod(inbound.record_forwards)
 
     async def _post(self, forward: DueForward) -> str | None:  # type: ignore[override]
         """None once the endpoint answered 2xx (and its auto-reply, if any, is stored), else

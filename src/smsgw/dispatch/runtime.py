@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
 
 from ..config import Settings
 from ..connectors.smpp.client import SmppConnector
@@ -33,7 +33,7 @@ class DeliveryPlan:
     simulated: bool
 
     @classmethod
-    def from_urls(cls, urls: list[str], settings: Settings) -> "DeliveryPlan":
+    def from_urls(cls, urls: list[str], settings: Settings) -> DeliveryPlan:
         known = set(settings.networks.networks)
         configs = tuple(parse_smsc_url(url, known) for url in urls)
         names = [c.name for c in configs]

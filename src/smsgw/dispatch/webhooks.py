@@ -217,7 +217,14 @@ class CallbackSender:
             else:
                 next_at = now + backoff_ms(attempts, self.retry_base_seconds, self.retry_max_seconds)
                 failed.append((callback.id, next_at, error))
-                log.info("callback %d of partner %s failed (%s); attempt %d in %.0f s", callback.id, callback.partner_id, error, attempts + 1, (next_at - now) / 1000)
+                log.info(
+                    "callback %d of partner %s failed (%s); attempt %d in %.0f s",
+                    callback.id,
+                    callback.partner_id,
+                    error,
+                    attempts + 1,
+                    (next_at - now) / 1000,
+                )
         return delivered, failed, given_up
 
     def _count(self, delivered: list[int], failed: list[tuple[int, int, str]], given_up: list[tuple[int, int, str]]) -> None:

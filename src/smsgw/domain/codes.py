@@ -50,6 +50,7 @@ DESCRIPTIONS: dict[Code, str] = {
     Code.DETAILS_NOT_FOUND: "Details Not Found",
 }
 
+
 def describe(code: Code, detail: str | None = None) -> str:
     """The table's text for `code`, followed by `detail` when there is one."""
     text = DESCRIPTIONS[code]

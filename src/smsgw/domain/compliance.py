@@ -82,7 +82,7 @@ class Window:
     end: int
 
     @classmethod
-    def parse(cls, raw: str) -> "Window":
+    def parse(cls, raw: str) -> Window:
         match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", raw)
         if match is None:
             raise ValueError(f"{raw!r} is not a window like 08:00-18:00")
@@ -114,6 +114,10 @@ class Window:
         return opening.timestamp()
 
 
+# Safaricom's promotional sending hours, the default of SMSGW_PROMO_WINDOW.
+DEFAULT_PROMO_WINDOW = Window(8 * 60, 18 * 60)
+
+
 # -- footer ------------------------------------------------------------------------------------
 
 
@@ -130,4 +134,4 @@ def promotional_due(due_ms: int, window: Window, zone: ZoneInfo, clock_offset_se
     at the window's next opening. `clock_offset_seconds` is where the gateway's clock stands
     against the real one (tests move it)."""
     shifted = due_ms / 1000 + clock_offset_seconds
-    return int(round((window.next_opening(shifted, zone) - clock_offset_seconds) * 1000))
+    return round((window.next_opening(shifted, zone) - clock_offset_seconds) * 1000)

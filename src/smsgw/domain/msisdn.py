@@ -162,7 +162,7 @@ class NumberNormaliser:
                 return name
         return ""
 
-    def _fast(self, raw: str) -> Msisdn | None | object:
+    def _fast(self, raw: str) -> Msisdn | object | None:
         text = raw.strip()
         if text.startswith("+"):
             digits = text[1:]

@@ -7,8 +7,9 @@ original carrier libphonenumber names for it. Kenya is the default table.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .compliance import Window
 from .money import parse_units
@@ -48,7 +49,7 @@ class NetworkTable:
     normaliser: NumberNormaliser = field(repr=False)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> "NetworkTable":
+    def from_mapping(cls, data: Mapping[str, Any]) -> NetworkTable:
         default_region = data.get("default_region")
         if not isinstance(default_region, str) or not default_region:
             raise NetworkTableError("network table: default_region must be a region code such as KE")

@@ -29,12 +29,12 @@ CANCELLED = int(DeliveryState.CANCELLED)
 BURST_MS = 1000
 
 
-
 class _Refused(Exception):
     """Rolls a transfer's transaction back and carries the answer out of it."""
 
     def __init__(self, answer: Any) -> None:
         self.answer = answer
+
 
 @dataclass(frozen=True)
 class ChildView:
@@ -157,7 +157,14 @@ async def transfer(
         ).scalar_one()
         out_id = conn.execute(
             insert(ledger)
-            .values(partner_id=reseller_id, amount=-units, balance_after=debited.balance, kind="transfer_out", reference=f"credit to {child_id}", created_at=now)
+            .values(
+                partner_id=reseller_id,
+                amount=-units,
+                balance_after=debited.balance,
+                kind="transfer_out",
+                reference=f"credit to {child_id}",
+                created_at=now,
+            )
             .returning(ledger.c.id)
         ).scalar_one()
         in_id = conn.execute(

@@ -9,8 +9,8 @@ dispatchers)), and take over the connections of one that stopped renewing.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,16 +39,18 @@ def coordinate(conn: Connection, owner: str, connectors: Sequence[str], now: int
     share = math.ceil(len(connectors) / max(1, live))
 
     conn.execute(
-        update(bind_leases)
-        .where(bind_leases.c.owner == owner, bind_leases.c.connector.in_(list(connectors)))
-        .values(lease_until=now + ttl_ms)
+        update(bind_leases).where(bind_leases.c.owner == owner, bind_leases.c.connector.in_(list(connectors))).values(lease_until=now + ttl_ms)
     )
-    held = sorted(conn.execute(select(bind_leases.c.connector).where(bind_leases.c.owner == owner, bind_leases.c.connector.in_(list(connectors)))).scalars())
+    held = sorted(
+        conn.execute(select(bind_leases.c.connector).where(bind_leases.c.owner == owner, bind_leases.c.connector.in_(list(connectors)))).scalars()
+    )
     for extra in held[share:]:
         # Given back, but free only after a grace period: time for this dispatcher to unbind
         # before another binds, so the carrier never sees one bind too many.
         conn.execute(
-            update(bind_leases).where(bind_leases.c.connector == extra, bind_leases.c.owner == owner).values(owner="", lease_until=now + RELEASE_GRACE_MS)
+            update(bind_leases)
+            .where(bind_leases.c.connector == extra, bind_leases.c.owner == owner)
+            .values(owner="", lease_until=now + RELEASE_GRACE_MS)
         )
     held = held[:share]
 

@@ -6,9 +6,9 @@ thousands of outcomes per second cost a handful of statements per batch.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
-
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, Table, bindparam, delete, func, insert, literal_column, or_, select, text, update
@@ -209,23 +209,25 @@ class _ByDialect:
 
 
 _MARK_SENT = Prepared(
-    lambda: update(messages)
-    .where(messages.c.id == bindparam("m_id"), messages.c.state == SCHEDULED)
-    .values(
-        state=SENT,
-        submitted_at=bindparam("m_now"),
-        connector=bindparam("m_connector"),
-        attempts=messages.c.attempts + 1,
-        lease_owner=None,
-        lease_until=None,
-        error=None,
+    lambda: (
+        update(messages)
+        .where(messages.c.id == bindparam("m_id"), messages.c.state == SCHEDULED)
+        .values(
+            state=SENT,
+            submitted_at=bindparam("m_now"),
+            connector=bindparam("m_connector"),
+            attempts=messages.c.attempts + 1,
+            lease_owner=None,
+            lease_until=None,
+            error=None,
+        )
     )
 )
 _INSERT_PARTS = _insert_ignoring_duplicates(message_parts, "message_id", "part_no", "connector", "smsc_message_id", "state")
 _INSERT_KEYS = _insert_ignoring_duplicates(receipt_keys, "connector", "key", "message_id", "part_no", "parts")
 
 
-def record_submitted(conn: Connection, items: Sequence[Submitted], now: int, zone: ZoneInfo) -> ReceiptOutcome:
+def record_submitted(conn: Connection, items: Sequence[Submitted], now: int) -> ReceiptOutcome:
     """The carrier took these messages: SentToNetwork, with the SMSC id of every part and the
     keys a receipt may quote it by. A message submitted twice (a lease ran out mid-send)
     keeps its first ids, and the second copy's keys are added so its receipts match too.
@@ -243,7 +245,7 @@ def record_submitted(conn: Connection, items: Sequence[Submitted], now: int, zon
                 keys.append({"connector": s.connector, "key": key[:80], "message_id": s.message_id, "part_no": number, "parts": count})
     _INSERT_PARTS.many(conn, parts)
     _INSERT_KEYS.many(conn, keys)
-    return _match_waiting(conn, {(k["connector"], k["key"]) for k in keys}, now, zone)
+    return _match_waiting(conn, {(k["connector"], k["key"]) for k in keys}, now)
 
 
 def reschedule(conn: Connection, items: Sequence[Retry]) -> None:
@@ -260,11 +262,14 @@ def reschedule(conn: Connection, items: Sequence[Retry]) -> None:
                 lease_owner=None,
                 lease_until=None,
             ),
-            [{"m_id": r.message_id, "m_owner": r.owner, "m_due": r.due_at, "m_unanswered": int(r.unanswered), "m_error": r.error[:200]} for r in items],
+            [
+                {"m_id": r.message_id, "m_owner": r.owner, "m_due": r.due_at, "m_unanswered": int(r.unanswered), "m_error": r.error[:200]}
+                for r in items
+            ],
         )
 
 
-def fail_unsent(conn: Connection, items: Sequence[Failure], now: int, zone: ZoneInfo) -> list[int]:
+def fail_unsent(conn: Connection, items: Sequence[Failure], now: int) -> list[int]:
     """Final failure of messages no carrier accepted (rejected at submit, expired in the
     gateway, or never answered): final state, and the charge refunded through the ledger in
     the same transaction unless a submit_sm of the message went unanswered (the carrier may
@@ -312,20 +317,24 @@ def fail_unsent(conn: Connection, items: Sequence[Failure], now: int, zone: Zone
     return changed
 
 
-def expire_overdue(conn: Connection, now: int, limit: int, zone: ZoneInfo) -> list[int]:
+def expire_overdue(conn: Connection, now: int, limit: int) -> list[int]:
     """Messages no dispatcher could hand to a carrier before they expired: AbsentSubscriber
     and refunded. Leased messages are left to their lease holder."""
-    ids = conn.execute(
-        select(messages.c.id)
-        .where(
-            messages.c.state == SCHEDULED,
-            messages.c.expires_at < now,
-            or_(messages.c.lease_until.is_(None), messages.c.lease_until < now),
+    ids = (
+        conn.execute(
+            select(messages.c.id)
+            .where(
+                messages.c.state == SCHEDULED,
+                messages.c.expires_at < now,
+                or_(messages.c.lease_until.is_(None), messages.c.lease_until < now),
+            )
+            .limit(limit)
         )
-        .limit(limit)
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     failures = [Failure(i, int(DeliveryState.ABSENT_SUBSCRIBER), "validity period ran out before any carrier took it") for i in ids]
-    return fail_unsent(conn, failures, now, zone)
+    return fail_unsent(conn, failures, now)
 
 
 NO_RECEIPT = int(DeliveryState.NO_RECEIPT)
@@ -333,7 +342,9 @@ NO_RECEIPT = int(DeliveryState.NO_RECEIPT)
 
 # SQLite's planner prefers the queue index's equality on state over the partial index's range,
 # and would read every message waiting for a receipt: it is told which index to use.
-_UNRECEIPTED_SQLITE = text(f"SELECT id FROM messages INDEXED BY ix_messages_awaiting_receipt WHERE state = {SENT} AND expires_at < :cutoff LIMIT :limit")
+_UNRECEIPTED_SQLITE = text(
+    f"SELECT id FROM messages INDEXED BY ix_messages_awaiting_receipt WHERE state = {SENT} AND expires_at < :cutoff LIMIT :limit"
+)
 
 
 def close_unreceipted(conn: Connection, now: int, grace_ms: int, limit: int) -> list[int]:
@@ -365,7 +376,7 @@ def close_unreceipted(conn: Connection, now: int, grace_ms: int, limit: int) -> 
     )
 
 
-def apply_receipts(conn: Connection, receipts: Sequence[IncomingReceipt], now: int, zone: ZoneInfo) -> ReceiptOutcome:
+def apply_receipts(conn: Connection, receipts: Sequence[IncomingReceipt], now: int) -> ReceiptOutcome:
     """Matches receipts to message parts by key (per connector), records each part's state,
     and finishes every message whose parts are all final. Receipts that match nothing are
     kept in unmatched_receipts, with their keys, for the submit_sm_resp they overtook."""
@@ -404,7 +415,7 @@ def apply_receipts(conn: Connection, receipts: Sequence[IncomingReceipt], now: i
         _INSERT_WAITING_KEYS.many(conn, key_rows)
     outcome.unmatched = len(unmatched)
     outcome.matched = len(part_updates)
-    outcome.finished = _record_part_states(conn, part_updates, now, zone, outcome.submit_to_final_ms)
+    outcome.finished = _record_part_states(conn, part_updates, now, outcome.submit_to_final_ms)
     return outcome
 
 
@@ -429,7 +440,7 @@ _WAITING_RECEIPTS_IN = PreparedIn(
 )
 
 
-def _match_waiting(conn: Connection, recorded: set[tuple[str, str]], now: int, zone: ZoneInfo) -> ReceiptOutcome:
+def _match_waiting(conn: Connection, recorded: set[tuple[str, str]], now: int) -> ReceiptOutcome:
     """Matches the unmatched receipts that share one of these just recorded (connector, key)
     pairs: a receipt can overtake the response to its own submit_sm. Found by key, so the
     cost does not depend on how many other receipts are waiting."""
@@ -463,7 +474,7 @@ def _match_waiting(conn: Connection, recorded: set[tuple[str, str]], now: int, z
         conn.execute(update(unmatched_receipts).where(unmatched_receipts.c.id.in_(matched_ids)).values(matched_at=now))
         conn.execute(delete(unmatched_receipt_keys).where(unmatched_receipt_keys.c.receipt_id.in_(matched_ids)))
     outcome.matched = len(part_updates)
-    outcome.finished = _record_part_states(conn, part_updates, now, zone, outcome.submit_to_final_ms)
+    outcome.finished = _record_part_states(conn, part_updates, now, outcome.submit_to_final_ms)
     return outcome
 
 
@@ -511,9 +522,11 @@ def _match(conn: Connection, wanted: list[tuple[str, list[str]]]) -> list[tuple[
 
 
 _SET_PART_STATE = Prepared(
-    lambda: update(message_parts)
-    .where(message_parts.c.message_id == bindparam("p_message"), message_parts.c.part_no == bindparam("p_part"))
-    .values(state=bindparam("p_state"), stat=bindparam("p_stat"), error=bindparam("p_error"), receipt_at=bindparam("p_at"))
+    lambda: (
+        update(message_parts)
+        .where(message_parts.c.message_id == bindparam("p_message"), message_parts.c.part_no == bindparam("p_part"))
+        .values(state=bindparam("p_state"), stat=bindparam("p_stat"), error=bindparam("p_error"), receipt_at=bindparam("p_at"))
+    )
 )
 _PART_STATES_IN = PreparedIn(
     lambda names: select(message_parts.c.message_id, message_parts.c.state, message_parts.c.receipt_at).where(message_parts.c.message_id.in_(names))
@@ -522,13 +535,15 @@ _PART_STATES_IN = PreparedIn(
 # those states' whole range of the queue index instead of the ids asked for.
 _STATES_IN = PreparedIn(lambda names: select(messages.c.id, messages.c.state, messages.c.submitted_at).where(messages.c.id.in_(names)))
 _FINISH = Prepared(
-    lambda: update(messages)
-    .where(messages.c.id == bindparam("f_id"), or_(messages.c.state == SCHEDULED, messages.c.state == SENT))
-    .values(state=bindparam("f_state"), done_at=bindparam("f_done"), lease_owner=None, lease_until=None)
+    lambda: (
+        update(messages)
+        .where(messages.c.id == bindparam("f_id"), or_(messages.c.state == SCHEDULED, messages.c.state == SENT))
+        .values(state=bindparam("f_state"), done_at=bindparam("f_done"), lease_owner=None, lease_until=None)
+    )
 )
 
 
-def _record_part_states(conn: Connection, updates: list[dict[str, Any]], now: int, zone: ZoneInfo, latencies: list[int]) -> list[int]:
+def _record_part_states(conn: Connection, updates: list[dict[str, Any]], now: int, latencies: list[int]) -> list[int]:
     """Stores each part's receipt state and finishes the messages whose parts are all final
     (a message of one part, the usual case, needs no second look); appends to `latencies`
     the time from submit_sm to the final state of each."""
@@ -567,18 +582,20 @@ def _record_part_states(conn: Connection, updates: list[dict[str, Any]], now: in
 
 _ANY_CALLBACK_URL = Prepared(lambda: select(partners.c.id).where(partners.c.callback_url.is_not(None)).limit(1))
 _REPORTS_IN = PreparedIn(
-    lambda names: select(
-        messages.c.id,
-        messages.c.partner_id,
-        messages.c.clientsmsid,
-        messages.c.msisdn,
-        messages.c.state,
-        messages.c.created_at,
-        messages.c.done_at,
-        partners.c.callback_url,
+    lambda names: (
+        select(
+            messages.c.id,
+            messages.c.partner_id,
+            messages.c.clientsmsid,
+            messages.c.msisdn,
+            messages.c.state,
+            messages.c.created_at,
+            messages.c.done_at,
+            partners.c.callback_url,
+        )
+        .join(partners, partners.c.id == messages.c.partner_id)
+        .where(messages.c.id.in_(names), partners.c.callback_url.is_not(None))
     )
-    .join(partners, partners.c.id == messages.c.partner_id)
-    .where(messages.c.id.in_(names), partners.c.callback_url.is_not(None))
 )
 
 
@@ -610,10 +627,10 @@ def record_outcomes(
     first, so that receipts in the same batch find their ids and receipts that came earlier
     are matched; then the reports of every message that became final go to the callback
     outbox."""
-    early = record_submitted(conn, submitted, now, zone)
+    early = record_submitted(conn, submitted, now)
     reschedule(conn, retries)
-    finished = fail_unsent(conn, failures, now, zone)
-    outcome = apply_receipts(conn, receipts, now, zone)
+    finished = fail_unsent(conn, failures, now)
+    outcome = apply_receipts(conn, receipts, now)
     outcome.matched += early.matched
     outcome.receipts.update(early.receipts)
     outcome.submit_to_final_ms += early.submit_to_final_ms
@@ -633,7 +650,11 @@ def purge(conn: Connection, now: int) -> None:
     delivered a week ago, the keys of unmatched receipts too old to match, unmatched receipts
     a month old."""
     conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL_MS))
-    conn.execute(delete(callbacks).where(or_(callbacks.c.delivered_at < now - DELIVERED_CALLBACK_RETENTION_MS, callbacks.c.given_up_at < now - DELIVERED_CALLBACK_RETENTION_MS)))
+    conn.execute(
+        delete(callbacks).where(
+            or_(callbacks.c.delivered_at < now - DELIVERED_CALLBACK_RETENTION_MS, callbacks.c.given_up_at < now - DELIVERED_CALLBACK_RETENTION_MS)
+        )
+    )
     conn.execute(delete(unmatched_receipt_keys).where(unmatched_receipt_keys.c.received_at < now - REMATCH_WINDOW_MS))
     conn.execute(delete(unmatched_receipts).where(unmatched_receipts.c.received_at < now - UNMATCHED_RECEIPT_RETENTION_MS))
 
@@ -644,7 +665,7 @@ def sweep(conn: Connection, now: int, zone: ZoneInfo, receipt_grace_ms: int, lim
     receipt for, and purge old rows. `finished` holds at most `limit` ids of each kind: a
     full batch means there may be more."""
     outcome = ReceiptOutcome()
-    outcome.finished = expire_overdue(conn, now, limit, zone) + close_unreceipted(conn, now, receipt_grace_ms, limit)
+    outcome.finished = expire_overdue(conn, now, limit) + close_unreceipted(conn, now, receipt_grace_ms, limit)
     purge(conn, now)
     outcome.callbacks = queue_callbacks(conn, outcome.finished, now, zone)
     return outcome
@@ -665,7 +686,9 @@ class DueCallback:
 _OPEN_CALLBACK = (callbacks.c.delivered_at.is_(None), callbacks.c.given_up_at.is_(None))
 
 
-def claim_callbacks(conn: Connection, now: int, limit: int, lease_ms: int, per_partner: int | None = None, room: dict[str, int] | None = None) -> list[DueCallback]:
+def claim_callbacks(
+    conn: Connection, now: int, limit: int, lease_ms: int, per_partner: int | None = None, room: dict[str, int] | None = None
+) -> list[DueCallback]:
     """Leases up to `limit` due callbacks, oldest first, at most `per_partner` of one partner
     and at most `room[partner]` of a partner that has some in flight already (none of one with
     no room), so that one partner's backlog never fills the claim. Each carries the partner's
@@ -744,7 +767,9 @@ def callbacks_given_up(conn: Connection, items: Sequence[tuple[int, int, str]], 
         )
 
 
-def record_callback_results(conn: Connection, delivered: Sequence[int], failed: Sequence[tuple[int, int, str]], given_up: Sequence[tuple[int, int, str]], now: int) -> None:
+def record_callback_results(
+    conn: Connection, delivered: Sequence[int], failed: Sequence[tuple[int, int, str]], given_up: Sequence[tuple[int, int, str]], now: int
+) -> None:
     callbacks_delivered(conn, delivered, now)
     callbacks_failed(conn, failed)
     callbacks_given_up(conn, given_up, now)
@@ -769,7 +794,7 @@ def record_and_claim_callbacks(
 
 def delivery_counts(conn: Connection) -> dict[str, int]:
     """Queue figures for health and metrics."""
-    by_state: dict[int, int] = {state: n for state, n in conn.execute(select(messages.c.state, func.count()).group_by(messages.c.state)).all()}
+    by_state: dict[int, int] = dict(conn.execute(select(messages.c.state, func.count()).group_by(messages.c.state)).all())
     open_unmatched = conn.execute(select(func.count()).select_from(unmatched_receipts).where(unmatched_receipts.c.matched_at.is_(None))).scalar_one()
     pending_callbacks = conn.execute(select(func.count()).select_from(callbacks).where(*_OPEN_CALLBACK)).scalar_one()
     given_up_callbacks = conn.execute(select(func.count()).select_from(callbacks).where(callbacks.c.given_up_at.is_not(None))).scalar_one()

@@ -39,7 +39,9 @@ def scrape_figures(conn: Connection, now: int, cap: int = SCRAPE_COUNT_CAP) -> S
     for state in QUEUE_STATES:
         for priority, priority_name in QUEUE_PRIORITIES.items():
             # (state, priority) is the leading part of ix_messages_due.
-            queue[(state.description, priority_name)] = _bounded_count(conn, messages, messages.c.state == int(state), messages.c.priority == priority, cap=cap)
+            queue[(state.description, priority_name)] = _bounded_count(
+                conn, messages, messages.c.state == int(state), messages.c.priority == priority, cap=cap
+            )
     unmatched = _bounded_count(conn, unmatched_receipts, unmatched_receipts.c.matched_at.is_(None), cap=cap)
     pending = _bounded_count(conn, callbacks, callbacks.c.delivered_at.is_(None), cap=cap)
     leases = {row.connector: row.lease_until > now for row in conn.execute(select(bind_leases.c.connector, bind_leases.c.lease_until))}

@@ -10,8 +10,9 @@ message keeps two binds that bring the last two parts at once from each waiting 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
@@ -89,7 +90,12 @@ def _is_resent(conn: Connection, msisdn: str, shortcode: str, body: str, since: 
     return (
         conn.execute(
             select(inbound_messages.c.id)
-            .where(inbound_messages.c.msisdn == msisdn, inbound_messages.c.received_at >= since, inbound_messages.c.shortcode == shortcode, inbound_messages.c.text == body)
+            .where(
+                inbound_messages.c.msisdn == msisdn,
+                inbound_messages.c.received_at >= since,
+                inbound_messages.c.shortcode == shortcode,
+                inbound_messages.c.text == body,
+            )
             .limit(1)
         ).first()
         is not None
@@ -117,7 +123,12 @@ def assemble_stale(conn: Connection, received_before: int, consents: Consents, n
 
 def _part_key(key: tuple) -> list[Any]:
     msisdn, shortcode, reference, total = key
-    return [inbound_parts.c.msisdn == msisdn, inbound_parts.c.shortcode == shortcode, inbound_parts.c.reference == reference, inbound_parts.c.total == total]
+    return [
+        inbound_parts.c.msisdn == msisdn,
+        inbound_parts.c.shortcode == shortcode,
+        inbound_parts.c.reference == reference,
+        inbound_parts.c.total == total,
+    ]
 
 
 def _lock_key(key: tuple) -> int:
@@ -140,7 +151,9 @@ def _assemble(conn: Connection, key: tuple, complete: bool, consents: Consents, 
     return stored
 
 
-def _store_message(conn: Connection, msisdn: str, shortcode: str, body: str, parts: int, complete: bool, consents: Consents, now: int) -> StoredInbound:
+def _store_message(
+    conn: Connection, msisdn: str, shortcode: str, body: str, parts: int, complete: bool, consents: Consents, now: int
+) -> StoredInbound:
     first_words = words(body, 2)
     first = first_words[0] if first_words else None
     consent = consent_of(first, consents.optout_keywords, consents.optin_keywords)
@@ -229,9 +242,16 @@ def claim_forwards(conn: Connection, now: int, limit: int, lease_ms: int) -> lis
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    ids = conn.execute(
-        update(inbound_messages).where(inbound_messages.c.id.in_(due.scalar_subquery())).values(lease_until=now + lease_ms).returning(inbound_messages.c.id)
-    ).scalars().all()
+    ids = (
+        conn.execute(
+            update(inbound_messages)
+            .where(inbound_messages.c.id.in_(due.scalar_subquery()))
+            .values(lease_until=now + lease_ms)
+            .returning(inbound_messages.c.id)
+        )
+        .scalars()
+        .all()
+    )
     if not ids:
         return []
     rows = conn.execute(
@@ -255,13 +275,26 @@ def claim_forwards(conn: Connection, now: int, limit: int, lease_ms: int) -> lis
     ).all()
     return [
         DueForward(
-            r.id, r.partner_id, r.shortcode, r.msisdn, r.text, r.keyword, r.attempts, r.received_at, r.inbound_url or None, r.inbound_method or "POST", r.callback_secret, bool(r.inbound_auto_reply)
+            r.id,
+            r.partner_id,
+            r.shortcode,
+            r.msisdn,
+            r.text,
+            r.keyword,
+            r.attempts,
+            r.received_at,
+            r.inbound_url or None,
+            r.inbound_method or "POST",
+            r.callback_secret,
+            bool(r.inbound_auto_reply),
         )
         for r in rows
     ]
 
 
-def record_forwards(conn: Connection, delivered: Sequence[int], failed: Sequence[tuple[int, int, str]], given_up: Sequence[tuple[int, int, str]], now: int) -> None:
+def record_forwards(
+    conn: Connection, delivered: Sequence[int], failed: Sequence[tuple[int, int, str]], given_up: Sequence[tuple[int, int, str]], now: int
+) -> None:
     """Outcomes of forwards: delivered ids, (id, next attempt at, error) to retry, (id,
     attempts, reason) not tried again (the message stays in getinbox)."""
     if delivered:
@@ -277,7 +310,11 @@ def record_forwards(conn: Connection, delivered: Sequence[int], failed: Sequence
             .values(next_attempt_at=next_at, last_error=error[:200], lease_until=None, attempts=inbound_messages.c.attempts + 1)
         )
     for forward_id, attempts, reason in given_up:
-        conn.execute(update(inbound_messages).where(inbound_messages.c.id == forward_id).values(next_attempt_at=None, last_error=reason[:200], lease_until=None, attempts=attempts))
+        conn.execute(
+            update(inbound_messages)
+            .where(inbound_messages.c.id == forward_id)
+            .values(next_attempt_at=None, last_error=reason[:200], lease_until=None, attempts=attempts)
+        )
 
 
 def record_and_claim_forwards(

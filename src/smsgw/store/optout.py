@@ -7,20 +7,24 @@ The acceptance path asks `listed` once per request: one lookup on the primary ke
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
 from ..domain.compliance import ALL_SHORTCODES
+from .errors import NotFound
 from .prepared import PreparedIn
 from .schema import optouts, partners, shortcode_keywords, shortcodes
-from .errors import NotFound
 
 _LISTED_IN = PreparedIn(
-    lambda names: select(optouts.c.msisdn)
-    .where(optouts.c.partner_id == _param("o_partner"), optouts.c.shortcode.in_([_param("o_shortcode"), ALL_SHORTCODES]), optouts.c.msisdn.in_(names))
-    .distinct()
+    lambda names: (
+        select(optouts.c.msisdn)
+        .where(
+            optouts.c.partner_id == _param("o_partner"), optouts.c.shortcode.in_([_param("o_shortcode"), ALL_SHORTCODES]), optouts.c.msisdn.in_(names)
+        )
+        .distinct()
+    )
 )
 
 
@@ -46,7 +50,9 @@ def add(conn: Connection, partner_id: str, shortcode: str, msisdns: Iterable[str
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         present.update(
-            conn.execute(select(optouts.c.msisdn).where(optouts.c.partner_id == partner_id, optouts.c.shortcode == shortcode, optouts.c.msisdn.in_(chunk))).scalars()
+            conn.execute(
+                select(optouts.c.msisdn).where(optouts.c.partner_id == partner_id, optouts.c.shortcode == shortcode, optouts.c.msisdn.in_(chunk))
+            ).scalars()
         )
     rows = [{"partner_id": partner_id, "shortcode": shortcode, "msisdn": m, "source": source, "created_at": now} for m in wanted if m not in present]
     if rows:
@@ -93,7 +99,10 @@ def add_keyword(conn: Connection, shortcode: str, keyword: str, partner_id: str,
 
 
 def remove_keyword(conn: Connection, shortcode: str, keyword: str) -> None:
-    if conn.execute(delete(shortcode_keywords).where(shortcode_keywords.c.shortcode == shortcode, shortcode_keywords.c.keyword == keyword)).rowcount == 0:
+    if (
+        conn.execute(delete(shortcode_keywords).where(shortcode_keywords.c.shortcode == shortcode, shortcode_keywords.c.keyword == keyword)).rowcount
+        == 0
+    ):
         raise NotFound(f"shortcode {shortcode} has no keyword {keyword}")
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import zlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import asyncpg
-import time
-from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Iterable, NamedTuple, Sequence
-
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -182,7 +182,7 @@ class Store:
     # -- lifecycle -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: StoreUrl, *, sqlite_synchronous: str = "FULL", lock_timeout_ms: int = 10_000, pool_size: int = 10) -> "Store":
+    def open(cls, url: StoreUrl, *, sqlite_synchronous: str = "FULL", lock_timeout_ms: int = 10_000, pool_size: int = 10) -> Store:
         if url.is_sqlite:
             return cls(SqliteDatabase(url, synchronous=sqlite_synchronous, lock_timeout_ms=lock_timeout_ms), url)
         return cls(PostgresDatabase(url, pool_size=pool_size, lock_timeout_ms=lock_timeout_ms), url)
@@ -226,7 +226,9 @@ class Store:
     async def count_partners(self) -> int:
         return await self.read(lambda conn: conn.execute(select(func.count()).select_from(partners)).scalar_one())
 
-    async def create_partner(self, partner_id: str, name: str, api_key_hash: str, credits: int, parent_id: str | None = None, rate: int = 100) -> None:
+    async def create_partner(
+        self, partner_id: str, name: str, api_key_hash: str, credits: int, parent_id: str | None = None, rate: int = 100
+    ) -> None:
         """A partner; with `parent_id`, a child account of that reseller, sold units at `rate`."""
 
         def create(conn: Connection) -> None:
@@ -235,7 +237,14 @@ class Store:
                 raise NotFound(f"partner {parent_id} does not exist")
             conn.execute(
                 insert(partners).values(
-                    id=partner_id, name=name, api_key_hash=api_key_hash, balance=credits, status="active", created_at=now, parent_id=parent_id, rate=rate
+                    id=partner_id,
+                    name=name,
+                    api_key_hash=api_key_hash,
+                    balance=credits,
+                    status="active",
+                    created_at=now,
+                    parent_id=parent_id,
+                    rate=rate,
                 )
             )
             if credits:
@@ -308,7 +317,9 @@ class Store:
         has `old_hash`: a key rotated meanwhile is never overwritten."""
 
         def replace(conn: Connection) -> bool:
-            changed = conn.execute(update(partners).where(partners.c.id == partner_id, partners.c.api_key_hash == old_hash).values(api_key_hash=new_hash))
+            changed = conn.execute(
+                update(partners).where(partners.c.id == partner_id, partners.c.api_key_hash == old_hash).values(api_key_hash=new_hash)
+            )
             return changed.rowcount == 1
 
         return await self.write(replace)
@@ -623,10 +634,12 @@ _PARTNER_BY_ID = Prepared(
 # The accepting transaction's statements (one set per group of requests).
 _ACCOUNTS = PreparedIn(lambda ids: select(partners.c.id, partners.c.balance, partners.c.status).where(partners.c.id.in_(ids)).with_for_update())
 _DEBIT = Prepared(
-    lambda: update(partners)
-    .where(partners.c.id == bindparam("partner_id"), partners.c.balance >= bindparam("at_least"))
-    .values(balance=partners.c.balance - bindparam("debit"))
-    .returning(partners.c.id)
+    lambda: (
+        update(partners)
+        .where(partners.c.id == bindparam("partner_id"), partners.c.balance >= bindparam("at_least"))
+        .values(balance=partners.c.balance - bindparam("debit"))
+        .returning(partners.c.id)
+    )
 )
 _CHARGE_ENTRY = Prepared(
     lambda: insert(ledger).values(
@@ -634,5 +647,7 @@ _CHARGE_ENTRY = Prepared(
     )
 )
 _SHORTCODE_BY_NAME = Prepared(
-    lambda: select(shortcodes.c.shortcode, shortcodes.c.partner_id, shortcodes.c.networks, shortcodes.c.promotional).where(shortcodes.c.shortcode == bindparam("shortcode"))
+    lambda: select(shortcodes.c.shortcode, shortcodes.c.partner_id, shortcodes.c.networks, shortcodes.c.promotional).where(
+        shortcodes.c.shortcode == bindparam("shortcode")
+    )
 )

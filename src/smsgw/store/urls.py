@@ -23,7 +23,7 @@ class StoreUrl:
     is_sqlite: bool
 
     @classmethod
-    def parse(cls, raw: str) -> "StoreUrl":
+    def parse(cls, raw: str) -> StoreUrl:
         try:
             url = make_url(raw)
         except ArgumentError:

@@ -24,8 +24,8 @@ from .receipt import smsc_id_keys, smsc_ids_match
 from .simulator import SmscSimulator
 
 __all__ = [
-    "STATUS_NO_RESPONSE",
     "STATUS_NOT_BOUND",
+    "STATUS_NO_RESPONSE",
     "BindRejected",
     "MobileOriginated",
     "OutboundMessage",

@@ -39,12 +39,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import math
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from ...domain.encoding import Encoding, decode
 from .pdu import (
@@ -79,17 +80,17 @@ from .receipt import Receipt, parse_receipt, printable
 from .segments import CONCATENATION_MODES, Concatenation, concatenation_of, message_parts, reference_for, split_udh
 
 __all__ = [
+    "STATUS_NOT_BOUND",
+    "STATUS_NO_RESPONSE",
+    "TEMPORARY_STATUSES",
+    "BindRejected",
     "MobileOriginated",
     "OutboundMessage",
     "Receipt",
     "SmppConnector",
     "SubmitOutcome",
-    "BindRejected",
-    "STATUS_NO_RESPONSE",
-    "STATUS_NOT_BOUND",
-    "TEMPORARY_STATUSES",
-    "source_address",
     "destination_address",
+    "source_address",
 ]
 
 STATUS_NO_RESPONSE = -1
@@ -305,7 +306,7 @@ class _Session:
             if self.writer.transport.get_write_buffer_size() > 256 * 1024:
                 await self.writer.drain()
             return await future
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             self.pending.pop(pdu.sequence_number, None)
             raise
         except ConnectionError as exc:
@@ -437,7 +438,7 @@ class _Session:
 
 def _expire(future: asyncio.Future[Pdu]) -> None:
     if not future.done():
-        future.set_exception(asyncio.TimeoutError())
+        future.set_exception(TimeoutError())
 
 
 class _Link:
@@ -463,7 +464,7 @@ class _Link:
                 connector.stats["bind_failures"] += 1
                 connector.last_error = str(exc)
                 connector.log.error("%s; retrying in %.1fs", exc, delay)
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError, PduError) as exc:
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ConnectionError, PduError) as exc:
                 connector.stats["connect_failures"] += 1
                 connector.last_error = f"{self.name}: cannot bind to {connector.host}:{connector.port}: {exc or type(exc).__name__}"
                 connector.log.warning("%s; retrying in %.1fs", connector.last_error, delay)
@@ -491,9 +492,7 @@ class _Link:
 
     async def _connect_and_bind(self) -> tuple[_Session, asyncio.Task[None]]:
         connector = self.connector
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(connector.host, connector.port), connector.response_timeout
-        )
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(connector.host, connector.port), connector.response_timeout)
         session = _Session(connector, self.name, reader, writer)
         reader_task = asyncio.create_task(session.run())
         try:
@@ -515,7 +514,7 @@ class _Link:
             try:
                 await session.request(EnquireLink(), connector.response_timeout)
                 connector.stats["enquire_links"] += 1
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 connector.stats["enquire_link_timeouts"] += 1
                 session.close(f"no enquire_link_resp within {connector.response_timeout}s")
                 return
@@ -528,12 +527,10 @@ class _Link:
             return
         deadline = time.monotonic() + timeout
         # Let responses to submit_sm already on the wire come back before saying goodbye.
-        while session.pending and time.monotonic() < deadline - timeout / 2:
+        while session.pending and time.monotonic() < deadline - timeout / 2:  # noqa: ASYNC110 - bounded, once per unbind
             await asyncio.sleep(0.01)
-        try:
+        with contextlib.suppress(TimeoutError, SessionLost, PduError):
             await session.request(Unbind(), max(0.05, deadline - time.monotonic()))
-        except (asyncio.TimeoutError, SessionLost, PduError):
-            pass
         session.close("unbound")
 
 
@@ -651,7 +648,7 @@ class SmppConnector:
         """True once every link is bound; False if that does not happen within `timeout`."""
         try:
             await asyncio.wait_for(asyncio.gather(*(link.bound.wait() for link in self._links)), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
@@ -763,7 +760,7 @@ class SmppConnector:
                 on_the_wire = True
                 try:
                     response = await session.request(pdu, self.response_timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     stats["timeouts"] += 1
                     holds_slot = False
                     session.orphan(pdu.sequence_number)
@@ -847,5 +844,3 @@ class SmppConnector:
 
     def _bind_pdu(self, bind_class: type[BindTransmitter | BindReceiver | BindTransceiver]) -> Pdu:
         return bind_class(system_id=self.system_id, password=self.password, system_type=self.system_type)
-
-

@@ -80,9 +80,7 @@ ESME_RINVOPTPARAMVAL = 0x000000C4
 ESME_RDELIVERYFAILURE = 0x000000FE
 ESME_RUNKNOWNERR = 0x000000FF
 
-STATUS_NAMES: dict[int, str] = {
-    value: name for name, value in globals().items() if name.startswith("ESME_") and isinstance(value, int)
-}
+STATUS_NAMES: dict[int, str] = {value: name for name, value in globals().items() if name.startswith("ESME_") and isinstance(value, int)}
 
 
 def status_name(status: int) -> str:
@@ -617,8 +615,7 @@ def encode_pdu(pdu: Pdu) -> bytes:
         return _HEADER.pack(HEADER_LENGTH + len(body), cls.command_id, pdu.command_status, pdu.sequence_number) + body
     except struct.error:
         raise PduError(
-            f"{cls.__name__}: command_status {pdu.command_status!r} or sequence_number "
-            f"{pdu.sequence_number!r} is not a 32-bit unsigned integer",
+            f"{cls.__name__}: command_status {pdu.command_status!r} or sequence_number {pdu.sequence_number!r} is not a 32-bit unsigned integer",
             ESME_RSYSERR,
         ) from None
 

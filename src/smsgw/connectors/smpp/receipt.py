@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from ...domain.encoding import decode
 from ...domain.states import DeliveryState
@@ -137,7 +137,7 @@ def state_of_stat(stat: str) -> DeliveryState:
     return STAT_STATES.get(normal_stat(stat), DeliveryState.UNKNOWN)
 
 
-def parse_receipt_date(value: str | None, tz: tzinfo = timezone.utc) -> float | None:
+def parse_receipt_date(value: str | None, tz: tzinfo = UTC) -> float | None:
     """YYMMDDhhmm or YYMMDDhhmmss in `tz` -> unix seconds; None when unreadable."""
     if not value or not value.isascii() or not value.isdigit() or len(value) not in (10, 12):
         return None
@@ -173,7 +173,7 @@ def printable(value: str) -> str:
     return _CONTROL.sub("", value)
 
 
-def parse_receipt(pdu: DeliverSm | DataSm, tz: tzinfo = timezone.utc) -> Receipt | None:
+def parse_receipt(pdu: DeliverSm | DataSm, tz: tzinfo = UTC) -> Receipt | None:
     """The receipt a deliver_sm/data_sm carries, or None when it names no message id."""
     text = printable(receipt_text_of(pdu))
     fields = parse_receipt_text(text)
@@ -214,12 +214,9 @@ def format_receipt_text(
 ) -> str:
     """A receipt text in the standard layout (dates in UTC, to the minute)."""
     dlvrd = sub if stat in ("DELIVRD", "ACCEPTD") else 0
-    submit_date = datetime.fromtimestamp(submitted_at, timezone.utc).strftime("%y%m%d%H%M")
-    done_date = datetime.fromtimestamp(done_at, timezone.utc).strftime("%y%m%d%H%M")
-    return (
-        f"id:{message_id} sub:{sub:03d} dlvrd:{dlvrd:03d} submit date:{submit_date} "
-        f"done date:{done_date} stat:{stat} err:{err} text:{text[:20]}"
-    )
+    submit_date = datetime.fromtimestamp(submitted_at, UTC).strftime("%y%m%d%H%M")
+    done_date = datetime.fromtimestamp(done_at, UTC).strftime("%y%m%d%H%M")
+    return f"id:{message_id} sub:{sub:03d} dlvrd:{dlvrd:03d} submit date:{submit_date} done date:{done_date} stat:{stat} err:{err} text:{text[:20]}"
 
 
 # --- message id matching --------------------------------------------------------------------

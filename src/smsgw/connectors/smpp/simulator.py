@@ -74,8 +74,8 @@ import collections
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ...domain.encoding import count_parts, decode
 from .pdu import (
@@ -113,7 +113,20 @@ from .segments import Concatenation, concatenation_of, message_parts, split_udh
 
 log = logging.getLogger("smsgw.smsc_sim")
 
-BEHAVIOUR_NAMES = ("happy", "delayed", "undeliverable", "expired", "rejected", "throttle", "queuefull", "noresponse", "drop", "early", "slow", "blacklisted")
+BEHAVIOUR_NAMES = (
+    "happy",
+    "delayed",
+    "undeliverable",
+    "expired",
+    "rejected",
+    "throttle",
+    "queuefull",
+    "noresponse",
+    "drop",
+    "early",
+    "slow",
+    "blacklisted",
+)
 
 
 @dataclass(slots=True)
@@ -148,7 +161,7 @@ class _PendingReceipt:
 class SubmitContext:
     """What a behaviour may do with one submit_sm."""
 
-    __slots__ = ("sim", "session", "pdu", "record")
+    __slots__ = ("pdu", "record", "session", "sim")
 
     def __init__(self, sim: SmscSimulator, session: _SmscSession, pdu: SubmitSm, record: SubmitRecord) -> None:
         self.sim = sim
@@ -347,15 +360,15 @@ class ReceiptBeforeResponse(Behaviour):
 
 
 TEST_NUMBER_SUFFIXES: dict[str, Callable[[SmscSimulator], Behaviour]] = {
-    "0001": lambda sim: Undeliverable(),
+    "0001": lambda _sim: Undeliverable(),
     "0002": lambda sim: Rejected(sim.reject_status),
     "0003": lambda sim: DelayedReceipt(sim.receipt_delay or 2.0),
-    "0004": lambda sim: Expired(),
-    "0005": lambda sim: Throttling(),
-    "0006": lambda sim: QueueFull(),
-    "0007": lambda sim: NoResponse(),
-    "0008": lambda sim: DropNow(),
-    "0009": lambda sim: ReceiptBeforeResponse(),
+    "0004": lambda _sim: Expired(),
+    "0005": lambda _sim: Throttling(),
+    "0006": lambda _sim: QueueFull(),
+    "0007": lambda _sim: NoResponse(),
+    "0008": lambda _sim: DropNow(),
+    "0009": lambda _sim: ReceiptBeforeResponse(),
 }
 
 
@@ -726,7 +739,7 @@ class SmscSimulator:
         return self.default_behaviour
 
     def _on_submit(self, session: _SmscSession, pdu: SubmitSm) -> None:
-        header, body = split_udh(pdu.content, pdu.esm_class)
+        _header, body = split_udh(pdu.content, pdu.esm_class)
         record = SubmitRecord(
             system_id=session.system_id,
             sequence_number=pdu.sequence_number,
@@ -780,18 +793,18 @@ class SmscSimulator:
             text="".join(ch if " " <= ch < "\x7f" else "?" for ch in record.text[:20]),
         )
         tlvs: dict[int, bytes] = {}
-        fields = dict(
-            source_addr_ton=pdu.dest_addr_ton,
-            source_addr_npi=pdu.dest_addr_npi,
-            source_addr=pdu.destination_addr,
-            dest_addr_ton=pdu.source_addr_ton,
-            dest_addr_npi=pdu.source_addr_npi,
-            destination_addr=pdu.source_addr,
-            esm_class=ESM_CLASS_DELIVERY_RECEIPT,
-            data_coding=0,
-            short_message=text.encode("ascii"),
-            tlvs=tlvs,
-        )
+        fields = {
+            "source_addr_ton": pdu.dest_addr_ton,
+            "source_addr_npi": pdu.dest_addr_npi,
+            "source_addr": pdu.destination_addr,
+            "dest_addr_ton": pdu.source_addr_ton,
+            "dest_addr_npi": pdu.source_addr_npi,
+            "destination_addr": pdu.source_addr,
+            "esm_class": ESM_CLASS_DELIVERY_RECEIPT,
+            "data_coding": 0,
+            "short_message": text.encode("ascii"),
+            "tlvs": tlvs,
+        }
         if self.receipt_tlvs:
             template = DeliverSm(tlvs=tlvs)
             template.receipted_message_id = receipt_id
@@ -867,7 +880,15 @@ class SmscSimulator:
         self._later(self.redelivery_delay, self._dispatch_receipt, item)
 
     def send_inbound(
-        self, source: str, destination: str, text: str, *, concatenation: str = "udh", reference: int = 0, order: list[int] | None = None, spread: bool = False
+        self,
+        source: str,
+        destination: str,
+        text: str,
+        *,
+        concatenation: str = "udh",
+        reference: int = 0,
+        order: list[int] | None = None,
+        spread: bool = False,
     ) -> int:
         """A subscriber's message to the gateway: deliver_sm (esm_class 0, UDHI for UDH parts),
         as many parts as its text needs, sent in `order` (0-based part indexes) and, with
@@ -877,18 +898,18 @@ class SmscSimulator:
         parts = message_parts(text, encoding, concatenation=concatenation, reference=reference)
         for position, index in enumerate(order if order is not None else range(len(parts))):
             part = parts[index]
-            fields = dict(
-                source_addr_ton=1,
-                source_addr_npi=1,
-                source_addr=source,
-                dest_addr_ton=0,
-                dest_addr_npi=0,
-                destination_addr=destination,
-                esm_class=part.esm_class,
-                data_coding=part.data_coding,
-                short_message=part.short_message,
-                tlvs=dict(part.tlvs),
-            )
+            fields = {
+                "source_addr_ton": 1,
+                "source_addr_npi": 1,
+                "source_addr": source,
+                "dest_addr_ton": 0,
+                "dest_addr_npi": 0,
+                "destination_addr": destination,
+                "esm_class": part.esm_class,
+                "data_coding": part.data_coding,
+                "short_message": part.short_message,
+                "tlvs": dict(part.tlvs),
+            }
             self._dispatch_inbound(fields, position if spread else 0)
         return len(parts)
 
