@@ -59,10 +59,16 @@ class Operator:
         networks=None,
         parent: str | None = None,
         rate: int = 100,
+        allow_private: bool = True,
     ) -> str:
+        """A partner; `allow_private`: its callback and inbound URLs may be the test's
+        receivers on loopback."""
+
         async def op(store: Store):
             hasher = await store.api_key_hasher(self.settings.api_key_secret)
             await store.create_partner(partner_id, partner_id, hasher.hash(key), credits, parent_id=parent, rate=rate)
+            if allow_private:
+                await store.allow_private_destinations(partner_id, True)
             if shortcode is not None:
                 await store.add_shortcode(shortcode, partner_id, networks)
 

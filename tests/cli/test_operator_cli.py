@@ -205,7 +205,6 @@ def test_status_counts_queue_and_unmatched_receipts(tmp_path, database_url):
             delivery.apply_receipts,
             [IncomingReceipt("carrier", "ffff", ["s:ffff"], int(DeliveryState.DELIVERED), "DELIVRD", None, None)],
             int(time.time() * 1000),
-            make_settings(database_url).timezone,
         )
     )
     shown = smsgw(tmp_path, database_url, "status")

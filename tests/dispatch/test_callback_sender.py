@@ -186,3 +186,25 @@ async def test_callbacks_carry_the_providers_format_and_a_timestamped_signature_
     # The same callback as the gateway signed it ten minutes ago, played again now.
     replayed = {**headers, "X-Smsgw-Timestamp": str(stamp - 600), "X-Smsgw-Signature-V2": signature_v2(secret, stamp - 600, body)}
     assert not verify(key, body, replayed)
+
+
+async def test_a_partner_not_allowed_private_destinations_gets_no_callback_to_loopback(rig_factory):
+    rig: Rig = await rig_factory()
+    rig.operator.partner("pa", credits=1_000_00, shortcode="SCPA")  # allowed: the test's receivers are on loopback
+    rig.operator.partner("pb", credits=1_000_00, shortcode="SCPB", allow_private=False)
+    allowed, refused = CallbackReceiver(), CallbackReceiver()
+    await rig.store.set_callback("pa", allowed.url, "secret-a")
+    # Stored as old data would be (the CLI refuses it): a name that resolves to loopback.
+    await rig.store.set_callback("pb", refused.url.replace("127.0.0.1", "localhost"), "secret-b")
+    try:
+        b_ids = await queue_reports(rig, "pb", 2, first=0)
+        a_ids = await queue_reports(rig, "pa", 2, first=10)
+        async with sending(rig, retry_base_seconds=30):
+            await wait_for(lambda: reported_ids(allowed) == set(a_ids), timeout=20)
+            await wait_for(lambda: rig.operator.sql("SELECT count(*) FROM callbacks WHERE partner_id = 'pb' AND attempts > 0") == [(2,)], timeout=20)
+        assert refused.received == [] and len(b_ids) == 2
+        errors = {error for (error,) in rig.operator.sql("SELECT last_error FROM callbacks WHERE partner_id = 'pb'")}
+        assert len(errors) == 1 and "localhost (127.0.0.1) is not a public address" in errors.pop()
+    finally:
+        allowed.close()
+        refused.close()

@@ -100,7 +100,7 @@ async def test_an_early_receipt_is_matched_when_its_response_is_recorded_whateve
     rig: Rig = await rig_factory(behaviour=ReceiptLongBeforeResponse(delay=1.0))
     now = int(time.time() * 1000)
     strays = [IncomingReceipt("carrier", f"stray{i}", [f"s:stray{i}"], int(DeliveryState.DELIVERED), "DELIVRD", None, None) for i in range(3_500)]
-    stored = await rig.store.write(delivery.apply_receipts, strays, now - 60_000, rig.settings.timezone)
+    stored = await rig.store.write(delivery.apply_receipts, strays, now - 60_000)
     assert stored.unmatched == 3_500
     async with rig.delivering():
         (answer,) = await rig.send([entry(number(3))])

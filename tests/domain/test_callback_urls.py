@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
-from smsgw.domain.callback_urls import BadCallbackUrl, check_callback_url
+from smsgw.domain.callback_urls import BadCallbackUrl, PrivateDestination, check_callback_url, is_public_address, refuse_private
 
 GOOD = [
     pytest.param("https://acme.example/dlr", id="https"),
@@ -52,3 +54,45 @@ def test_bad_urls_are_refused_with_the_reason(url, reason):
     with pytest.raises(BadCallbackUrl) as refused:
         check_callback_url(url)
     assert reason in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        pytest.param("93.184.216.34", True, id="public-v4"),
+        pytest.param("2606:2800:220:1:248:1893:25c8:1946", True, id="public-v6"),
+        pytest.param("127.0.0.1", False, id="loopback"),
+        pytest.param("10.0.0.1", False, id="private-10"),
+        pytest.param("172.16.5.4", False, id="private-172"),
+        pytest.param("192.168.1.1", False, id="private-192"),
+        pytest.param("169.254.169.254", False, id="metadata-link-local"),
+        pytest.param("100.64.0.1", False, id="shared-cgnat"),
+        pytest.param("0.0.0.0", False, id="unspecified"),
+        pytest.param("224.0.0.1", False, id="multicast"),
+        pytest.param("::1", False, id="loopback-v6"),
+        pytest.param("fe80::1", False, id="link-local-v6"),
+        pytest.param("fd00::1", False, id="unique-local-v6"),
+        pytest.param("::ffff:127.0.0.1", False, id="v4-mapped-loopback"),
+        pytest.param("::ffff:93.184.216.34", True, id="v4-mapped-public"),
+    ],
+)
+def test_public_addresses(address, public):
+    assert is_public_address(ipaddress.ip_address(address)) is public
+
+
+@pytest.mark.parametrize(
+    ("host", "resolved", "refused"),
+    [
+        pytest.param("acme.example", ["93.184.216.34"], False, id="public-name"),
+        pytest.param("acme.example", ["93.184.216.34", "10.0.0.7"], True, id="one-private-among-public"),
+        pytest.param("localhost", ["127.0.0.1", "::1"], True, id="name-to-loopback"),
+        pytest.param("fe80-host", ["fe80::1%eth0"], True, id="scoped-link-local"),
+        pytest.param("odd", ["not-an-address"], True, id="unreadable"),
+    ],
+)
+def test_a_name_is_refused_when_any_address_it_resolves_to_is_not_public(host, resolved, refused):
+    if refused:
+        with pytest.raises(PrivateDestination, match="is not a public address"):
+            refuse_private(host, resolved)
+    else:
+        refuse_private(host, resolved)

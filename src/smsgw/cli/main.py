@@ -10,14 +10,15 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from sqlalchemy.exc import IntegrityError
 
 from ..config import ConfigError, Settings, open_store
+from ..dispatch.webhooks import ensure_public
 from ..domain.apikeys import MIN_OPERATOR_KEY_LENGTH, WeakApiKey, check_operator_key, generate_api_key
-from ..domain.callback_urls import BadCallbackUrl, check_callback_url
+from ..domain.callback_urls import BadCallbackUrl, UnresolvedHost, check_callback_url
 from ..domain.compliance import ALL_SHORTCODES, parse_keyword
 from ..domain.identifiers import MAX_SHORTCODE_LENGTH, is_partner_id, is_shortcode
 from ..domain.money import MAX_RATE, format_units, parse_amount, parse_units
@@ -29,7 +30,7 @@ from ..store.urls import DEFAULT_DATABASE_URL
 T = TypeVar("T")
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
@@ -39,7 +40,6 @@ def load_settings() -> Settings:
         return Settings.from_env()
     except ConfigError as exc:
         fail(str(exc), 2)
-        raise AssertionError("fail() exits") from exc
 
 
 def require_existing_store(settings: Settings) -> None:
@@ -220,7 +220,7 @@ async def partner_show(store: Store, settings: Settings, partner_id: str) -> Non
             click.echo(f"shortcode:  {code.shortcode} ({nets})")
     else:
         click.echo("shortcode:  none (add one with `smsgw shortcode add`)")
-    click.echo(f"callback:   {found.callback_url or 'none'}")
+    click.echo(f"callback:   {found.callback_url or 'none'}" + (" (private destinations allowed)" if found.callback_allow_private else ""))
     await show_controls(store, found)
 
 
@@ -253,13 +253,45 @@ async def partner_rotate_key(store: Store, settings: Settings, partner_id: str) 
     click.echo(f"api key: {key}")
 
 
+PRIVATE_OPTION = click.option(
+    "--allow-private/--public-only",
+    default=None,
+    help="Let the partner's callback and inbound URLs lead to loopback, private or link-local addresses (tests, "
+    "intranets); --public-only takes that back. Default: as set before (public only for a new partner).",
+)
+
+
+async def check_destination(store: Store, partner_id: str, url: str, allow_private: bool | None) -> None:
+    """Refuses a URL the senders could not use: badly formed, or (unless private destinations
+    are allowed for the partner) one whose host is or resolves to a non-public address."""
+    found = await store.get_partner(partner_id)
+    if found is None:
+        fail(f"partner {partner_id} does not exist")
+    if allow_private is not None:
+        await store.allow_private_destinations(partner_id, allow_private)
+    else:
+        allow_private = found.callback_allow_private
+    try:
+        check_callback_url(url)
+        if not allow_private:
+            await ensure_public(url)
+    except UnresolvedHost as exc:
+        # Perhaps a name only the gateway's hosts resolve: the senders check again each time.
+        click.echo(f"warning: {exc}; it is checked again before each send", err=True)
+    except BadCallbackUrl as exc:
+        raise click.BadParameter(str(exc), param_hint="URL") from None
+
+
 @partner.command("callback")
 @click.argument("partner_id")
 @click.argument("url", required=False)
 @click.option("--secret", default=None, help="Signing secret (default: a new random one, printed once).")
 @click.option("--clear", is_flag=True, help="Stop sending delivery reports to the partner.")
+@PRIVATE_OPTION
 @with_store
-async def partner_callback(store: Store, settings: Settings, partner_id: str, url: str | None, secret: str | None, clear: bool) -> None:
+async def partner_callback(
+    store: Store, settings: Settings, partner_id: str, url: str | None, secret: str | None, clear: bool, allow_private: bool | None
+) -> None:
     """Send the partner's final delivery reports to URL, signed with HMAC-SHA256."""
     if clear:
         await store.set_callback(partner_id, None, None)
@@ -268,10 +300,7 @@ async def partner_callback(store: Store, settings: Settings, partner_id: str, ur
     if url is None:
         raise click.BadParameter("give the callback URL, or --clear", param_hint="URL")
     check_length(secret, 200, "--secret")
-    try:
-        check_callback_url(url)
-    except BadCallbackUrl as exc:
-        raise click.BadParameter(str(exc), param_hint="URL") from None
+    await check_destination(store, partner_id, url, allow_private)
     signing_secret = secret or secrets.token_hex(32)
     await store.set_callback(partner_id, url, signing_secret)
     click.echo(f"partner {partner_id}: final delivery reports go to {url}")
@@ -517,8 +546,11 @@ async def optout_list(store: Store, settings: Settings, partner_id: str, shortco
 )
 @click.option("--auto-reply/--no-auto-reply", default=False, help="Send the endpoint's 2xx text answer back to the subscriber (charged).")
 @click.option("--clear", is_flag=True, help="Stop forwarding (messages stay readable through getinbox).")
+@PRIVATE_OPTION
 @with_store
-async def partner_inbound(store: Store, settings: Settings, partner_id: str, url: str | None, method: str, auto_reply: bool, clear: bool) -> None:
+async def partner_inbound(
+    store: Store, settings: Settings, partner_id: str, url: str | None, method: str, auto_reply: bool, clear: bool, allow_private: bool | None
+) -> None:
     """Forward messages subscribers send to the partner's shortcodes to URL, signed like
     delivery reports (with the partner's callback secret)."""
     if clear:
@@ -527,10 +559,7 @@ async def partner_inbound(store: Store, settings: Settings, partner_id: str, url
         return
     if url is None:
         raise click.BadParameter("give the endpoint URL, or --clear", param_hint="URL")
-    try:
-        check_callback_url(url)
-    except BadCallbackUrl as exc:
-        raise click.BadParameter(str(exc), param_hint="URL") from None
+    await check_destination(store, partner_id, url, allow_private)
     await store.write(inbound.set_endpoint, partner_id, url, method.upper(), auto_reply)
     click.echo(f"partner {partner_id}: inbound messages go to {url} by {method.upper()}" + (", with auto-reply" if auto_reply else ""))
     partner_row = await store.get_partner(partner_id)

@@ -27,7 +27,7 @@ from ..store import inbound
 from ..store.errors import StoreUnavailable
 from ..store.inbound import Consents, DueForward, InboundPart
 from ..store.store import Store, now_ms
-from .webhooks import SIGNATURE_HEADER, CallbackSender, signature
+from .webhooks import SIGNATURE_HEADER, CallbackSender, ensure_public, signature
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,8 @@ class InboundForwarder(CallbackSender):
         assert self._client is not None and forward.url is not None
         try:
             check_callback_url(forward.url)
+            if not forward.allow_private:
+                await ensure_public(forward.url)
         except BadCallbackUrl as exc:
             log.warning("inbound message %d of partner %s not forwarded: %s", forward.id, forward.partner_id, exc)
             return str(exc)

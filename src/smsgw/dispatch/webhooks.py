@@ -9,13 +9,14 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import socket
 import time
 from collections import Counter
 
 import httpx
 
 from .. import metrics
-from ..domain.callback_urls import BadCallbackUrl, check_callback_url
+from ..domain.callback_urls import BadCallbackUrl, UnresolvedHost, check_callback_url, host_and_port, literal_address, refuse_private
 from ..store import delivery
 from ..store.delivery import DueCallback
 from ..store.errors import StoreUnavailable
@@ -47,6 +48,20 @@ def signed_headers(secret: str | None, body: bytes, now_seconds: int) -> dict[st
         headers[TIMESTAMP_HEADER] = str(now_seconds)
         headers[SIGNATURE_V2_HEADER] = signature_v2(secret, now_seconds, body)
     return headers
+
+
+async def ensure_public(url: str) -> None:
+    """PrivateDestination (a BadCallbackUrl) unless the URL's host is, or resolves now to,
+    public addresses only; a name that does not resolve is a BadCallbackUrl too."""
+    host, port = host_and_port(url)
+    if literal_address(host) is not None:
+        refuse_private(host, [host])
+        return
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UnresolvedHost(f"the URL's host {host} does not resolve: {exc}") from None
+    refuse_private(host, [str(info[4][0]) for info in found])
 
 
 class CallbackSender:
@@ -175,6 +190,8 @@ class CallbackSender:
         assert self._client is not None and callback.url is not None
         try:
             check_callback_url(callback.url)
+            if not callback.allow_private:
+                await ensure_public(callback.url)
         except BadCallbackUrl as exc:
             log.warning("callback %d of partner %s not sent: %s", callback.id, callback.partner_id, exc)
             return str(exc)

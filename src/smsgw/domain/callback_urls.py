@@ -1,6 +1,11 @@
 """What a partner's callback URL may look like. The operator CLI refuses others when they are
 set, and the callback sender checks again before each POST: a URL stored before these rules
-(or edited in the database) must fail its own callback with a reason, never the sender."""
+(or edited in the database) must fail its own callback with a reason, never the sender.
+
+The URL must also lead to a public address (contract: callback and inbound URLs), checked
+when it is set and again on every send against what the name resolves to then, unless the
+operator allowed private destinations for the partner (tests, intranets). A name that
+resolves differently between our check and the HTTP client's own lookup is not covered."""
 
 from __future__ import annotations
 
@@ -76,3 +81,44 @@ def _check_host(host: str, bracketed: bool) -> None:
                 idna.decode(label)
             except (idna.IDNAError, UnicodeError) as exc:
                 raise BadCallbackUrl(f"the callback URL's host {host!r} has an invalid IDNA label {label!r}: {exc}") from None
+
+
+class PrivateDestination(BadCallbackUrl):
+    """The URL's host is, or resolves to, an address that is not public."""
+
+
+class UnresolvedHost(BadCallbackUrl):
+    """The URL's host name does not resolve (now)."""
+
+
+def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Globally routable unicast: not loopback, private, link-local (cloud metadata at
+    169.254.169.254 among them), shared (100.64/10), reserved, multicast or unspecified; an
+    IPv4 address mapped into IPv6 is judged as the IPv4 address it carries."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def refuse_private(host: str, addresses: list[str]) -> None:
+    """PrivateDestination unless every address `host` resolved to is public (a name that
+    resolves to one private address among public ones is refused: the connection may go there)."""
+    for text in addresses:
+        address = literal_address(text.split("%", 1)[0])
+        if address is None or not is_public_address(address):
+            shown = host if text == host else f"{host} ({text})"
+            raise PrivateDestination(
+                f"the URL's host {shown} is not a public address (loopback, private, link-local or metadata addresses need --allow-private)"
+            )
+
+
+def host_and_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port or (443 if parts.scheme.lower() == "https" else 80)

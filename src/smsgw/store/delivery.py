@@ -680,6 +680,7 @@ class DueCallback:
     attempts: int
     created_at: int
     secret: str | None
+    allow_private: bool = False  # the partner's URLs may lead to private addresses
 
 
 # Neither delivered nor given up: still to be sent.
@@ -724,13 +725,17 @@ def claim_callbacks(
         .returning(callbacks.c.id, callbacks.c.partner_id, callbacks.c.body, callbacks.c.attempts, callbacks.c.created_at)
     ).all()
     targets = {
-        p.id: (p.callback_url, p.callback_secret)
-        for p in conn.execute(select(partners.c.id, partners.c.callback_url, partners.c.callback_secret).where(partners.c.id.in_(sorted(taken))))
+        p.id: (p.callback_url, p.callback_secret, bool(p.callback_allow_private))
+        for p in conn.execute(
+            select(partners.c.id, partners.c.callback_url, partners.c.callback_secret, partners.c.callback_allow_private).where(
+                partners.c.id.in_(sorted(taken))
+            )
+        )
     }
     due = []
     for r in sorted(rows, key=lambda row: row.id):
-        url, secret = targets.get(r.partner_id, (None, None))
-        due.append(DueCallback(r.id, r.partner_id, url, bytes(r.body), r.attempts, r.created_at, secret))
+        url, secret, allow_private = targets.get(r.partner_id, (None, None, False))
+        due.append(DueCallback(r.id, r.partner_id, url, bytes(r.body), r.attempts, r.created_at, secret, allow_private))
     return due
 
 

@@ -221,6 +221,7 @@ class DueForward:
     method: str
     secret: str | None
     auto_reply: bool
+    allow_private: bool = False
 
     def payload(self) -> dict[str, str]:
         """The contract's payloads: dedicated {shortcode, mobile, message}; shared (routed by
@@ -268,6 +269,7 @@ def claim_forwards(conn: Connection, now: int, limit: int, lease_ms: int) -> lis
             partners.c.inbound_method,
             partners.c.callback_secret,
             partners.c.inbound_auto_reply,
+            partners.c.callback_allow_private,
         )
         .join(partners, partners.c.id == inbound_messages.c.partner_id)
         .where(inbound_messages.c.id.in_(list(ids)))
@@ -287,6 +289,7 @@ def claim_forwards(conn: Connection, now: int, limit: int, lease_ms: int) -> lis
             r.inbound_method or "POST",
             r.callback_secret,
             bool(r.inbound_auto_reply),
+            bool(r.callback_allow_private),
         )
         for r in rows
     ]

@@ -49,6 +49,8 @@ partners = Table(
     Column("inbound_url", String(2000)),
     Column("inbound_method", String(8)),  # GET (query string) or POST (JSON)
     Column("inbound_auto_reply", SmallInteger, nullable=False, server_default=text("0")),
+    # 1: callback and inbound URLs may lead to loopback, private or link-local addresses.
+    Column("callback_allow_private", SmallInteger, nullable=False, server_default=text("0")),
     Index("ix_partners_parent", "parent_id"),
 )
 

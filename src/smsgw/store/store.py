@@ -59,6 +59,7 @@ class Partner:
     rate: int = 100  # money per unit of a child account, hundredths
     max_mps: int | None = None
     allowed_ips: str | None = None
+    callback_allow_private: bool = False  # callback and inbound URLs may lead to private addresses
 
     @property
     def active(self) -> bool:
@@ -342,6 +343,11 @@ class Store:
 
     async def set_callback(self, partner_id: str, url: str | None, secret: str | None) -> None:
         await self._update_partner(partner_id, callback_url=url, callback_secret=secret)
+
+    async def allow_private_destinations(self, partner_id: str, allowed: bool) -> None:
+        """Whether the partner's callback and inbound URLs may lead to loopback, private or
+        link-local addresses (tests, intranets)."""
+        await self._update_partner(partner_id, callback_allow_private=int(allowed))
 
     async def add_shortcode(self, shortcode: str, partner_id: str, networks: Iterable[int] | None) -> None:
         network_text = ",".join(str(n) for n in sorted(set(networks))) if networks is not None else None
@@ -629,6 +635,7 @@ _PARTNER_BY_ID = Prepared(
         partners.c.rate,
         partners.c.max_mps,
         partners.c.allowed_ips,
+        partners.c.callback_allow_private,
     ).where(partners.c.id == bindparam("partner_id"))
 )
 # The accepting transaction's statements (one set per group of requests).
