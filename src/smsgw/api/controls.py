@@ -13,12 +13,12 @@ from typing import Any
 
 from ..config import IPNetwork
 from ..domain.codes import Code
+from ..domain.identifiers import IPAddress, parse_ip_address
 from ..store import accounts
 from ..store.errors import StoreUnavailable
 from ..store.store import Partner, Store
 from .bodies import BadRequest
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
 # The ASGI scope of the request being handled, so that authentication can find the client's
@@ -45,16 +45,16 @@ def client_address(scope: dict[str, Any], trusted_proxies: Sequence[IPNetwork]) 
     address in X-Forwarded-For that is not one (proxies append, so the right end is the one
     written by our own proxy; what the client wrote itself is further left). None when an
     address cannot be read, which no allow-list matches."""
-    peer = _address((scope.get("client") or ("",))[0])
+    peer = parse_ip_address((scope.get("client") or ("",))[0])
     if peer is None or not _within(peer, trusted_proxies):
         return peer
     forwarded = [value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"x-forwarded-for"]
     hops = [hop.strip() for hop in ",".join(forwarded).split(",") if hop.strip()]
     for hop in reversed(hops):
-        address = _address(hop)
+        address = parse_ip_address(hop)
         if address is None or not _within(address, trusted_proxies):
             return address
-    return _address(hops[0]) if hops else peer
+    return parse_ip_address(hops[0]) if hops else peer
 
 
 def request_client(trusted_proxies: Sequence[IPNetwork]) -> IPAddress | None:
@@ -96,17 +96,6 @@ async def enforce_rate_limit(store: Store, partner: Partner, rows: Sequence[tupl
 def parse_networks(text: str) -> tuple[IPNetwork, ...]:
     """'10.0.0.0/8,192.0.2.7' -> networks; raises ValueError for anything else."""
     return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
-
-
-def _address(text: str) -> IPAddress | None:
-    try:
-        address = ipaddress.ip_address(text.strip().strip("[]"))
-    except ValueError:
-        return None
-    # An IPv4 client seen through an IPv6 socket (::ffff:192.0.2.7) is that IPv4 client.
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
 
 
 def _within(address: IPAddress, networks: Sequence[IPNetwork]) -> bool:

@@ -16,7 +16,8 @@ from collections import Counter
 import httpx
 
 from .. import metrics
-from ..domain.callback_urls import BadCallbackUrl, UnresolvedHost, check_callback_url, host_and_port, literal_address, refuse_private
+from ..domain.callback_urls import BadCallbackUrl, UnresolvedHost, check_callback_url, host_and_port, refuse_private
+from ..domain.identifiers import parse_ip_address
 from ..store import delivery
 from ..store.delivery import DueCallback
 from ..store.errors import StoreUnavailable
@@ -54,7 +55,7 @@ async def ensure_public(url: str) -> None:
     """PrivateDestination (a BadCallbackUrl) unless the URL's host is, or resolves now to,
     public addresses only; a name that does not resolve is a BadCallbackUrl too."""
     host, port = host_and_port(url)
-    if literal_address(host) is not None:
+    if parse_ip_address(host) is not None:
         refuse_private(host, [host])
         return
     try:

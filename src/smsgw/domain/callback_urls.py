@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import idna
 
+from .identifiers import IPAddress, parse_ip_address
+
 MAX_CALLBACK_URL_LENGTH = 2000
 # Letters, digits, hyphens and underscores (which DNS allows and intranet names use).
 _ASCII_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
@@ -91,7 +93,7 @@ class UnresolvedHost(BadCallbackUrl):
     """The URL's host name does not resolve (now)."""
 
 
-def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+def is_public_address(address: IPAddress) -> bool:
     """Globally routable unicast: not loopback, private, link-local (cloud metadata at
     169.254.169.254 among them), shared (100.64/10), reserved, multicast or unspecified; an
     IPv4 address mapped into IPv6 is judged as the IPv4 address it carries."""
@@ -100,18 +102,11 @@ def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
     return address.is_global and not address.is_multicast
 
 
-def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
-
-
 def refuse_private(host: str, addresses: list[str]) -> None:
     """PrivateDestination unless every address `host` resolved to is public (a name that
     resolves to one private address among public ones is refused: the connection may go there)."""
     for text in addresses:
-        address = literal_address(text.split("%", 1)[0])
+        address = parse_ip_address(text.split("%", 1)[0])
         if address is None or not is_public_address(address):
             shown = host if text == host else f"{host} ({text})"
             raise PrivateDestination(

@@ -4,7 +4,10 @@ partner or sender id cannot exist."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _PARTNER_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 MAX_SHORTCODE_LENGTH = 32
@@ -16,3 +19,15 @@ def is_partner_id(text: str) -> bool:
 
 def is_shortcode(text: str) -> bool:
     return 0 < len(text) <= MAX_SHORTCODE_LENGTH and text.isprintable()
+
+
+def parse_ip_address(text: str) -> IPAddress | None:
+    """An IP address written bare or in brackets ([::1]), or None. An IPv4 address mapped
+    into IPv6 (::ffff:192.0.2.7, as an IPv6 socket shows an IPv4 peer) is that IPv4 address."""
+    try:
+        address = ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
