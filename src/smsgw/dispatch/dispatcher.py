@@ -45,7 +45,7 @@ from ..connectors.smpp.receipt import Receipt, smsc_id_keys
 from ..domain.encoding import Encoding
 from ..domain.states import DeliveryState
 from ..store import binds, delivery
-from ..store.delivery import Claimed, Failure, IncomingReceipt, Retry, Submitted
+from ..store.delivery import EXPIRED, Claimed, Failure, IncomingReceipt, Retry, Submitted
 from ..store.errors import StoreUnavailable
 from ..store.store import Store, now_ms
 from .backoff import backoff_ms
@@ -266,9 +266,7 @@ class Dispatcher:
 
     def _dispatch(self, message: Claimed, now: int) -> None:
         if message.expires_at is not None and now >= message.expires_at:
-            self._enqueue(
-                Failure(message.id, int(DeliveryState.ABSENT_SUBSCRIBER), "validity period ran out before any carrier took it", owner=self.owner)
-            )
+            self._enqueue(Failure(message.id, int(DeliveryState.ABSENT_SUBSCRIBER), EXPIRED, owner=self.owner, keeps_last_error=True))
             return
         lane = self._lane_for(message.network_id)
         if lane is None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Table, bindparam, delete, func, insert, literal_column, or_, select, text, update
+from sqlalchemy import Integer, Table, bindparam, delete, func, insert, literal, literal_column, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ClauseElement
@@ -81,6 +81,10 @@ class Failure:
     attempted: bool = False  # the failure is the outcome of a submit attempt
     owner: str | None = None  # the dispatcher whose lease it must still hold (None: sweeps)
     unanswered: bool = False  # that attempt was a submit_sm that got no submit_sm_resp
+    keeps_last_error: bool = False  # the error of the last attempt stays, after this one
+
+
+EXPIRED = "validity period ran out before any carrier took it"
 
 
 @dataclass(frozen=True)
@@ -269,6 +273,13 @@ def reschedule(conn: Connection, items: Sequence[Retry]) -> None:
         )
 
 
+def _final_error(item: Failure) -> Any:
+    if not item.keeps_last_error:
+        return item.error[:200]
+    # An expired message's last carrier answer (e.g. ESME_RMSGQFUL) says why it expired.
+    return func.substr(literal(item.error) + func.coalesce(literal("; last answer: ") + messages.c.error, ""), 1, 200)
+
+
 def fail_unsent(conn: Connection, items: Sequence[Failure], now: int) -> list[int]:
     """Final failure of messages no carrier accepted (rejected at submit, expired in the
     gateway, or never answered): final state, and the charge refunded through the ledger in
@@ -288,7 +299,7 @@ def fail_unsent(conn: Connection, items: Sequence[Failure], now: int) -> list[in
             .values(
                 state=item.state,
                 done_at=now,
-                error=item.error[:200],
+                error=_final_error(item),
                 attempts=messages.c.attempts + (1 if item.attempted else 0),
                 unanswered=messages.c.unanswered + (1 if item.unanswered else 0),
                 lease_owner=None,
@@ -333,7 +344,7 @@ def expire_overdue(conn: Connection, now: int, limit: int) -> list[int]:
         .scalars()
         .all()
     )
-    failures = [Failure(i, int(DeliveryState.ABSENT_SUBSCRIBER), "validity period ran out before any carrier took it") for i in ids]
+    failures = [Failure(i, int(DeliveryState.ABSENT_SUBSCRIBER), EXPIRED, keeps_last_error=True) for i in ids]
     return fail_unsent(conn, failures, now)
 
 
