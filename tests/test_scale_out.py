@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +20,12 @@ from .helpers import Operator, entry, free_port, make_settings
 WINDOW = 16
 BINDS = 3
 DISPATCHERS = 3
-MESSAGES = 20_000
+MESSAGES = 6_000  # enough that round two is mid-run when a dispatcher is killed
+
+
+def logs_tail(logs: Path, lines: int = 15) -> str:
+    """The end of each process's stderr: what a failed wait shows."""
+    return "\n".join(f"{f.name}: " + "\n  ".join(f.read_text(errors="replace").splitlines()[-lines:]) for f in sorted(logs.glob("serve-*.log")))
 
 
 @pytest.fixture
@@ -29,12 +35,13 @@ def shared_store(postgres_url):
     return postgres_url, operator
 
 
-async def start(*args: str, url: str) -> asyncio.subprocess.Process:
+async def start(*args: str, url: str, logs: Path) -> asyncio.subprocess.Process:
     env = dict(os.environ, SMSGW_DATABASE_URL=url, SMSGW_LEASE_SECONDS="3", SMSGW_BIND_LEASE_SECONDS="3")
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "smsgw", "serve", "--log-level", "warning", *args,
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    with open(logs / f"serve-{len(list(logs.glob('serve-*.log')))}.log", "wb") as log:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "smsgw", "serve", "--log-level", "warning", *args,
+            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
 
 
 async def healthy(port: int) -> bool:
@@ -60,7 +67,17 @@ def delivered(operator: Operator, marker: str) -> int:
     return operator.sql(f"SELECT count(*) FROM messages WHERE state = 3 AND text LIKE '{marker} %'")[0][0]
 
 
-async def test_many_api_and_dispatcher_processes_share_one_store(shared_store):
+def explained(operator: Operator, marker: str, simulator: SmscSimulator, logs: Path):
+    def explain() -> str:
+        states = operator.sql(f"SELECT state, count(*) FROM messages WHERE text LIKE '{marker} %' GROUP BY state")
+        leases = operator.sql("SELECT name, owner FROM bind_leases")
+        seen = f"simulator: {simulator.submits} submits, {simulator.bound_sessions} bound sessions"
+        return f"states {states}, bind leases {leases}, {seen}\n{logs_tail(logs)}"
+
+    return explain
+
+
+async def test_many_api_and_dispatcher_processes_share_one_store(shared_store, tmp_path):
     url, operator = shared_store
     simulator = SmscSimulator(system_id="smsgw", password="secret")
     sim_port = await simulator.start("127.0.0.1", 0)
@@ -69,15 +86,17 @@ async def test_many_api_and_dispatcher_processes_share_one_store(shared_store):
     processes: list[asyncio.subprocess.Process] = []
     try:
         for port in api_ports:
-            processes.append(await start("--role", "api", "--port", str(port), url=url))
-        dispatchers = [await start("--role", "dispatcher", *smsc, url=url) for _ in range(DISPATCHERS)]
+            processes.append(await start("--role", "api", "--port", str(port), url=url, logs=tmp_path))
+        dispatchers = [await start("--role", "dispatcher", *smsc, url=url, logs=tmp_path) for _ in range(DISPATCHERS)]
         processes += dispatchers
         for port in api_ports:
-            await wait_for(lambda port=port: healthy(port), timeout=60)
+            await wait_for(lambda port=port: healthy(port), timeout=60, explain=lambda: logs_tail(tmp_path))
 
         # Round one: every message exactly once, never more binds than configured.
         await accept(api_ports, "first")
-        await wait_for(lambda: delivered(operator, "first") == MESSAGES, timeout=180, interval=0.5)
+        await wait_for(
+            lambda: delivered(operator, "first") == MESSAGES, timeout=180, interval=0.5, explain=explained(operator, "first", simulator, tmp_path)
+        )
         first = {text: n for text, n in simulator.texts.items() if text.startswith("first ")}
         assert len(first) == MESSAGES and set(first.values()) == {1}
         assert simulator.max_concurrent_binds <= BINDS
@@ -90,7 +109,9 @@ async def test_many_api_and_dispatcher_processes_share_one_store(shared_store):
         victim = dispatchers[0]
         victim.send_signal(signal.SIGKILL)
         await victim.wait()
-        await wait_for(lambda: delivered(operator, "second") == MESSAGES, timeout=180, interval=0.5)
+        await wait_for(
+            lambda: delivered(operator, "second") == MESSAGES, timeout=180, interval=0.5, explain=explained(operator, "second", simulator, tmp_path)
+        )
         second = {text: n for text, n in simulator.texts.items() if text.startswith("second ")}
         assert len(second) == MESSAGES
         duplicates = sum(n - 1 for n in second.values())
@@ -110,14 +131,14 @@ async def test_many_api_and_dispatcher_processes_share_one_store(shared_store):
         await simulator.stop()
 
 
-async def test_credit_stays_exact_across_api_worker_processes(postgres_url):
+async def test_credit_stays_exact_across_api_worker_processes(postgres_url, tmp_path):
     """Twenty concurrent requests through two API worker processes, credit for five."""
     operator = Operator(make_settings(postgres_url))
     operator.partner("tight", credits=5 * 300, shortcode="T")
     port = free_port()
-    server = await start("--role", "api", "--workers", "2", "--port", str(port), url=postgres_url)
+    server = await start("--role", "api", "--workers", "2", "--port", str(port), url=postgres_url, logs=tmp_path)
     try:
-        await wait_for(lambda: healthy(port), timeout=60)
+        await wait_for(lambda: healthy(port), timeout=60, explain=lambda: logs_tail(tmp_path))
         body = {"smslist": [entry(number(i), partner="tight", shortcode="T") for i in range(3)]}
         async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_keepalive_connections=0)) as client:
             answers = await asyncio.gather(*(client.post(f"http://127.0.0.1:{port}/api/services/sendbulk", json=body) for _ in range(20)))

@@ -11,6 +11,7 @@ import subprocess
 import time
 
 import httpx
+import pytest
 from click.testing import CliRunner
 
 from smsgw.cli.main import main
@@ -213,14 +214,28 @@ def test_status_counts_queue_and_unmatched_receipts(tmp_path, database_url):
     assert "pending callbacks:          0" in shown.stdout
 
 
-def test_bad_smsc_url_is_a_clear_error(tmp_path, database_url):
-    for url, message in (
+def test_bad_smsc_url_is_a_clear_error_and_exit_code_2(tmp_path):
+    result = smsgw(tmp_path, f"sqlite:///{tmp_path / 'smsgw.db'}", "serve", "--smsc", "smpp://a:b@host:2775?networks=9")
+    assert result.returncode == 2 and "unknown network ids [9]" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
         ("http://x:y@host:1", "scheme must be smpp"),
         ("smpp://host:2775", "bind credentials"),
         ("smpp://a:b@host:2775?window=0", "window must be between"),
         ("smpp://a:b@host:2775?networks=9", "unknown network ids [9]"),
         ("smpp://a:b@host:2775?color=red", "unknown options color"),
-    ):
-        result = smsgw(tmp_path, database_url, "serve", "--smsc", url)
-        assert result.returncode == 2 and message in result.stderr, (url, result.stderr)
-        assert "Traceback" not in result.stderr
+        ("smpp://a:b@host:x", "port is not a number"),
+        ("smpp://a:b@host:2775?tps=fast", "tps must be a number"),
+    ],
+    ids=["scheme", "no credentials", "window", "network", "option", "port", "tps"],
+)
+def test_smsc_url_errors_say_what_is_wrong(url, message):
+    from smsgw.dispatch.routing import RouteError, parse_smsc_url
+
+    with pytest.raises(RouteError, match=re.escape(message)) as raised:
+        parse_smsc_url(url, known_networks={1, 2, 3})
+    assert ":b@" not in str(raised.value)  # the password is masked

@@ -31,8 +31,9 @@ def number(i: int, prefix: str = "071") -> str:
     return f"{prefix}{i:0{width}d}00"
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
-    """Polls until `predicate()` (sync or async) is truthy; fails the test on timeout."""
+async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, explain: Callable[[], Any] | None = None) -> Any:
+    """Polls until `predicate()` (sync or async) is truthy; fails the test on timeout, with
+    what `explain()` says of the state it was left in."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -41,7 +42,7 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"condition not met within {timeout} s" + (f": {explain()}" if explain else ""))
         await asyncio.sleep(interval)
 
 
