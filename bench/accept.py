@@ -320,8 +320,10 @@ def measure_server(src: Path, url: str, args: argparse.Namespace, bodies: list[b
         if args.optouts:
             levels += [("sendbulk", bulk, 1000, args.optouts, int(c)) for c in args.concurrency.split(",") if c]
         listed = 0
+        lookups: dict[int, float] = {}
         for kind, requests, per_request, optouts, concurrency in levels:
             if optouts != listed:
+                lookups[listed] = optout_lookup_ms(url, bodies)
                 fill_optout_list(url, optouts, bodies)
                 listed = optouts
             process.cpu_percent()
@@ -340,7 +342,8 @@ def measure_server(src: Path, url: str, args: argparse.Namespace, bodies: list[b
         server.terminate()
         server.wait(timeout=30)
     if args.optouts:
-        print(f"opt-out lookup of a 1000-number request with {listed} listed: {optout_lookup_ms(url, bodies):.1f} ms")
+        lookups[listed] = optout_lookup_ms(url, bodies)
+        print("opt-out lookup of a 1000-number request: " + ", ".join(f"{ms:.1f} ms with {count:,} listed" for count, ms in sorted(lookups.items())))
     return results
 
 

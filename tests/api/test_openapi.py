@@ -152,6 +152,9 @@ def test_every_answer_of_every_endpoint_matches_the_document_strictly(settings, 
         check("POST", "/api/services/getinbox", 200, json=dict(credentials, limit=10))
         check("GET", "/api/services/getinbox", 200, params=dict(credentials, since=0))
         check("POST", "/api/services/getinbox", 200, json=dict(credentials, limit="many"))  # 1009
+        check("POST", "/api/services/checkoptout", 200, json=dict(credentials, shortcode="SC1", mobile=["0712000001", 712000002]))
+        check("GET", "/api/services/checkoptout", 200, params=dict(credentials, shortcode="SC1", mobile="0712000001,0712000002"))
+        check("POST", "/api/services/checkoptout", 200, data=dict(credentials, shortcode="NOPE", mobile="0712000001"))  # 1001
         later = check("POST", "/api/services/sendsms", 200, json=dict(sms, timeToSend=int(time.time()) + 86400))
         check("POST", "/api/services/cancel", 200, json=dict(credentials, messageID=later.json()["responses"][0]["messageid"]))
         check("POST", "/api/services/cancel", 200, json=dict(credentials, messageID=message_id))  # not scheduled any more: 1008

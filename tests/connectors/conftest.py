@@ -43,6 +43,7 @@ class ReceivedPart:
     reference: int | None
     total: int
     number: int
+    source: str = ""  # the sender (shortcode), where the peer reports it
 
 
 class OurSimulatorPeer:
@@ -133,6 +134,7 @@ class Smpp34Peer:
                 where.reference if where else None,
                 where.total if where else 1,
                 where.number if where else 1,
+                event.source_addr,
             )
         )
 

@@ -3,7 +3,14 @@ its entry, is neither charged nor queued, and the rest of the request is unaffec
 
 from __future__ import annotations
 
+import asyncio
+import os
+
+from smsgw.client import AsyncClient, Client
+
 from ..cli.test_operator_cli import smsgw
+from ..client.conftest import smsgw as smsgw_client_command
+from ..client.conftest import write_csv
 from ..helpers import DEFAULT_KEY, Gateway, bulk, entry
 
 CREDS = {"partnerID": "p1", "apikey": DEFAULT_KEY}
@@ -72,3 +79,73 @@ def test_optout_cli_errors(gateway: Gateway, tmp_path):
     assert bad.returncode == 2 and "not valid mobile numbers: 12" in bad.stderr
     nothing = smsgw(tmp_path, database_url, "optout", "add", "p1")
     assert nothing.returncode == 2 and "give numbers" in nothing.stderr
+
+
+def listed_numbers(response) -> list:
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["response-code"] == 200, body
+    return body["optedout"]
+
+
+def test_checkoptout_answers_the_callers_own_list_only(gateway: Gateway, tmp_path):
+    database_url = gateway.operator.settings.database_url.raw
+    gateway.operator.partner("p2", key="other-key-0123456789abcdef", shortcode="SC2")
+    assert smsgw(tmp_path, database_url, "optout", "add", "p1", "--shortcode", "SC1", "0712000100").returncode == 0
+    assert smsgw(tmp_path, database_url, "optout", "add", "p1", "0712000200").returncode == 0  # all of p1's shortcodes
+    assert smsgw(tmp_path, database_url, "optout", "add", "p2", "0712000300").returncode == 0  # p2's, not p1's
+
+    asked = ["+254712000200", "0712000300", "12", 712000100, "0712000400"]
+    check = dict(CREDS, shortcode="SC1")
+    assert listed_numbers(gateway.post("/api/services/checkoptout", dict(check, mobile=asked))) == ["+254712000200", 712000100]
+    by_form = gateway.post("/api/services/checkoptout", data=dict(check, mobile="0712000100, 0712000300,0712000200"))
+    assert listed_numbers(by_form) == ["0712000100", "0712000200"]
+    by_query = gateway.get("/api/services/checkoptout", params=dict(check, mobile="254712000100"))
+    assert listed_numbers(by_query) == ["254712000100"]
+    # p2 asking about the same numbers sees its own list; p1 cannot ask about p2's shortcode.
+    p2 = {"partnerID": "p2", "apikey": "other-key-0123456789abcdef", "shortcode": "SC2"}
+    assert listed_numbers(gateway.post("/api/services/checkoptout", dict(p2, mobile=asked))) == ["0712000300"]
+    foreign = gateway.post("/api/services/checkoptout", dict(CREDS, shortcode="SC2", mobile="0712000300")).json()
+    assert foreign == {"response-code": 1001, "response-description": "Invalid sender id"}
+
+    wrong_key = gateway.post("/api/services/checkoptout", dict(check, apikey="wrong-key-0123456789", mobile="0712000100")).json()
+    assert wrong_key["response-code"] == 1006 and "optedout" not in wrong_key
+    too_many = gateway.post("/api/services/checkoptout", dict(check, mobile=",".join(["0712000100"] * 1001))).json()
+    assert too_many["response-code"] == 1104
+    # The clients ask batch_size numbers a request and answer in input order.
+    with Client(gateway.url, "p1", DEFAULT_KEY, "SC1", batch_size=2) as client:
+        assert client.opted_out(asked) == ["+254712000200", "712000100"]
+
+    async def ask_async() -> list[str]:
+        async with AsyncClient(gateway.url, "p1", DEFAULT_KEY, "SC1", batch_size=1) as client:
+            return await client.opted_out(["0712000400", "0712000100"])
+
+    assert asyncio.run(ask_async()) == ["0712000100"]
+    # Asking sends nothing and charges nothing.
+    assert queued_numbers(gateway) == [] and gateway.operator.balance("p1") == 1000_00
+
+
+def test_a_dry_run_with_the_connection_settings_reports_the_opted_out_rows(gateway: Gateway, tmp_path):
+    database_url = gateway.operator.settings.database_url.raw
+    gateway.operator.partner("p2", key="other-key-0123456789abcdef", shortcode="SC2")
+    assert smsgw(tmp_path, database_url, "optout", "add", "p1", "--shortcode", "SC1", "0712000100").returncode == 0
+    assert smsgw(tmp_path, database_url, "optout", "add", "p2", "0733000200").returncode == 0  # another partner's list
+    rows = [["0712000100", "x" * 200], ["0733000200", "Short"], ["+254712000100", "Again"], ["0771000300", "Short"]]
+    csv_path = write_csv(tmp_path / "dry.csv", ["mobile", "message"], rows)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
+    # The command runs in tmp_path: a relative PYTHONPATH (PYTHONPATH=src) must still name this tree.
+    env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)
+    env.update(SMSGW_URL=gateway.url, SMSGW_PARTNER_ID="p1", SMSGW_API_KEY=DEFAULT_KEY, SMSGW_SHORTCODE="SC1")
+    done = smsgw_client_command(["send", "--csv", str(csv_path), "--dry-run"], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    cells = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:5]] for line in done.stdout.splitlines() if "│" in line}
+    assert cells == {"2 Airtel": ["1", "1", "1.00"], "3 Telkom": ["1", "1", "1.00"], "total": ["2", "2", "2.00"]}
+    assert "opted out (the gateway answers them 1011" in done.stdout
+    assert "not in the table): 2" in done.stdout and "line 2: 0712000100" in done.stdout and "line 4: +254712000100" in done.stdout
+    assert DEFAULT_KEY not in done.stdout + done.stderr
+    assert queued_numbers(gateway) == [] and gateway.operator.balance("p1") == 1000_00
+
+    wrong_key = smsgw_client_command(["send", "--csv", str(csv_path), "--dry-run"], dict(env, SMSGW_API_KEY="wrong-key-0123456789"), tmp_path)
+    assert wrong_key.returncode == 1 and "opt-out list could not be read: 1006 Invalid credentials" in wrong_key.stderr
+    half = smsgw_client_command(["send", "--csv", str(csv_path), "--dry-run"], dict(env, SMSGW_API_KEY=""), tmp_path)
+    assert half.returncode == 2 and "--api-key (or SMSGW_API_KEY)" in half.stderr

@@ -150,6 +150,29 @@ class Acceptance:
         except StoreUnavailable:
             log.warning("the API key hash of partner %s could not be upgraded now; the next successful check tries again", partner_id)
 
+    async def _find_shortcode(self, value: Any) -> tuple[str, Shortcode | None]:
+        """The shortcode a request names, and its record (None: no such shortcode); 1001 when
+        it names none or no valid one."""
+        try:
+            text = id_text(value)
+        except TypeError:
+            text = None
+        if text is None:
+            raise BadRequest(Code.INVALID_SENDER_ID, "shortcode missing")
+        if not is_shortcode(text):
+            raise BadRequest(Code.INVALID_SENDER_ID)
+        try:
+            return text, await self.store.get_shortcode(text)
+        except StoreUnavailable:
+            raise BadRequest(Code.TRY_AGAIN_LATER) from None
+
+    async def own_shortcode(self, partner: Partner, value: Any) -> Shortcode:
+        """The partner's own shortcode that `value` names; 1001 for any other."""
+        _, shortcode = await self._find_shortcode(value)
+        if shortcode is None or shortcode.partner_id != partner.id:
+            raise BadRequest(Code.INVALID_SENDER_ID)
+        return shortcode
+
     # -- sending -------------------------------------------------------------------------------
 
     async def submit(
@@ -172,18 +195,7 @@ class Acceptance:
             replayed = await self.stored_answer(partner, *idempotency)
             if replayed is not None:
                 return replayed
-        try:
-            shortcode_text = id_text(shortcode_value)
-        except TypeError:
-            shortcode_text = None
-        if shortcode_text is None:
-            raise BadRequest(Code.INVALID_SENDER_ID, "shortcode missing")
-        if not is_shortcode(shortcode_text):
-            raise BadRequest(Code.INVALID_SENDER_ID)
-        try:
-            shortcode = await self.store.get_shortcode(shortcode_text)
-        except StoreUnavailable:
-            raise BadRequest(Code.TRY_AGAIN_LATER) from None
+        shortcode_text, shortcode = await self._find_shortcode(shortcode_value)
         if shared_sender is not None and shared_sender.shortcode == shortcode_text and shared_sender.partner_id == partner.id:
             shortcode = shortcode or shared_sender
         elif shortcode is None or shortcode.partner_id != partner.id:

@@ -27,10 +27,11 @@ from ..store.errors import NotFound, StoreUnavailable
 from ..store.store import Store
 from . import reseller, schemas
 from .acceptance import Acceptance, idempotency_key
-from .bodies import BadRequest, InexactNumber, exact_numbers, parameters, parse_json, read_body
+from .bodies import BadRequest, InexactNumber, exact_numbers, mobile_numbers, parameters, parse_json, read_body
 from .controls import RequestScope
 from .inbox import getinbox_handler
 from .operations import add_operations_routes
+from .optouts import checkoptout_handler
 from .responses import answer, bare
 
 log = logging.getLogger(__name__)
@@ -166,19 +167,7 @@ def create_app(
         fields = await parameters(request, limit)
         gateway = acceptance(request)
         partner = await gateway.authenticate(fields)
-        mobile = fields.get("mobile")
-        if isinstance(mobile, str):
-            # Count before splitting: a body of commas must not become a million-item list.
-            if mobile.count(",") >= settings.max_bulk_messages:
-                numbers_given = mobile.count(",") + 1
-                raise BadRequest(Code.TOO_MANY_CONTACTS, f"{numbers_given} numbers, the limit is {settings.max_bulk_messages}")
-            numbers: list[Any] = [n.strip() for n in mobile.split(",") if n.strip()] or [None]
-        elif isinstance(mobile, list):
-            numbers = mobile or [None]
-        else:
-            numbers = [mobile]
-        if len(numbers) > settings.max_bulk_messages:
-            raise BadRequest(Code.TOO_MANY_CONTACTS, f"{len(numbers)} numbers, the limit is {settings.max_bulk_messages}")
+        numbers = mobile_numbers(fields.get("mobile"), settings.max_bulk_messages)
         template = {"message": fields.get("message"), "timeToSend": fields.get("timeToSend")}
         if "clientsmsid" in fields:
             template["clientsmsid"] = fields["clientsmsid"]
@@ -304,6 +293,15 @@ def create_app(
         schemas.InboxRequest,
         True,
         schemas.answer_doc(schemas.InboxResponse, "Oldest first."),
+    )
+    route(
+        "/api/services/checkoptout",
+        both,
+        checkoptout_handler(settings, acceptance),
+        "Which numbers are on your opt-out list",
+        schemas.OptOutCheckRequest,
+        True,
+        schemas.answer_doc(schemas.OptOutCheckResponse, "The listed numbers among those asked."),
     )
 
     # -- admin API (operator) ---------------------------------------------------------------------

@@ -165,3 +165,20 @@ async def parameters(request: Request, limit: int) -> dict[str, Any]:
         raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "body must be a JSON object")
     fields.update(doc)
     return fields
+
+
+def mobile_numbers(mobile: Any, limit: int) -> list[Any]:
+    """The numbers of a `mobile` field: one, several separated by commas, or a JSON list;
+    [None] when there is none (its entry is answered 1003). More than `limit`: 1104."""
+    if isinstance(mobile, str):
+        # Count before splitting: a body of commas must not become a million-item list.
+        if mobile.count(",") >= limit:
+            raise BadRequest(Code.TOO_MANY_CONTACTS, f"{mobile.count(',') + 1} numbers, the limit is {limit}")
+        numbers: list[Any] = [n.strip() for n in mobile.split(",") if n.strip()] or [None]
+    elif isinstance(mobile, list):
+        numbers = mobile or [None]
+    else:
+        numbers = [mobile]
+    if len(numbers) > limit:
+        raise BadRequest(Code.TOO_MANY_CONTACTS, f"{len(numbers)} numbers, the limit is {limit}")
+    return numbers

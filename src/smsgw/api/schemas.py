@@ -158,7 +158,21 @@ class InboxResponse(_Model):
     messages: list[InboundMessage]
 
 
+class OptOutCheckRequest(CredentialsRequest):
+    shortcode: IdLike = Field(description="One of your shortcodes (1001 for any other): whose list, with the entries for all your shortcodes.")
+    mobile: IdLike | list[IdLike] = Field(description="One number, up to 1000 separated by commas, or (JSON) a list of them.")
+
+
+class OptOutCheckResponse(_Model):
+    response_code: int = Field(alias="response-code")
+    response_description: str = Field(alias="response-description")
+    shortcode: str
+    optedout: list[IdLike] = Field(description="The numbers asked that are on the list (a send to them gets 1011), as sent, in their order.")
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
+    OptOutCheckRequest,
+    OptOutCheckResponse,
     InboxRequest,
     InboundMessage,
     InboxResponse,

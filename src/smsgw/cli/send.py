@@ -220,7 +220,11 @@ class StopSignal:
     "--results", "results_path", default=None, type=click.Path(dir_okay=False, path_type=Path), help="Results CSV (default: CSV name + .results.csv)."
 )
 @click.option("--resume", is_flag=True, help="Continue the run recorded in the results file: rows already done are skipped.")
-@click.option("--dry-run", is_flag=True, help="Send nothing: show messages, parts and estimated cost per network, and the bad rows.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Send nothing: show messages, parts and estimated cost per network, the bad rows, and (with the connection settings) the opted-out numbers.",
+)
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 1000), help="Messages per request.")
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 64), help="Requests in flight at once.")
 @click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(0.1), help="Seconds to wait for one answer.")
@@ -288,7 +292,22 @@ def send_command(
     progress_on = err.is_terminal if show_progress is None else show_progress
 
     if dry_run:
-        run_dry(source, builder, results_path if resume else None, out)
+        connection = {"url": url, "partner-id": partner_id, "api-key": api_key, "shortcode": shortcode}
+        checker = None
+        if any(connection.values()):  # asked with the connection settings: the gateway knows the opt-outs
+            require(connection)
+            assert url and partner_id and api_key and shortcode
+            try:
+                checker = Client(
+                    url, partner_id, api_key, shortcode, timeout=timeout, retry=RetryPolicy(max_attempts=max_attempts, base_delay=retry_delay)
+                )
+            except ValueError as exc:
+                raise click.UsageError(str(exc)) from None
+        try:
+            run_dry(source, builder, results_path if resume else None, out, err, checker)
+        finally:
+            if checker is not None:
+                checker.close()
         return
 
     require({"url": url, "partner-id": partner_id, "api-key": api_key, "shortcode": shortcode})
@@ -448,15 +467,22 @@ def print_problems(out: Console, tally: Tally) -> None:
         out.print(f"  ... and {tally.problem_count - len(tally.problems):,} more (see the results file)")
 
 
-def run_dry(source: CsvSource, builder: RowBuilder, resume_from: Path | None, out: Console) -> None:
-    """--dry-run: no request, no results file; what the local network table says."""
+def run_dry(source: CsvSource, builder: RowBuilder, resume_from: Path | None, out: Console, err: Console, client: Client | None) -> None:
+    """--dry-run: no message sent, no results file; what the local network table says, and,
+    with `client`, which numbers the gateway would refuse as opted out."""
     try:
         table = load_network_table(os.environ.get("SMSGW_NETWORKS_FILE"))
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     state = _resume_state_for_dry_run(resume_from, source)
     try:
-        found = estimate(source.records(), builder, table, state)
+        try:
+            found = estimate(source.records(), builder, table, state, opted_out=client.opted_out if client is not None else None)
+        except SmsgwError as exc:
+            if exc.http_status != 404:
+                fail(f"the gateway's opt-out list could not be read: {exc}")
+            err.print("[yellow]warning: the gateway has no checkoptout call (it is not smsgw?): opted-out numbers are not counted[/]")
+            found = estimate(source.records(), builder, table, state)
     except CampaignError as exc:
         raise click.UsageError(str(exc)) from None
     print_estimate(out, found)
@@ -491,10 +517,18 @@ def print_estimate(out: Console, found: Estimate) -> None:
         "cost is an estimate in units from the local network table (SMSGW_NETWORKS_FILE, Kenya by default); "
         "the gateway's own prices and routes decide."
     )
-    out.print(
-        "not counted: numbers on the partner's opt-out list (the gateway answers them 1011 and charges nothing) and the opt-out "
-        "footer of a promotional shortcode (it adds to the parts): both are known to the gateway only."
-    )
+    if found.checked:
+        out.print(f"opted out (the gateway answers them 1011 and charges nothing; not in the table): {found.opted_out:,}")
+        for line, mobile in found.opted_out_lines:
+            out.print(f"  line {line}: {mobile}")
+        if found.opted_out > len(found.opted_out_lines):
+            out.print(f"  ... and {found.opted_out - len(found.opted_out_lines):,} more")
+        out.print("not counted: the opt-out footer of a promotional shortcode (it adds to the parts): the gateway adds it.")
+    else:
+        out.print(
+            "not counted: numbers on the partner's opt-out list (the gateway answers them 1011 and charges nothing; give the connection "
+            "settings to ask it) and the opt-out footer of a promotional shortcode (it adds to the parts): both are known to the gateway only."
+        )
     if tally.problem_count:
         out.print(f"bad rows ({tally.problem_count:,}):")
         for line, text in tally.problems:

@@ -8,6 +8,7 @@ import dataclasses
 import uuid
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from itertools import islice
 from typing import Any
 
 import httpx
@@ -19,6 +20,8 @@ from .protocol import (
     balance_result,
     credentials_body,
     delivery_report_result,
+    opted_out_result,
+    optout_check_body,
     read_response,
     send_results,
     service_url,
@@ -146,6 +149,19 @@ class AsyncClient(ClientCore):
             if window:
                 await asyncio.gather(*window, return_exceptions=True)
             await source.aclose()
+
+    async def opted_out(self, numbers: Iterable[str | int], *, shortcode: str | None = None) -> list[str]:
+        """The numbers of `numbers` on the partner's opt-out list for the shortcode (a send to
+        them gets 1011 and is not charged), as given, in their order: smsgw's own
+        `checkoptout` call, `batch_size` numbers a request. A provider without that call
+        answers HTTP 404, raised as an SmsgwError with that `http_status`."""
+        code = self._shortcode(shortcode)
+        listed: list[str] = []
+        source = iter(numbers)
+        while chunk := list(islice(source, self.batch_size)):
+            doc, _ = await self._exchange("checkoptout", optout_check_body(self.credentials, code, chunk), None)
+            listed.extend(opted_out_result(doc))
+        return listed
 
     async def balance(self) -> Balance:
         doc, _ = await self._exchange("getbalance", credentials_body(self.credentials), None)

@@ -647,11 +647,16 @@ class NetworkEstimate:
 @dataclass
 class Estimate:
     """What a send would do according to the local network table: per network, messages,
-    parts and cost (an estimate: the provider's own table and prices decide)."""
+    parts and cost (an estimate: the provider's own table and prices decide). With the
+    provider asked (`checked`), rows whose number is on the partner's opt-out list are
+    counted in `opted_out` instead (they would get 1011 and cost nothing)."""
 
     networks: dict[int, NetworkEstimate] = field(default_factory=dict)
     encodings: Counter[str] = field(default_factory=Counter)
     tally: Tally = field(default_factory=Tally)
+    checked: bool = False
+    opted_out: int = 0
+    opted_out_lines: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def messages(self) -> int:
@@ -666,10 +671,45 @@ class Estimate:
         return sum(n.cost_hundredths for n in self.networks.values())
 
 
-def estimate(records: Iterable[Record], builder: RowBuilder, table: Any, state: ResumeState, max_parts: int = 6) -> Estimate:
-    """`table` is a smsgw.domain.networks.NetworkTable (normalise + network_of)."""
-    result = Estimate()
+# Asked with up to OPT_OUT_CHECK_BATCH numbers as the CSV gives them; answers those on the list.
+OptOutCheck = Callable[[list[str]], Iterable[str]]
+OPT_OUT_CHECK_BATCH = 1000
+
+
+@dataclass(slots=True)
+class _Sendable:
+    line: int
+    mobile: str
+    network: Any
+    parts: int
+    encoding: Encoding
+
+
+def estimate(
+    records: Iterable[Record], builder: RowBuilder, table: Any, state: ResumeState, max_parts: int = 6, opted_out: OptOutCheck | None = None
+) -> Estimate:
+    """`table` is a smsgw.domain.networks.NetworkTable (normalise + network_of); `opted_out`
+    asks the provider which numbers are on the partner's opt-out list."""
+    result = Estimate(checked=opted_out is not None)
     tally = result.tally
+    pending: list[_Sendable] = []
+
+    def count(rows: list[_Sendable]) -> None:
+        listed = set(opted_out([row.mobile for row in rows])) if opted_out is not None else set()
+        for row in rows:
+            if row.mobile in listed:
+                result.opted_out += 1
+                if len(result.opted_out_lines) < tally.max_problems:
+                    result.opted_out_lines.append((row.line, row.mobile))
+                continue
+            entry = result.networks.get(row.network.id)
+            if entry is None:
+                entry = result.networks[row.network.id] = NetworkEstimate(row.network.name)
+            entry.messages += 1
+            entry.parts += row.parts
+            entry.cost_hundredths += row.parts * row.network.price_cents
+            result.encodings["GSM-7" if row.encoding is Encoding.GSM7 else "UCS-2"] += 1
+
     for record in records:
         tally.records += 1
         if state.get(record.line) == RowState.DONE:
@@ -695,11 +735,10 @@ def estimate(records: Iterable[Record], builder: RowBuilder, table: Any, state: 
             tally.bad += 1
             tally.problem(record.line, f"message needs {parts} parts; the limit is {max_parts}")
             continue
-        entry = result.networks.get(network.id)
-        if entry is None:
-            entry = result.networks[network.id] = NetworkEstimate(network.name)
-        entry.messages += 1
-        entry.parts += parts
-        entry.cost_hundredths += parts * network.price_cents
-        result.encodings["GSM-7" if encoding is Encoding.GSM7 else "UCS-2"] += 1
+        pending.append(_Sendable(record.line, str(built.mobile), network, parts, encoding))
+        if opted_out is None or len(pending) >= OPT_OUT_CHECK_BATCH:
+            count(pending)
+            pending = []
+    if pending:
+        count(pending)
     return result

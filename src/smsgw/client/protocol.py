@@ -93,6 +93,11 @@ def credentials_body(credentials: Credentials, **extra: Any) -> bytes:
     return orjson.dumps(fields)
 
 
+def optout_check_body(credentials: Credentials, shortcode: str, numbers: Sequence[str | int]) -> bytes:
+    """The body of smsgw's `checkoptout`: which of `numbers` would get 1011 from `shortcode`."""
+    return credentials_body(credentials, shortcode=shortcode, mobile=list(numbers))
+
+
 # -- reading answers ------------------------------------------------------------------------------
 
 
@@ -256,6 +261,13 @@ def delivery_report_result(doc: Mapping[str, Any], asked_id: str) -> DeliveryRep
         time=_as_text(_first(doc, ("delivery-time", "deliveryTime", "timestamp"))),
         raw=dict(doc),
     )
+
+
+def opted_out_result(doc: Mapping[str, Any]) -> list[str]:
+    listed = doc.get("optedout")
+    if not isinstance(listed, list):
+        raise ProtocolError(f"the opt-out answer has no 'optedout' list (keys: {sorted(doc)[:8]})")
+    return [text for text in (_as_text(number) for number in listed) if text is not None]
 
 
 # -- retries ----------------------------------------------------------------------------------------

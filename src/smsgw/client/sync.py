@@ -9,6 +9,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from itertools import islice
 from typing import Any
 
 import httpx
@@ -20,6 +21,8 @@ from .protocol import (
     balance_result,
     credentials_body,
     delivery_report_result,
+    opted_out_result,
+    optout_check_body,
     read_response,
     send_results,
     service_url,
@@ -171,6 +174,19 @@ class Client(ClientCore):
                 cancel.set()  # requests waiting to retry give up instead of sleeping on
                 for future in window:
                     future.cancel()
+
+    def opted_out(self, numbers: Iterable[str | int], *, shortcode: str | None = None) -> list[str]:
+        """The numbers of `numbers` on the partner's opt-out list for the shortcode (a send to
+        them gets 1011 and is not charged), as given, in their order: smsgw's own
+        `checkoptout` call, `batch_size` numbers a request. A provider without that call
+        answers HTTP 404, raised as an SmsgwError with that `http_status`."""
+        code = self._shortcode(shortcode)
+        listed: list[str] = []
+        source = iter(numbers)
+        while chunk := list(islice(source, self.batch_size)):
+            doc, _ = self._exchange("checkoptout", optout_check_body(self.credentials, code, chunk), None)
+            listed.extend(opted_out_result(doc))
+        return listed
 
     def balance(self) -> Balance:
         doc, _ = self._exchange("getbalance", credentials_body(self.credentials), None)

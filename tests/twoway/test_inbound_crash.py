@@ -1,0 +1,162 @@
+"""A gateway killed with SIGKILL while a subscriber's deliver_sm is unanswered loses nothing
+and forwards each message once: the carrier (our simulator, or smpp34.Server, in this process)
+resends what it got no deliver_sm_resp for to the restarted `smsgw serve`, and the partner's
+endpoint (a real HTTP server on loopback) sees every message exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+
+import orjson
+import pytest
+import smpp34
+
+from smsgw.connectors.smpp.simulator import SmscSimulator
+from smsgw.store import inbound
+
+from ..connectors.conftest import LOOPBACK, Smpp34Peer, eventually
+from ..faults import write_lock_held
+from ..helpers import Operator, free_port, make_settings, start_serve
+from .conftest import PartnerEndpoint
+
+# Short leases: the restarted gateway may bind the carrier soon after the killed one's lease.
+GATEWAY_ENV = {"SMSGW_BIND_LEASE_SECONDS": "2", "SMSGW_LEASE_SECONDS": "2"}
+
+
+def forwarded_texts(endpoint: PartnerEndpoint) -> list[str]:
+    return [orjson.loads(request["body"])["message"] for request in endpoint.requests]
+
+
+class SimulatorCarrier:
+    """Our simulator: it resends by itself a deliver_sm whose connection ended unanswered."""
+
+    def __init__(self) -> None:
+        self.simulator = SmscSimulator(redelivery_delay=0.2)
+
+    async def start(self) -> int:
+        return await self.simulator.start(LOOPBACK, 0)
+
+    async def stop(self) -> None:
+        await self.simulator.stop()
+
+    def binds(self) -> int:
+        return self.simulator.binds
+
+    async def deliver(self, source: str, text: str) -> None:
+        """Sends and waits for the answer."""
+        acked = self.simulator.receipts_acked
+        self.simulator.send_inbound(source, "SC1", text)
+        await eventually(lambda: self.simulator.receipts_acked > acked, 20, f"the answer to {text!r}")
+
+    async def deliver_unanswered(self, source: str, text: str) -> None:
+        """Sends; the gateway must not answer (it cannot store)."""
+        sent, acked = self.simulator.receipts_sent, self.simulator.receipts_acked
+        self.simulator.send_inbound(source, "SC1", text)
+        await eventually(lambda: self.simulator.receipts_sent > sent, 10, "the deliver_sm on the wire")
+        await asyncio.sleep(0.5)  # the gateway has read it and waits for the store
+        assert self.simulator.receipts_acked == acked, "the gateway answered a deliver_sm it could not have stored"
+
+    async def resend_unanswered(self) -> None:
+        pass  # the simulator does, on the new bind
+
+
+class Smpp34Carrier:
+    """smpp34.Server: the test resends, on the new session, what was left unanswered."""
+
+    def __init__(self) -> None:
+        self.peer = Smpp34Peer()
+        self.sessions_seen: set[str] = set()
+        self.unanswered: list[tuple[str, str, asyncio.Task]] = []
+
+    async def start(self) -> int:
+        return await self.peer.start()
+
+    async def stop(self) -> None:
+        await self.peer.stop()
+
+    def _receiver(self) -> smpp34.Esme | None:
+        for esme in list(self.peer._sessions.values()):
+            if esme.can_receive:
+                self.sessions_seen.add(esme.session_id)
+        return next((e for e in reversed(list(self.peer._sessions.values())) if e.can_receive), None)
+
+    def binds(self) -> int:
+        self._receiver()
+        return len(self.sessions_seen)
+
+    async def _send(self, esme: smpp34.Esme, source: str, text: str) -> int:
+        response = await esme.deliver_sm("SC1", text.encode(), source_addr=source, source_addr_ton=1, source_addr_npi=1)
+        return response.command_status
+
+    async def deliver(self, source: str, text: str) -> None:
+        esme = self._receiver()
+        assert esme is not None
+        assert await asyncio.wait_for(self._send(esme, source, text), 20) == 0
+
+    async def deliver_unanswered(self, source: str, text: str) -> None:
+        esme = self._receiver()
+        assert esme is not None
+        task = asyncio.create_task(self._send(esme, source, text))
+        await asyncio.sleep(1.0)  # on the wire, read by the gateway, which waits for the store
+        assert not task.done(), "the gateway answered a deliver_sm it could not have stored"
+        self.unanswered.append((source, text, task))
+
+    async def resend_unanswered(self) -> None:
+        for source, text, task in self.unanswered:
+            # The old session died with the gateway: its deliver_sm gets no answer now.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10)
+            await self.deliver(source, text)
+
+
+@pytest.mark.parametrize("carrier_kind", [SimulatorCarrier, Smpp34Carrier], ids=["simulator", "smpp34"])
+async def test_sigkill_between_deliver_sm_and_its_answer_loses_nothing_and_forwards_once(tmp_path, database_url, carrier_kind):
+    settings = make_settings(database_url)
+    operator = Operator(settings)
+    operator.partner("p1", shortcode="SC1")
+    endpoint = PartnerEndpoint()
+    operator._with_store(lambda store: store.write(inbound.set_endpoint, "p1", endpoint.url, "POST", False))
+    carrier = carrier_kind()
+    carrier_port = await carrier.start()
+    env = dict(GATEWAY_ENV, SMSGW_DATABASE_URL=settings.database_url.raw)
+    smsc = ["--smsc", f"smpp://smsgw:secret@{LOOPBACK}:{carrier_port}?name=carrier"]
+    port = free_port()
+    gateway = await asyncio.to_thread(start_serve, env, port, tmp_path, smsc)
+    try:
+        await eventually(lambda: carrier.binds() >= 1, 20, "the gateway's bind")
+
+        # Stored and answered, but the answer never reached the carrier (lost with the
+        # connection): the carrier will send it again.
+        await carrier.deliver("254712000001", "answered before the kill")
+        await eventually(lambda: forwarded_texts(endpoint) == ["answered before the kill"], 20, "the first forward")
+        await eventually(lambda: operator.sql("SELECT count(*) FROM inbound_messages WHERE forwarded_at IS NOT NULL") == [(1,)], 10, "its record")
+
+        # Received, not yet stored (the store is held by another session), so not answered:
+        # the gateway dies in between.
+        with write_lock_held(settings):
+            await carrier.deliver_unanswered("254712000002", "unanswered at the kill")
+            gateway.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(gateway.wait, 10)
+        assert operator.sql("SELECT text FROM inbound_messages ORDER BY id") == [("answered before the kill",)]
+
+        binds = carrier.binds()
+        gateway = await asyncio.to_thread(start_serve, env, port, tmp_path, smsc)
+        await eventually(lambda: carrier.binds() > binds, 30, "the restarted gateway's bind")
+        await carrier.resend_unanswered()
+        await carrier.deliver("254712000001", "answered before the kill")  # the carrier's resend of the lost answer
+        await eventually(lambda: "unanswered at the kill" in forwarded_texts(endpoint), 30, "the resent message's forward")
+        deadline = time.monotonic() + 2  # room for a second forward, if there were one
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        if gateway.returncode is None:
+            gateway.terminate()
+            await asyncio.to_thread(gateway.wait, 20)
+        await carrier.stop()
+        endpoint.close()
+    assert sorted(forwarded_texts(endpoint)) == ["answered before the kill", "unanswered at the kill"]
+    stored = operator.sql("SELECT msisdn, text, forwarded_at IS NOT NULL FROM inbound_messages ORDER BY id")
+    assert stored == [("254712000001", "answered before the kill", True), ("254712000002", "unanswered at the kill", True)]
