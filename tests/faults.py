@@ -38,8 +38,9 @@ class _PostgresSession:
 
 
 @contextlib.contextmanager
-def write_lock_held(settings: Settings) -> Iterator[None]:
-    """Another session holds the lock the gateway needs, for as long as the block runs."""
+def write_lock_held(settings: Settings, table: str = "partners") -> Iterator[None]:
+    """Another session holds the lock the gateway needs, for as long as the block runs (on
+    SQLite the whole database's, on PostgreSQL `table`'s)."""
     url = settings.database_url
     if url.is_sqlite:
         holder = sqlite3.connect(url.sqlite_path, isolation_level=None)
@@ -52,7 +53,7 @@ def write_lock_held(settings: Settings) -> Iterator[None]:
         return
     session = _PostgresSession(url.raw)
     session.execute("BEGIN")
-    session.execute("LOCK TABLE partners IN ACCESS EXCLUSIVE MODE")
+    session.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
     try:
         yield
     finally:

@@ -39,7 +39,7 @@ async def start(*args: str, url: str, logs: Path) -> asyncio.subprocess.Process:
     env = dict(os.environ, SMSGW_DATABASE_URL=url, SMSGW_LEASE_SECONDS="3", SMSGW_BIND_LEASE_SECONDS="3")
     with open(logs / f"serve-{len(list(logs.glob('serve-*.log')))}.log", "wb") as log:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "smsgw", "serve", "--log-level", "warning", *args,
+            sys.executable, "-m", "smsgw", "serve", "--log-level", "info", *args,
             env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
 

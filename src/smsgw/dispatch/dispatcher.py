@@ -67,6 +67,7 @@ class Lane:
     config: ConnectorConfig
     connector: Connector
     active: bool = False  # this dispatcher holds the connection's bind lease and is bound
+    lease_valid_until: float = 0.0  # monotonic: when the bind lease, last confirmed, runs out
     in_flight: int = 0  # claimed and not yet recorded
     unrecorded: asyncio.Semaphore = field(init=False)
 
@@ -455,23 +456,39 @@ class Dispatcher:
     # -- SMSC binds ----------------------------------------------------------------------------
 
     async def _bind_loop(self) -> None:
+        renewal = self.settings.bind_lease_seconds / 3
         while True:
-            await asyncio.sleep(self.settings.bind_lease_seconds / 3)
+            await asyncio.sleep(renewal)
             try:
-                await self._coordinate_binds()
-            except StoreUnavailable as exc:
-                log.warning("cannot renew SMSC bind leases: %s", exc)
+                await asyncio.wait_for(self._coordinate_binds(), renewal)
+            except (StoreUnavailable, TimeoutError) as exc:
+                log.warning("cannot renew SMSC bind leases: %s", exc or "the store is slow")
             except Exception:
                 log.exception("coordinating SMSC binds failed")
+            await self._unbind_unconfirmed()
 
     async def _coordinate_binds(self) -> None:
         """Holds exactly the connections this dispatcher's lease says it may bind."""
         names = [lane.config.name for lane in self.lanes]
+        asked = time.monotonic()
         plan = await self.store.write(binds.coordinate, self.owner, names, now_ms(), int(self.settings.bind_lease_seconds * 1000))
         for lane in self.lanes:
-            if lane.config.name in plan.held and not lane.active:
-                await self._activate(lane)
-            elif lane.config.name not in plan.held and lane.active:
+            if lane.config.name in plan.held:
+                lane.lease_valid_until = asked + self.settings.bind_lease_seconds
+                if not lane.active:
+                    await self._activate(lane)
+            elif lane.active:
+                await self._deactivate(lane)
+
+    async def _unbind_unconfirmed(self) -> None:
+        """A bind whose lease this dispatcher could not renew in time is dropped: another
+        dispatcher may hold the lease by now, and the carrier must not count a bind too many
+        (the store lets a lease be taken over only some time after it ran out, see
+        binds.coordinate)."""
+        now = time.monotonic()
+        for lane in self.lanes:
+            if lane.active and now >= lane.lease_valid_until:
+                log.warning("dispatcher %s drops %s: its bind lease was not renewed in time", self.owner, lane.config.name)
                 await self._deactivate(lane)
 
     async def _activate(self, lane: Lane) -> None:

@@ -61,9 +61,11 @@ def coordinate(conn: Connection, owner: str, connectors: Sequence[str], now: int
                 break
             if connector in held:
                 continue
+            # A lease that ran out is taken over only half a lease later: its holder, if
+            # merely slow, has that long to notice and unbind (Dispatcher._unbind_unconfirmed).
             taken = conn.execute(
                 update(bind_leases)
-                .where(bind_leases.c.connector == connector, bind_leases.c.lease_until < now)
+                .where(bind_leases.c.connector == connector, bind_leases.c.lease_until < now - ttl_ms // 2)
                 .values(owner=owner, lease_until=now + ttl_ms)
             ).rowcount
             if taken:
