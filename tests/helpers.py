@@ -208,7 +208,9 @@ def smsgw_command() -> list[str]:
     return [sys.executable, "-m", "smsgw"]
 
 
-def start_serve(env: dict[str, str], port: int, cwd: Path, extra: list[str] | None = None, descriptor_limit: int | None = None) -> subprocess.Popen:
+def start_serve(
+    env: dict[str, str], port: int, cwd: Path, extra: list[str] | None = None, descriptor_limit: int | None = None, healthy_within: float = 30
+) -> subprocess.Popen:
     """`smsgw serve` on 127.0.0.1:port; `descriptor_limit` sets the process's RLIMIT_NOFILE."""
     full_env = dict(os.environ)
     full_env.update(env)
@@ -229,7 +231,7 @@ def start_serve(env: dict[str, str], port: int, cwd: Path, extra: list[str] | No
         text=True,
         preexec_fn=limit_descriptors if descriptor_limit is not None else None,
     )
-    wait_until_healthy(f"http://127.0.0.1:{port}", process)
+    wait_until_healthy(f"http://127.0.0.1:{port}", process, healthy_within)
     return process
 
 

@@ -148,6 +148,7 @@ class Settings:
     http_max_header_line_bytes: int = 8 * 1024
     http_keep_alive_seconds: float = 15.0
     http_max_connections: int = 1000
+    worker_healthcheck_seconds: int = 30
     # Operations (docs/operations.md): log lines as text or JSON; a bearer token for /metrics.
     log_format: str = "text"
     metrics_token: str | None = field(default=None, repr=False)
@@ -219,6 +220,7 @@ class Settings:
             http_max_header_line_bytes=max_header_line_bytes,
             http_keep_alive_seconds=_float(env, "SMSGW_HTTP_KEEP_ALIVE_SECONDS", 15.0, minimum=0.1),
             http_max_connections=_int(env, "SMSGW_HTTP_MAX_CONNECTIONS", 1000, minimum=1),
+            worker_healthcheck_seconds=_int(env, "SMSGW_WORKER_HEALTHCHECK_SECONDS", 30, minimum=1),
             log_format=log_format,
             metrics_token=env.get("SMSGW_METRICS_TOKEN") or None,
             optout_keywords=_keywords(env, "SMSGW_OPTOUT_KEYWORDS", DEFAULT_OPTOUT_KEYWORDS),

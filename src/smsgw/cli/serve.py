@@ -175,6 +175,7 @@ def run_api_workers(settings: Settings, plan: DeliveryPlan, host: str, port: int
             host=host,
             port=port,
             workers=workers,
+            timeout_worker_healthcheck=settings.worker_healthcheck_seconds,
             log_level=log_level,
             log_config=None,
             access_log=False,
