@@ -160,3 +160,60 @@ async def test_sigkill_between_deliver_sm_and_its_answer_loses_nothing_and_forwa
     assert sorted(forwarded_texts(endpoint)) == ["answered before the kill", "unanswered at the kill"]
     stored = operator.sql("SELECT msisdn, text, forwarded_at IS NOT NULL FROM inbound_messages ORDER BY id")
     assert stored == [("254712000001", "answered before the kill", True), ("254712000002", "unanswered at the kill", True)]
+
+
+async def test_a_message_stored_but_never_answered_is_forwarded_once_however_late_the_carrier_resends_it(tmp_path, database_url):
+    settings = make_settings(database_url)
+    operator = Operator(settings)
+    operator.partner("p1", shortcode="SC1")
+    endpoint = PartnerEndpoint()
+    operator._with_store(lambda store: store.write(inbound.set_endpoint, "p1", endpoint.url, "POST", False))
+    # The window is 1 s; the carrier resends what it got no answer for 5 s after the bind ended.
+    simulator = SmscSimulator(redelivery_delay=5)
+    carrier_port = await simulator.start(LOOPBACK, 0)
+    env = dict(GATEWAY_ENV, SMSGW_DATABASE_URL=settings.database_url.raw, SMSGW_INBOUND_DUPLICATE_SECONDS="1")
+    smsc = ["--smsc", f"smpp://smsgw:secret@{LOOPBACK}:{carrier_port}?name=carrier"]
+    port = free_port()
+    gateway = await asyncio.to_thread(start_serve, env, port, tmp_path, smsc)
+    carrier = SimulatorCarrier()
+    carrier.simulator = simulator
+    try:
+        await eventually(lambda: simulator.binds >= 1, 20, "the gateway's bind")
+
+        # Answered: the subscriber sending the same text again past the window is a new message.
+        await carrier.deliver("254712000001", "see you")
+        await eventually(lambda: forwarded_texts(endpoint) == ["see you"], 20, "the first forward")
+        await asyncio.sleep(1.2)
+        await carrier.deliver("254712000001", "see you")
+        await eventually(lambda: forwarded_texts(endpoint) == ["see you", "see you"], 20, "both forwards")
+
+        # Stored, never answered: the carrier stops waiting for the answer and drops the bind
+        # while the store is held, then the store takes the message, with nobody to answer.
+        acked = simulator.receipts_acked
+        with write_lock_held(settings):
+            await carrier.deliver_unanswered("254712000002", "stored, never answered")
+            connections = simulator.connections
+            for session in list(simulator._sessions):
+                session.abort("no deliver_sm_resp in time")
+            # Reconnecting, the gateway has seen its connection end.
+            await eventually(lambda: simulator.connections > connections, 10, "the gateway's reconnection")
+        await eventually(lambda: forwarded_texts(endpoint)[2:] == ["stored, never answered"], 20, "its forward")
+        assert simulator.receipts_acked == acked, "the carrier got an answer on a connection it had dropped"
+        # The gateway then dies, and is down past the window when the carrier resends.
+        gateway.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(gateway.wait, 10)
+        gateway = await asyncio.to_thread(start_serve, env, port, tmp_path, smsc)
+        await eventually(lambda: simulator.receipts_acked > acked, 30, "the answer to the carrier's resend")
+        deadline = time.monotonic() + 2  # room for a second forward, if there were one
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        if gateway.returncode is None:
+            gateway.terminate()
+            await asyncio.to_thread(gateway.wait, 20)
+        await simulator.stop()
+        endpoint.close()
+    assert forwarded_texts(endpoint) == ["see you", "see you", "stored, never answered"]
+    assert operator.sql("SELECT text FROM inbound_messages ORDER BY id") == [("see you",), ("see you",), ("stored, never answered",)]
+    # Every deliver_sm is answered now: only the window recognises their resends.
+    assert operator.sql("SELECT count(*) FROM inbound_messages WHERE answered_at IS NULL") == [(0,)]

@@ -149,3 +149,41 @@ def test_a_dry_run_with_the_connection_settings_reports_the_opted_out_rows(gatew
     assert wrong_key.returncode == 1 and "opt-out list could not be read: 1006 Invalid credentials" in wrong_key.stderr
     half = smsgw_client_command(["send", "--csv", str(csv_path), "--dry-run"], dict(env, SMSGW_API_KEY=""), tmp_path)
     assert half.returncode == 2 and "--api-key (or SMSGW_API_KEY)" in half.stderr
+
+
+def test_a_dry_run_from_a_promotional_shortcode_counts_the_footer_as_acceptance_charges_it(gateway: Gateway, tmp_path):
+    database_url = gateway.operator.settings.database_url.raw
+    added = smsgw(tmp_path, database_url, "shortcode", "add", "PROMO", "--partner", "p1", "--promotional")
+    assert added.returncode == 0, added.stderr
+    # checkoptout says which shortcode is promotional and which footer each network appends.
+    promo = gateway.post("/api/services/checkoptout", dict(CREDS, shortcode="PROMO", mobile="0712000001")).json()
+    assert (promo["promotional"], promo["footers"]) == (True, {"1": "STOP*456*9*5#"})
+    plain = gateway.post("/api/services/checkoptout", dict(CREDS, shortcode="SC1", mobile="0712000001")).json()
+    assert (plain["promotional"], plain["footers"]) == (False, {})
+
+    rows = [
+        ["0712000001", "x" * 150],  # Safaricom: one part, two with " STOP*456*9*5#"
+        ["0712000002", "y" * 100],  # Safaricom: one part with the footer too
+        ["0733000003", "z" * 150],  # Airtel appends no footer
+        ["0712000004", "w" * 910],  # Safaricom: six parts, seven with the footer: over the limit
+    ]
+    csv_path = write_csv(tmp_path / "promo.csv", ["mobile", "message"], rows)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
+    env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)
+    env.update(SMSGW_URL=gateway.url, SMSGW_PARTNER_ID="p1", SMSGW_API_KEY=DEFAULT_KEY, SMSGW_SHORTCODE="PROMO")
+    dry = smsgw_client_command(["send", "--csv", str(csv_path), "--dry-run"], env, tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    cells = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:5]] for line in dry.stdout.splitlines() if "│" in line}
+    assert cells == {"1 Safaricom": ["2", "3", "3.00"], "2 Airtel": ["1", "1", "1.00"], "total": ["3", "4", "4.00"]}
+    assert "line 5: message with the opt-out footer needs 7 parts, the limit is 6" in dry.stdout
+    assert "opt-out footer, which adds 1 parts" in dry.stdout
+    transactional = smsgw_client_command(["send", "--csv", str(csv_path), "--dry-run"], dict(env, SMSGW_SHORTCODE="SC1"), tmp_path)
+    cells = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:5]] for line in transactional.stdout.splitlines() if "│" in line}
+    assert cells["total"] == ["4", "9", "9.00"] and "footer" not in transactional.stdout
+    assert queued_numbers(gateway) == [] and gateway.operator.balance("p1") == 1000_00
+
+    # The same rows sent for real are charged what the dry run said, and the same row is refused.
+    sent = smsgw_client_command(["send", "--csv", str(csv_path)], env, tmp_path)
+    assert "needs 7 parts, the limit is 6" in (tmp_path / "promo.results.csv").read_text(), sent.stdout + sent.stderr
+    assert gateway.operator.balance("p1") == 1000_00 - 400
+    assert sorted(queued_numbers(gateway)) == ["254712000001", "254712000002", "254733000003"]

@@ -1,7 +1,9 @@
 """`checkoptout` (ours; the providers have no such call): which of some numbers are on the
 partner's opt-out list for one of its shortcodes, so that a client can tell before sending
 which entries would get 1011. It answers from the caller's own list only, and only about the
-numbers asked: a partner learns nothing of another partner's list, nor its own list whole."""
+numbers asked: a partner learns nothing of another partner's list, nor its own list whole.
+It also says whether the shortcode is promotional and which footer each network appends then,
+so that a dry run counts the footer in parts and price as acceptance will."""
 
 from __future__ import annotations
 
@@ -35,8 +37,22 @@ def checkoptout_handler(settings: Settings, acceptance: Callable[[Request], Acce
                 asked.append((number, normalised.digits))
         listed = await gateway.store.read(optout.listed, partner.id, shortcode.shortcode, [digits for _, digits in asked])
         opted_out = [number for number, digits in asked if digits in listed]
+        footers: dict[str, str] = {}
+        if shortcode.promotional:
+            footers = {
+                str(network.id): network.promo_footer
+                for network in settings.networks.networks.values()
+                if network.promo_footer and (shortcode.networks is None or network.id in shortcode.networks)
+            }
         return answer(
-            {"response-code": 200, "response-description": "Success", "shortcode": shortcode.shortcode, "optedout": opted_out},
+            {
+                "response-code": 200,
+                "response-description": "Success",
+                "shortcode": shortcode.shortcode,
+                "optedout": opted_out,
+                "promotional": shortcode.promotional,
+                "footers": footers,
+            },
             settings.legacy_respose_code,
         )
 

@@ -168,6 +168,10 @@ class OptOutCheckResponse(_Model):
     response_description: str = Field(alias="response-description")
     shortcode: str
     optedout: list[IdLike] = Field(description="The numbers asked that are on the list (a send to them gets 1011), as sent, in their order.")
+    promotional: bool = Field(description="Whether the shortcode is promotional: its messages get their network's opt-out footer.")
+    footers: dict[str, str] = Field(
+        description="Promotional shortcode: the footer appended (after a space) to a message, by network id; counted in parts and price. Empty otherwise."
+    )
 
 
 ALL_MODELS: tuple[type[BaseModel], ...] = (

@@ -223,7 +223,7 @@ class StopSignal:
 @click.option(
     "--dry-run",
     is_flag=True,
-    help="Send nothing: show messages, parts and estimated cost per network, the bad rows, and (with the connection settings) the opted-out numbers.",
+    help="Send nothing: show messages, parts and estimated cost per network, the bad rows, and (with the connection settings) the opted-out numbers and a promotional shortcode's footer.",
 )
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 1000), help="Messages per request.")
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 64), help="Requests in flight at once.")
@@ -477,7 +477,7 @@ def run_dry(source: CsvSource, builder: RowBuilder, resume_from: Path | None, ou
     state = _resume_state_for_dry_run(resume_from, source)
     try:
         try:
-            found = estimate(source.records(), builder, table, state, opted_out=client.opted_out if client is not None else None)
+            found = estimate(source.records(), builder, table, state, opted_out=client.check_optout if client is not None else None)
         except SmsgwError as exc:
             if exc.http_status != 404:
                 fail(f"the gateway's opt-out list could not be read: {exc}")
@@ -523,7 +523,10 @@ def print_estimate(out: Console, found: Estimate) -> None:
             out.print(f"  line {line}: {mobile}")
         if found.opted_out > len(found.opted_out_lines):
             out.print(f"  ... and {found.opted_out - len(found.opted_out_lines):,} more")
-        out.print("not counted: the opt-out footer of a promotional shortcode (it adds to the parts): the gateway adds it.")
+        if found.promotional:
+            out.print(f"promotional shortcode: counted with each network's opt-out footer, which adds {found.footer_parts:,} parts.")
+        elif found.promotional is None:
+            out.print("not counted: the opt-out footer of a promotional shortcode (it adds to the parts): the gateway did not say.")
     else:
         out.print(
             "not counted: numbers on the partner's opt-out list (the gateway answers them 1011 and charges nothing; give the connection "

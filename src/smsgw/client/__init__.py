@@ -35,7 +35,7 @@ from .errors import (
     UnsupportedRequestType,
     error_for,
 )
-from .models import Balance, Batch, BatchOutcome, DeliveryReport, Message, RetryEvent, SendResult
+from .models import Balance, Batch, BatchOutcome, DeliveryReport, Message, OptOutAnswer, RetryEvent, SendResult
 from .protocol import NO_RETRIES, RetryPolicy
 from .sync import Client
 
@@ -58,6 +58,7 @@ __all__ = [
     "NoApiKey",
     "NoDeliveryReport",
     "NoPartnerId",
+    "OptOutAnswer",
     "ProtocolError",
     "RateLimited",
     "RecipientOptedOut",

@@ -15,13 +15,13 @@ import httpx
 
 from ._base import ClientCore, MessageLike, raise_first_error
 from .errors import SmsgwError, TransportError
-from .models import Balance, Batch, BatchOutcome, DeliveryReport, Message, SendResult
+from .models import Balance, Batch, BatchOutcome, DeliveryReport, Message, OptOutAnswer, SendResult
 from .protocol import (
     balance_result,
     credentials_body,
     delivery_report_result,
-    opted_out_result,
     optout_check_body,
+    optout_check_result,
     read_response,
     send_results,
     service_url,
@@ -152,16 +152,23 @@ class AsyncClient(ClientCore):
 
     async def opted_out(self, numbers: Iterable[str | int], *, shortcode: str | None = None) -> list[str]:
         """The numbers of `numbers` on the partner's opt-out list for the shortcode (a send to
-        them gets 1011 and is not charged), as given, in their order: smsgw's own
-        `checkoptout` call, `batch_size` numbers a request. A provider without that call
-        answers HTTP 404, raised as an SmsgwError with that `http_status`."""
+        them gets 1011 and is not charged), as given, in their order (`check_optout`)."""
+        return (await self.check_optout(numbers, shortcode=shortcode)).opted_out
+
+    async def check_optout(self, numbers: Iterable[str | int], *, shortcode: str | None = None) -> OptOutAnswer:
+        """smsgw's own `checkoptout` call, `batch_size` numbers a request: which of `numbers`
+        are on the partner's opt-out list for the shortcode, and whether (with which footer
+        per network) its messages get the opt-out footer. A provider without that call answers
+        HTTP 404, raised as an SmsgwError with that `http_status`."""
         code = self._shortcode(shortcode)
         listed: list[str] = []
+        answer = OptOutAnswer(listed)
         source = iter(numbers)
         while chunk := list(islice(source, self.batch_size)):
             doc, _ = await self._exchange("checkoptout", optout_check_body(self.credentials, code, chunk), None)
-            listed.extend(opted_out_result(doc))
-        return listed
+            answer = optout_check_result(doc)
+            listed.extend(answer.opted_out)
+        return dataclasses.replace(answer, opted_out=listed)
 
     async def balance(self) -> Balance:
         doc, _ = await self._exchange("getbalance", credentials_body(self.credentials), None)

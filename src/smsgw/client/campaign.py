@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from ..domain.codes import Code
+from ..domain.compliance import with_footer
 from ..domain.encoding import Encoding, count_parts
-from .models import Batch, BatchOutcome, Message, SendResult
+from .models import Batch, BatchOutcome, Message, OptOutAnswer, SendResult
 
 # Per-row codes after which sending the row again can change nothing, or would send it
 # twice. Everything else recorded against a row is final too, except these: the provider
@@ -649,7 +650,9 @@ class Estimate:
     """What a send would do according to the local network table: per network, messages,
     parts and cost (an estimate: the provider's own table and prices decide). With the
     provider asked (`checked`), rows whose number is on the partner's opt-out list are
-    counted in `opted_out` instead (they would get 1011 and cost nothing)."""
+    counted in `opted_out` instead (they would get 1011 and cost nothing), and on a
+    promotional shortcode each message is counted with its network's opt-out footer
+    (`footer_parts`: the parts the footers add; `promotional` None: the provider did not say)."""
 
     networks: dict[int, NetworkEstimate] = field(default_factory=dict)
     encodings: Counter[str] = field(default_factory=Counter)
@@ -657,6 +660,8 @@ class Estimate:
     checked: bool = False
     opted_out: int = 0
     opted_out_lines: list[tuple[int, str]] = field(default_factory=list)
+    promotional: bool | None = None
+    footer_parts: int = 0
 
     @property
     def messages(self) -> int:
@@ -671,8 +676,9 @@ class Estimate:
         return sum(n.cost_hundredths for n in self.networks.values())
 
 
-# Asked with up to OPT_OUT_CHECK_BATCH numbers as the CSV gives them; answers those on the list.
-OptOutCheck = Callable[[list[str]], Iterable[str]]
+# Asked with up to OPT_OUT_CHECK_BATCH numbers as the CSV gives them; answers those on the list
+# and the shortcode's footers (the client's `check_optout`).
+OptOutCheck = Callable[[list[str]], OptOutAnswer]
 OPT_OUT_CHECK_BATCH = 1000
 
 
@@ -681,6 +687,7 @@ class _Sendable:
     line: int
     mobile: str
     network: Any
+    message: str
     parts: int
     encoding: Encoding
 
@@ -689,26 +696,40 @@ def estimate(
     records: Iterable[Record], builder: RowBuilder, table: Any, state: ResumeState, max_parts: int = 6, opted_out: OptOutCheck | None = None
 ) -> Estimate:
     """`table` is a smsgw.domain.networks.NetworkTable (normalise + network_of); `opted_out`
-    asks the provider which numbers are on the partner's opt-out list."""
+    asks the provider which numbers are on the partner's opt-out list, and the footers of a
+    promotional shortcode."""
     result = Estimate(checked=opted_out is not None)
     tally = result.tally
     pending: list[_Sendable] = []
 
     def count(rows: list[_Sendable]) -> None:
-        listed = set(opted_out([row.mobile for row in rows])) if opted_out is not None else set()
+        answer = opted_out([row.mobile for row in rows]) if opted_out is not None else OptOutAnswer([])
+        listed = set(answer.opted_out)
+        result.promotional = answer.promotional
+        footers = answer.footers or {}
         for row in rows:
             if row.mobile in listed:
                 result.opted_out += 1
                 if len(result.opted_out_lines) < tally.max_problems:
                     result.opted_out_lines.append((row.line, row.mobile))
                 continue
+            encoding, parts = row.encoding, row.parts
+            footer = footers.get(row.network.id)
+            if footer:
+                # As acceptance does: the footer is part of the text, so of its parts and price.
+                encoding, parts = count_parts(with_footer(row.message, footer))
+                if parts > max_parts:
+                    tally.bad += 1
+                    tally.problem(row.line, f"message with the opt-out footer needs {parts} parts, the limit is {max_parts}")
+                    continue
+                result.footer_parts += parts - row.parts
             entry = result.networks.get(row.network.id)
             if entry is None:
                 entry = result.networks[row.network.id] = NetworkEstimate(row.network.name)
             entry.messages += 1
-            entry.parts += row.parts
-            entry.cost_hundredths += row.parts * row.network.price_cents
-            result.encodings["GSM-7" if row.encoding is Encoding.GSM7 else "UCS-2"] += 1
+            entry.parts += parts
+            entry.cost_hundredths += parts * row.network.price_cents
+            result.encodings["GSM-7" if encoding is Encoding.GSM7 else "UCS-2"] += 1
 
     for record in records:
         tally.records += 1
@@ -735,7 +756,7 @@ def estimate(
             tally.bad += 1
             tally.problem(record.line, f"message needs {parts} parts; the limit is {max_parts}")
             continue
-        pending.append(_Sendable(record.line, str(built.mobile), network, parts, encoding))
+        pending.append(_Sendable(record.line, str(built.mobile), network, built.message, parts, encoding))
         if opted_out is None or len(pending) >= OPT_OUT_CHECK_BATCH:
             count(pending)
             pending = []

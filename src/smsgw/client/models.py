@@ -66,6 +66,17 @@ class Balance:
 
 
 @dataclass(frozen=True, slots=True)
+class OptOutAnswer:
+    """smsgw's `checkoptout`: the numbers asked that are on the partner's opt-out list for the
+    shortcode, as given, in their order; whether the shortcode is promotional, and the footer
+    each network id appends to its messages then (both None: the gateway did not say)."""
+
+    opted_out: list[str]
+    promotional: bool | None = None
+    footers: dict[int, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryReport:
     """`status` and `description` follow the provider's table (smsgw: 1 Scheduled,
     2 SentToNetwork, 3 DeliveredToTerminal, 4 AbsentSubscriber, 5 DeliveryImpossible,

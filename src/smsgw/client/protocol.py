@@ -20,7 +20,7 @@ import orjson
 
 from ..domain.codes import Code
 from .errors import ProtocolError, RateLimited, SmsgwError, TransportError, error_for
-from .models import Balance, DeliveryReport, Message, SendResult
+from .models import Balance, DeliveryReport, Message, OptOutAnswer, SendResult
 
 SERVICES_PATH = "/api/services"
 # HTTP statuses that say "not now" rather than "no": a retry may succeed.
@@ -263,11 +263,19 @@ def delivery_report_result(doc: Mapping[str, Any], asked_id: str) -> DeliveryRep
     )
 
 
-def opted_out_result(doc: Mapping[str, Any]) -> list[str]:
+def optout_check_result(doc: Mapping[str, Any]) -> OptOutAnswer:
     listed = doc.get("optedout")
     if not isinstance(listed, list):
         raise ProtocolError(f"the opt-out answer has no 'optedout' list (keys: {sorted(doc)[:8]})")
-    return [text for text in (_as_text(number) for number in listed) if text is not None]
+    opted_out = [text for text in (_as_text(number) for number in listed) if text is not None]
+    promotional, footers = doc.get("promotional"), doc.get("footers")
+    if not isinstance(promotional, bool) or not isinstance(footers, dict):
+        return OptOutAnswer(opted_out)  # a gateway that does not say
+    try:
+        by_network = {int(network): str(footer) for network, footer in footers.items() if footer}
+    except ValueError:
+        raise ProtocolError(f"the opt-out answer's footers are not by network id: {sorted(footers)[:8]}") from None
+    return OptOutAnswer(opted_out, promotional, by_network)
 
 
 # -- retries ----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ exactly as sent).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
@@ -42,13 +43,16 @@ def consents_of(settings: Settings) -> Consents:
 
 
 class InboundReceiver:
-    """The `on_mobile_originated` of every SMSC connection: stores, then lets the SMSC go."""
+    """The `on_mobile_originated` of every SMSC connection: stores, then lets the SMSC go, then
+    marks the message answered (store/inbound.py says why)."""
 
     def __init__(self, store: Store, settings: Settings, on_stored: Callable[[], None] | None = None) -> None:
         self.store = store
         self.settings = settings
         self.consents = consents_of(settings)
         self.on_stored = on_stored
+        self._to_mark: list[int] = []
+        self._marking: asyncio.Task[None] | None = None
 
     def part_of(self, message: MobileOriginated) -> InboundPart:
         _, data = split_udh(message.short_message, message.esm_class)
@@ -59,15 +63,43 @@ class InboundReceiver:
             return InboundPart(msisdn, message.destination, message.data_coding, data)
         return InboundPart(msisdn, message.destination, message.data_coding, data, where.reference, where.total, where.number)
 
-    async def __call__(self, message: MobileOriginated) -> None:
+    async def __call__(self, message: MobileOriginated) -> Callable[[], None] | None:
         # Raising here answers the deliver_sm ESME_RX_T_APPN: the SMSC keeps it and resends.
-        stored = await self.store.write(inbound.receive, self.part_of(message), self.consents, now_ms())
+        received = await self.store.write(inbound.receive, self.part_of(message), self.consents, now_ms())
+        stored = received.message
         if stored is not None:
             log.info(
                 "inbound message %d from %s to %s for %s", stored.id, message.source, message.destination, stored.partner_id or "nobody (unrouted)"
             )
             if self.on_stored is not None:
                 self.on_stored()
+        answers = received.answers
+        return None if answers is None else lambda: self._answered(answers)
+
+    def _answered(self, inbound_id: int) -> None:
+        self._to_mark.append(inbound_id)
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.get_running_loop().create_task(self._mark(), name="inbound answered marks")
+
+    async def _mark(self) -> None:
+        # Whatever is answered while one transaction of marks is written goes into the next.
+        while self._to_mark:
+            ids, self._to_mark = self._to_mark, []
+            try:
+                await self.store.write(inbound.mark_answered, ids, now_ms())
+            except StoreUnavailable as exc:
+                # Unmarked, they only stay recognisable as resends longer: try again shortly.
+                log.warning("%d inbound messages not marked answered yet: %s", len(ids), exc)
+                self._to_mark = ids + self._to_mark
+                await asyncio.sleep(1)
+            except Exception:
+                log.exception("%d inbound messages could not be marked answered; they stay recognisable as resends", len(ids))
+
+    async def close(self) -> None:
+        """Writes the marks still queued (for a few seconds at most, the store may be away)."""
+        if self._marking is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._marking, 5)
 
 
 class InboundForwarder(CallbackSender):

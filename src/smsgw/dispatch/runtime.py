@@ -120,6 +120,7 @@ async def run_delivery(
         yield dispatcher
     finally:
         await dispatcher.stop()
+        await receiver.close()
         await callbacks.stop()
         await forwarder.stop()
         if feed is not None:

@@ -5,6 +5,27 @@ A part is stored in the transaction that receives it, before the SMSC gets its
 deliver_sm_resp; the transaction that stores the last part of a message (from any bind, in any
 order) assembles, routes and queues it. On PostgreSQL a transaction-scoped advisory lock per
 message keeps two binds that bring the last two parts at once from each waiting for the other.
+
+Resends. SMPP gives a subscriber's message no id, and an SMSC sends a deliver_sm again when it
+got no deliver_sm_resp for it. A single-part message records when its deliver_sm_resp was handed
+to the connection (`answered_at`, written just after, `mark_answered`), which decides what a
+later deliver_sm with the same number, shortcode and text is:
+
+- stored, never answered (the gateway died, or the connection broke, between the commit and the
+  answer; the SMSC may hold it for hours while the gateway is down): the SMSC still owes us
+  that answer, so the same text at any age is its resend. Nothing new is stored or forwarded;
+  its answer marks the stored message answered.
+- stored and answered, the answer lost on the way (the connection broke after it was written):
+  the SMSC resends soon, on its next bind. Within `duplicate_window_ms` the same text is taken
+  as that resend; past it, as a new message.
+- the subscriber sending the same text again: a new message once the window has passed since
+  the answered one (within it, it cannot be told from a resend and is stored once).
+- the gateway killed after the answer went out but before its mark was written (milliseconds):
+  the message counts as unanswered, so the subscriber's next identical text to that shortcode,
+  however late, is taken for a resend once, and the mark it gets ends that.
+
+Parts of long messages are recognised by their part key while they are kept (the parts
+timeout), not by these marks.
 """
 
 from __future__ import annotations
@@ -42,8 +63,8 @@ class InboundPart:
 class Consents:
     optout_keywords: frozenset[str]
     optin_keywords: frozenset[str]
-    # The same text from the same number to the same shortcode within this is the SMSC
-    # resending a deliver_sm whose answer it did not get (SMPP gives inbound messages no id).
+    # The same text from the same number to the same shortcode within this of an answered
+    # message is the SMSC resending a deliver_sm whose answer it did not get.
     duplicate_window_ms: int = 60_000
 
 
@@ -54,20 +75,33 @@ class StoredInbound:
     consent: Consent
 
 
-def receive(conn: Connection, part: InboundPart, consents: Consents, now: int) -> StoredInbound | None:
-    """Stores one part; returns the message when it is now whole (None: parts still missing,
-    or the SMSC sent again what is stored already)."""
+@dataclass(frozen=True)
+class Received:
+    """What one deliver_sm did: `message` the message it made whole (None: parts still missing,
+    or the SMSC sent again what is stored already); `answers` the stored message whose
+    deliver_sm_resp this one's answer is, to be marked once it went out (None: nothing to mark)."""
+
+    message: StoredInbound | None
+    answers: int | None = None
+
+
+def receive(conn: Connection, part: InboundPart, consents: Consents, now: int) -> Received:
+    """Stores one part, or recognises it as a resend (see the module's docstring)."""
     if part.total <= 1:
         body = decode(part.data, part.data_coding)
-        if _is_resent(conn, part.msisdn, part.shortcode, body, now - consents.duplicate_window_ms):
-            return None
-        return _store_message(conn, part.msisdn, part.shortcode, body, 1, True, consents, now)
+        unanswered = _unanswered(conn, part.msisdn, part.shortcode, body)
+        if unanswered is not None:
+            return Received(None, unanswered)
+        if _answered_since(conn, part.msisdn, part.shortcode, body, now - consents.duplicate_window_ms):
+            return Received(None)
+        stored = _store_message(conn, part.msisdn, part.shortcode, body, 1, True, consents, now)
+        return Received(stored, stored.id)
     key = (part.msisdn, part.shortcode, part.reference, part.total)
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(key)})
     exists = conn.execute(select(inbound_parts.c.part_no).where(*_part_key(key), inbound_parts.c.part_no == part.number)).first()
     if exists is not None:  # the SMSC resending a part it had no answer for, maybe of a message already whole
-        return None
+        return Received(None)
     conn.execute(
         insert(inbound_parts).values(
             msisdn=part.msisdn,
@@ -82,11 +116,25 @@ def receive(conn: Connection, part: InboundPart, consents: Consents, now: int) -
     )
     have = conn.execute(select(func.count()).select_from(inbound_parts).where(*_part_key(key), inbound_parts.c.message_id.is_(None))).scalar_one()
     if have < part.total:
-        return None
-    return _assemble(conn, key, True, consents, now)
+        return Received(None)
+    return Received(_assemble(conn, key, True, consents, now))
 
 
-def _is_resent(conn: Connection, msisdn: str, shortcode: str, body: str, since: int) -> bool:
+def _unanswered(conn: Connection, msisdn: str, shortcode: str, body: str) -> int | None:
+    return conn.execute(
+        select(inbound_messages.c.id)
+        .where(
+            inbound_messages.c.msisdn == msisdn,
+            inbound_messages.c.answered_at.is_(None),
+            inbound_messages.c.shortcode == shortcode,
+            inbound_messages.c.text == body,
+        )
+        .order_by(inbound_messages.c.id)
+        .limit(1)
+    ).scalar()
+
+
+def _answered_since(conn: Connection, msisdn: str, shortcode: str, body: str, since: int) -> bool:
     return (
         conn.execute(
             select(inbound_messages.c.id)
@@ -100,6 +148,17 @@ def _is_resent(conn: Connection, msisdn: str, shortcode: str, body: str, since: 
         ).first()
         is not None
     )
+
+
+def mark_answered(conn: Connection, ids: Sequence[int], now: int) -> None:
+    """The deliver_sm_resp of these messages went out: from now on only the time window
+    recognises a resend of them."""
+    for start in range(0, len(ids), 500):
+        conn.execute(
+            update(inbound_messages)
+            .where(inbound_messages.c.id.in_(list(ids[start : start + 500])), inbound_messages.c.answered_at.is_(None))
+            .values(answered_at=now)
+        )
 
 
 def assemble_stale(conn: Connection, received_before: int, consents: Consents, now: int, limit: int = 100) -> int:
@@ -173,6 +232,8 @@ def _store_message(
             complete=int(complete),
             received_at=now,
             next_attempt_at=now if inbound_url else None,
+            # A message of parts is known by its parts' keys, never by this mark.
+            answered_at=None if parts == 1 and complete else now,
         )
         .returning(inbound_messages.c.id)
     ).scalar_one()

@@ -324,7 +324,12 @@ inbound_messages = Table(
     Column("forwarded_at", BigInteger),
     Column("last_error", String(200)),
     Column("reply_id", BigInteger),  # the message id of the auto-reply, once sent
+    # When its deliver_sm_resp was handed to the connection (a message of parts: when stored);
+    # NULL: the SMSC may still resend it, however late (store/inbound.py).
+    Column("answered_at", BigInteger),
     Index("ix_inbound_partner", "partner_id", "id"),
     Index("ix_inbound_due", "forwarded_at", "next_attempt_at"),
     Index("ix_inbound_sender", "msisdn", "received_at"),
+    # Partial, so that answering a message (nearly all of them) leaves it.
+    Index("ix_inbound_unanswered", "msisdn", sqlite_where=text("answered_at IS NULL"), postgresql_where=text("answered_at IS NULL")),
 )

@@ -29,7 +29,9 @@ deliver_sm_resp is sent only once `on_receipt` has returned, so the SMSC keeps a
 until the gateway has it, and an exception in `on_receipt` is answered ESME_RX_T_APPN so the
 SMSC redelivers. A receipt may arrive before the submit_sm_resp of its message (SMSCs do
 that); matching it is the caller's job (`receipt.smsc_id_keys`). Other deliver_sm are
-mobile-originated messages, acknowledged after `on_mobile_originated` (default: logged).
+mobile-originated messages, acknowledged after `on_mobile_originated` (default: logged); the
+callable it may return is called once the deliver_sm_resp has been handed to the connection, so
+the caller can tell a message it answered from one it stored but could not answer.
 data_sm is treated like deliver_sm and answered with data_sm_resp. At most
 `inbound_concurrency` callbacks run at once; beyond that the session stops reading, which
 also holds back submit_sm_resp on a transceiver, so callbacks must not wait on submits.
@@ -429,11 +431,13 @@ class _Session:
     async def _inbound(self, pdu: DeliverSm | DataSm) -> None:
         await self._inbound_slots.acquire()
         try:
-            status = await self.connector._handle_inbound(pdu, self.link)
+            status, answered = await self.connector._handle_inbound(pdu, self.link)
         finally:
             self._inbound_slots.release()
         if self.open:
             self.send(response_to(pdu, status))
+            if answered is not None:
+                answered()
 
 
 def _expire(future: asyncio.Future[Pdu]) -> None:
@@ -555,7 +559,7 @@ class SmppConnector:
         reconnect_max: float = 30,
         concatenation: str = "udh",
         on_receipt: Callable[[Receipt], Awaitable[None]] | None = None,
-        on_mobile_originated: Callable[[MobileOriginated], Awaitable[None]] | None = None,
+        on_mobile_originated: Callable[[MobileOriginated], Awaitable[Callable[[], None] | None]] | None = None,
         bind_wait: float = 30,
         max_throttle_retries: int = 6,
         throttle_hold: float = 1.0,
@@ -807,8 +811,10 @@ class SmppConnector:
 
     # --- inbound --------------------------------------------------------------------------
 
-    async def _handle_inbound(self, pdu: DeliverSm | DataSm, link: str) -> int:
-        """Status for the deliver_sm_resp/data_sm_resp of an inbound message."""
+    async def _handle_inbound(self, pdu: DeliverSm | DataSm, link: str) -> tuple[int, Callable[[], None] | None]:
+        """Status for the deliver_sm_resp/data_sm_resp of an inbound message, and what to call
+        once that answer went out."""
+        answered: Callable[[], None] | None = None
         try:
             if pdu.is_receipt or pdu.receipted_message_id is not None:
                 receipt = parse_receipt(pdu)
@@ -816,7 +822,7 @@ class SmppConnector:
                     # Redelivery would not make it readable: acknowledge and log it.
                     self.stats["unreadable_receipts"] += 1
                     self.log.warning("%s: receipt without message id: %r", link, pdu.content[:200])
-                    return ESME_ROK
+                    return ESME_ROK, None
                 self.stats["receipts"] += 1
                 if self.on_receipt is not None:
                     await self.on_receipt(receipt)
@@ -833,14 +839,14 @@ class SmppConnector:
                     concatenation=concatenation_of(pdu) if isinstance(pdu, DeliverSm) else None,
                 )
                 if self.on_mobile_originated is not None:
-                    await self.on_mobile_originated(message)
+                    answered = await self.on_mobile_originated(message)
                 else:
                     self.log.info("%s: mobile-originated message to %s (%d characters)", link, message.destination, len(message.text))
         except Exception:
             self.stats["receipt_handler_errors"] += 1
             self.log.exception("%s: handling %s failed; asking the SMSC to redeliver", link, pdu.name)
-            return ESME_RX_T_APPN
-        return ESME_ROK
+            return ESME_RX_T_APPN, None
+        return ESME_ROK, answered
 
     def _bind_pdu(self, bind_class: type[BindTransmitter | BindReceiver | BindTransceiver]) -> Pdu:
         return bind_class(system_id=self.system_id, password=self.password, system_type=self.system_type)
