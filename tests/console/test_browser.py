@@ -1,0 +1,138 @@
+"""The console and the portal in a real browser (headless Chromium) against a real gateway on
+loopback: sign in, top up through the form, search messages, open them, and what one partner's
+session may not see."""
+
+from __future__ import annotations
+
+import json
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
+
+from smsgw.domain.money import format_units
+
+from .conftest import OPERATOR, OPERATOR_PASSWORD, PARTNER_PASSWORDS, screenshot
+
+XSS = '<script>document.title="owned"</script><img src=x onerror="document.title=\'owned\'">'
+
+
+def sign_in(browser, url: str, area: str, name: str, password: str) -> None:
+    browser.get(f"{url}/{area}/login")
+    browser.find_element(By.NAME, "username" if area == "console" else "partner").send_keys(name)
+    browser.find_element(By.NAME, "password").send_keys(password)
+    submit(browser, "#login button")
+
+
+def submit(browser, selector: str) -> None:
+    """Clicks the button and waits for the page it leads to (the old one goes stale)."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.CSS_SELECTOR, selector).click()
+    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(page))
+
+
+def text_of(browser, element_id: str) -> str:
+    return browser.find_element(By.ID, element_id).text
+
+
+def chart_data(browser) -> list[dict]:
+    # The figures the page received, as the chart was drawn from them.
+    return json.loads(browser.find_element(By.ID, "balance-data").get_attribute("textContent"))
+
+
+def test_an_operator_signs_in_tops_up_a_partner_and_sees_it_in_the_ledger_and_audit_log(console, browser):
+    sign_in(browser, console.url, "console", OPERATOR, OPERATOR_PASSWORD)
+    assert browser.current_url == f"{console.url}/console/partners"
+    assert text_of(browser, "signed-in-as") == OPERATOR
+    rows = {row.get_attribute("data-partner"): row.text for row in browser.find_elements(By.CSS_SELECTOR, "#partners tbody tr")}
+    assert set(rows) == {"acme", "rival"}
+    assert "1000.00" in rows["acme"]
+    screenshot(browser, "console-partners")
+
+    browser.find_element(By.LINK_TEXT, "acme").click()
+    assert browser.current_url == f"{console.url}/console/partners/acme"
+    assert text_of(browser, "balance") == "1000.00"
+    form = browser.find_element(By.ID, "topup")
+    assert form.get_attribute("action") == f"{console.url}/console/partners/acme/topup"
+    form.find_element(By.NAME, "units").send_keys("250.75")
+    form.find_element(By.NAME, "reference").send_keys("INV-2026-0042")
+    submit(browser, "#topup button")
+
+    assert text_of(browser, "notice") == "Top-up recorded."
+    assert text_of(browser, "balance") == "1250.75"
+    assert console.gateway.operator.balance("acme") == 1250_75
+    ledger = console.gateway.operator.ledger("acme")
+    assert [(e["kind"], e["amount"], e["reference"]) for e in ledger][-1] == ("topup", 250_75, "INV-2026-0042")
+    # The chart is drawn from the ledger's balances, in order.
+    assert chart_data(browser) == [{"at": e["created_at"], "balance": format_units(e["balance_after"])} for e in ledger]
+    assert browser.find_element(By.CSS_SELECTOR, "#balance-chart polyline").get_attribute("points")
+    screenshot(browser, "console-partner")
+
+    browser.find_element(By.LINK_TEXT, "Audit log").click()
+    entries = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#audit tbody tr")]
+    assert any(f"{OPERATOR} top-up acme 250.75 units, reference 'INV-2026-0042', balance 1250.75" in e for e in entries), entries
+    assert any(f"{OPERATOR} sign-in {OPERATOR}" in e for e in entries), entries
+
+    submit(browser, "form.logout button")
+    assert browser.current_url == f"{console.url}/console/login"
+    browser.get(f"{console.url}/console/partners/acme")
+    assert browser.current_url == f"{console.url}/console/login"
+
+
+def test_a_wrong_password_is_refused_in_the_browser(console, browser):
+    sign_in(browser, console.url, "console", OPERATOR, "not the password at all")
+    assert text_of(browser, "error") == "Wrong name or password."
+    browser.get(f"{console.url}/console/partners")
+    assert browser.current_url == f"{console.url}/console/login"
+
+
+def test_a_partner_finds_its_messages_and_never_another_partners(console, browser):
+    own = console.send("acme", "0712345678", "Your code is 4711")
+    marked = console.send("acme", "0733000111", XSS)
+    other = console.send("rival", "0712345678", "rival's private text")
+
+    sign_in(browser, console.url, "portal", "acme", PARTNER_PASSWORDS["acme"])
+    assert browser.current_url == f"{console.url}/portal/messages"
+    listed = [int(row.get_attribute("data-message")) for row in browser.find_elements(By.CSS_SELECTOR, "#messages tbody tr[data-message]")]
+    assert listed == [marked, own]
+    assert text_of(browser, "balance") == format_units(console.gateway.operator.balance("acme"))
+    screenshot(browser, "portal-messages")
+
+    search = browser.find_element(By.NAME, "q")
+    search.send_keys("+254712345678")
+    submit(browser, "#search button")
+    listed = [int(row.get_attribute("data-message")) for row in browser.find_elements(By.CSS_SELECTOR, "#messages tbody tr[data-message]")]
+    assert listed == [own]  # rival's message to the same number is not found
+
+    browser.get(f"{console.url}/portal/messages/{marked}")
+    assert text_of(browser, "message-text") == XSS  # shown as text
+    assert browser.title != "owned"
+    assert browser.find_elements(By.CSS_SELECTOR, "#message-text *") == []
+    assert text_of(browser, "message-state") == "Scheduled (1)"
+    screenshot(browser, "portal-message")
+
+    browser.get(f"{console.url}/portal/messages/{other}")
+    assert text_of(browser, "error") == "No such message."
+    assert "rival" not in browser.page_source.replace('"/portal', "")
+
+    browser.get(f"{console.url}/portal/statement")
+    ledger = console.gateway.operator.ledger("acme")
+    assert chart_data(browser) == [{"at": e["created_at"], "balance": format_units(e["balance_after"])} for e in ledger]
+
+
+def test_an_operator_searches_every_partners_messages(console, browser):
+    acme = console.send("acme", "0712345678", "from acme")
+    rival = console.send("rival", "0712345678", "from rival")
+    console.send("rival", "0733000111", "another number")
+    sign_in(browser, console.url, "console", OPERATOR, OPERATOR_PASSWORD)
+    browser.get(f"{console.url}/console/messages?q=0712345678")
+    listed = [int(row.get_attribute("data-message")) for row in browser.find_elements(By.CSS_SELECTOR, "#messages tbody tr[data-message]")]
+    assert listed == [rival, acme]
+    browser.get(f"{console.url}/console/messages?q={acme}")
+    listed = [int(row.get_attribute("data-message")) for row in browser.find_elements(By.CSS_SELECTOR, "#messages tbody tr[data-message]")]
+    assert listed == [acme]
+    browser.find_element(By.LINK_TEXT, str(acme)).click()
+    assert text_of(browser, "message-id") == str(acme)
+    assert text_of(browser, "message-text") == "from acme"
+    assert "Accepted" in text_of(browser, "history")
+    screenshot(browser, "console-message")
