@@ -8,6 +8,7 @@ SMSGW_SCREENSHOTS to a directory (docs/screenshots) to save pictures of the main
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -59,14 +60,15 @@ def form_token(html: str) -> str:
     return found.group(1)
 
 
-def signed_in(base_url: str, area: str, name: str, password: str) -> httpx.Client:
+@contextlib.contextmanager
+def signed_in(base_url: str, area: str, name: str, password: str) -> Iterator[httpx.Client]:
     """An HTTP client signed in to the console or the portal through its sign-in form."""
-    client = httpx.Client(base_url=base_url, timeout=30)
-    token = form_token(client.get(f"/{area}/login").text)
-    field = "username" if area == "console" else "partner"
-    answer = client.post(f"/{area}/login", data={"csrf": token, field: name, "password": password})
-    assert answer.status_code == 303, answer.text
-    return client
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        token = form_token(client.get(f"/{area}/login").text)
+        field = "username" if area == "console" else "partner"
+        answer = client.post(f"/{area}/login", data={"csrf": token, field: name, "password": password})
+        assert answer.status_code == 303, answer.text
+        yield client
 
 
 @pytest.fixture(scope="session")
