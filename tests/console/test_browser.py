@@ -136,3 +136,29 @@ def test_an_operator_searches_every_partners_messages(console, browser):
     assert text_of(browser, "message-text") == "from acme"
     assert "Accepted" in text_of(browser, "history")
     screenshot(browser, "console-message")
+
+
+def test_an_operator_creates_a_partner_adds_a_shortcode_and_the_partner_can_send(console, browser):
+    sign_in(browser, console.url, "console", OPERATOR, OPERATOR_PASSWORD)
+    form = browser.find_element(By.ID, "create-partner")
+    form.find_element(By.NAME, "partner_id").send_keys("shop")
+    form.find_element(By.NAME, "name").send_keys("Shop <Ltd>")
+    form.find_element(By.NAME, "credits").send_keys("40")
+    submit(browser, "#create-partner button")
+    key = text_of(browser, "api-key")
+    submit(browser, "#to-partner")
+    assert text_of(browser, "partner-name") == "Shop <Ltd>"
+    assert text_of(browser, "balance") == "40.00"
+
+    form = browser.find_element(By.ID, "add-shortcode")
+    form.find_element(By.NAME, "shortcode").send_keys("SHOP")
+    form.find_element(By.NAME, "networks").send_keys("1")
+    submit(browser, "#add-shortcode button")
+    assert text_of(browser, "notice") == "Shortcode added."
+    assert text_of(browser, "shortcodes") == "SHOP (networks 1)"
+
+    fields = {"partnerID": "shop", "apikey": key, "shortcode": "SHOP", "message": "hello", "mobile": "0712345678"}
+    answer = console.gateway.post("/api/services/sendsms", data=fields).json()["responses"][0]
+    assert answer["response-code"] == 200, answer
+    actions = console.gateway.operator.sql("SELECT operator, action, subject FROM audit_log WHERE action <> 'sign-in' ORDER BY id")
+    assert actions == [(OPERATOR, "create-partner", "shop"), (OPERATOR, "add-shortcode", "shop")]

@@ -334,14 +334,9 @@ async def shortcode_add(store: Store, settings: Settings, shortcode_value: str, 
 
 def parse_network_ids(text: str, settings: Settings) -> set[int]:
     try:
-        ids = {int(part) for part in text.split(",") if part.strip()}
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a comma-separated list of network ids", param_hint="--networks") from None
-    unknown = ids - set(settings.networks.networks)
-    if not ids or unknown:
-        known = ", ".join(f"{n.id} {n.name}" for n in settings.networks.networks.values())
-        raise click.BadParameter(f"unknown network ids {sorted(unknown) or text!r}; the table has {known}", param_hint="--networks")
-    return ids
+        return settings.networks.parse_ids(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--networks") from None
 
 
 def check_length(value: str | None, limit: int, hint: str) -> None:

@@ -9,10 +9,12 @@ from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..domain.identifiers import is_partner_id
+from ..domain.apikeys import generate_api_key
+from ..domain.identifiers import MAX_SHORTCODE_LENGTH, is_partner_id, is_shortcode
 from ..domain.money import format_units, parse_units
 from ..domain.passwords import WeakPassword, check_password, hash_password
 from ..store import web as web_store
+from ..store.errors import AlreadyExists
 from ..store.store import now_ms
 from .charts import line_chart
 from .search import MessageQuery
@@ -141,6 +143,47 @@ def router(web: Web) -> APIRouter:
         await web.store(request).write(set_password)
         return web.redirect(f"/console/partners/{partner_id}?done=password")
 
+    async def create_partner(request: Request) -> Response:
+        """As `smsgw partner create`: the API key is shown on this page only, once."""
+        session = await web.session(request, AREA)
+        fields = await web.form_of(request, session)
+        partner_id = fields.get("partner_id", "").strip()
+        name = fields.get("name", "").strip() or partner_id
+        try:
+            if not is_partner_id(partner_id):
+                raise ValueError("a partner id has 1 to 64 ASCII letters, digits, '-', '_' or '.'")
+            if len(name) > 200:
+                raise ValueError("the name may have at most 200 characters")
+            credits = parse_units(fields.get("credits", "").strip() or "0")
+            store = web.store(request)
+            key = generate_api_key()
+            hasher = await store.api_key_hasher(web.settings.api_key_secret)
+            await store.create_partner(partner_id, name, hasher.hash(key), credits)
+        except (ValueError, AlreadyExists) as exc:
+            return web.error_page(AREA, 400, f"Partner not created: {exc}", session)
+        await store.write(
+            web_store.record_audit, session.subject, "create-partner", partner_id, f"name {name!r}, {format_units(credits)} units", now_ms()
+        )
+        return web.page("console_partner_created.html", area=AREA, session=session, partner_id=partner_id, api_key=key)
+
+    async def add_shortcode(request: Request) -> Response:
+        """As `smsgw shortcode add`."""
+        session = await web.session(request, AREA)
+        fields = await web.form_of(request, session)
+        partner_id = await partner_or_404(request, session)
+        shortcode = fields.get("shortcode", "").strip()
+        networks_text = fields.get("networks", "").strip()
+        try:
+            if not is_shortcode(shortcode):
+                raise ValueError(f"a shortcode has 1 to {MAX_SHORTCODE_LENGTH} printable characters")
+            networks = web.settings.networks.parse_ids(networks_text) if networks_text else None
+            await web.store(request).add_shortcode(shortcode, partner_id, networks)
+        except (ValueError, AlreadyExists) as exc:
+            return web.error_page(AREA, 400, f"Shortcode not added: {exc}", session)
+        where = "every network" if networks is None else "networks " + ",".join(map(str, sorted(networks)))
+        await web.store(request).write(web_store.record_audit, session.subject, "add-shortcode", partner_id, f"{shortcode} on {where}", now_ms())
+        return web.redirect(f"/console/partners/{partner_id}?done=shortcode")
+
     async def messages(request: Request) -> Response:
         session = await web.session(request, AREA)
         query = MessageQuery.parse(request.query_params.get("q", ""), web.settings.networks)
@@ -162,7 +205,9 @@ def router(web: Web) -> APIRouter:
     add("/console/", start)
     add("/console", start)
     add("/console/partners", partners)
+    add("/console/partners", create_partner, "POST")
     add("/console/partners/{partner_id}", partner)
+    add("/console/partners/{partner_id}/shortcodes", add_shortcode, "POST")
     add("/console/partners/{partner_id}/topup", topup, "POST")
     add("/console/partners/{partner_id}/status", status, "POST")
     add("/console/partners/{partner_id}/portal-password", portal_password, "POST")
