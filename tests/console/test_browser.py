@@ -162,3 +162,22 @@ def test_an_operator_creates_a_partner_adds_a_shortcode_and_the_partner_can_send
     assert answer["response-code"] == 200, answer
     actions = console.gateway.operator.sql("SELECT operator, action, subject FROM audit_log WHERE action <> 'sign-in' ORDER BY id")
     assert actions == [(OPERATOR, "create-partner", "shop"), (OPERATOR, "add-shortcode", "shop")]
+
+
+def test_the_dashboard_shows_the_queue_and_the_messages_accepted_this_hour(console, browser):
+    for n in range(3):
+        console.send("acme", f"071234567{n}", f"acme {n}")
+    console.send("rival", "0712345678,0733000111", "two at once")
+    sign_in(browser, console.url, "console", OPERATOR, OPERATOR_PASSWORD)
+    browser.get(f"{console.url}/console/dashboard")
+    queue = {row.text.rsplit(" ", 1)[0]: row.text.rsplit(" ", 1)[1] for row in browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr")}
+    assert queue["Scheduled bulk"] == "5"
+    assert queue["SentToNetwork bulk"] == "0"
+    hourly = json.loads(browser.find_element(By.ID, "hourly-data").get_attribute("textContent"))
+    assert len(hourly) == 24
+    assert sum(h["accepted"] for h in hourly) == 5
+    assert sum(h["accepted"] for h in hourly[-2:]) == 5  # this hour (or the last, had it just turned)
+    heights = [float(b.get_attribute("height")) for b in browser.find_elements(By.CSS_SELECTOR, "#hourly-chart rect.bar")]
+    busiest = max(range(24), key=lambda i: hourly[i]["accepted"])
+    assert heights[busiest] == 160.0 and sorted(heights)[-2] < 160.0 * hourly[busiest]["accepted"] / 5 + 0.1
+    screenshot(browser, "console-dashboard")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from smsgw.api.guard import FAILURES_PER_WINDOW, FailureThrottle
-from smsgw.console.charts import line_chart
+from smsgw.console.charts import Bar, bar_chart, line_chart
 from smsgw.console.search import MessageQuery
 from smsgw.domain.networks import KENYA, NetworkTable
 from smsgw.domain.passwords import WeakPassword, check_password, hash_password, verify_password
@@ -28,6 +28,19 @@ NETWORKS = NetworkTable.from_mapping(KENYA)
 def test_line_chart_steps_through_the_points(series, points, low, high):
     chart = line_chart(series, width=100, height=100, margin=0)
     assert (chart.points, chart.low, chart.high) == (points, low, high)
+
+
+@pytest.mark.parametrize(
+    ("bars", "drawn"),
+    [
+        ([], []),
+        ([("a", 0)], [Bar(1.0, 100.0, 98.0, 0.0, "a", 0)]),
+        ([("a", 5), ("b", 10)], [Bar(1.0, 50.0, 48.0, 50.0, "a", 5), Bar(51.0, 0.0, 48.0, 100.0, "b", 10)]),
+    ],
+    ids=["empty", "all-zero", "scaled-to-the-highest"],
+)
+def test_bar_chart_scales_to_the_highest_bar(bars, drawn):
+    assert bar_chart(bars, width=100, height=100) == drawn
 
 
 @pytest.mark.parametrize(

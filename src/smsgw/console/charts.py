@@ -44,3 +44,26 @@ def line_chart(series: Sequence[tuple[int, int]], width: int = 600, height: int 
     if len(series) == 1:
         coordinates.append((width - margin, y(values[0])))
     return LineChart(width, height, " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in coordinates), low, high, start, end)
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    label: str
+    value: int
+
+
+def bar_chart(bars: Sequence[tuple[str, int]], width: int = 600, height: int = 160, gap: float = 2.0) -> list[Bar]:
+    """One bar per (label, value), side by side, the highest reaching the top."""
+    if not bars:
+        return []
+    top = max(value for _, value in bars) or 1
+    step = width / len(bars)
+    drawn = []
+    for index, (label, value) in enumerate(bars):
+        tall = height * value / top
+        drawn.append(Bar(round(index * step + gap / 2, 1), round(height - tall, 1), round(max(step - gap, 1.0), 1), round(tall, 1), label, value))
+    return drawn

@@ -15,8 +15,9 @@ from ..domain.money import format_units, parse_units
 from ..domain.passwords import WeakPassword, check_password, hash_password
 from ..store import web as web_store
 from ..store.errors import AlreadyExists
+from ..store.figures import scrape_figures
 from ..store.store import now_ms
-from .charts import line_chart
+from .charts import bar_chart, line_chart
 from .search import MessageQuery
 from .web import Refusal, Web, guarded, seconds_ago
 
@@ -26,6 +27,8 @@ LEDGER_ROWS = 50
 AUDIT_ROWS = 200
 CHART_DAYS = 30
 CHART_POINTS = 2000
+# The dashboard's counts stop here (a bounded index range each), whatever the store's size.
+DASHBOARD_COUNT_CAP = 100_000
 
 
 def router(web: Web) -> APIRouter:
@@ -49,6 +52,25 @@ def router(web: Web) -> APIRouter:
     async def start(request: Request) -> Response:
         await web.session(request, AREA)
         return web.redirect("/console/partners")
+
+    async def dashboard(request: Request) -> Response:
+        session = await web.session(request, AREA)
+        store = web.store(request)
+        now = now_ms()
+        figures = await store.read(scrape_figures, now, DASHBOARD_COUNT_CAP)
+        hours = await store.read(web_store.accepted_per_hour, None, now - 24 * web_store.HOUR_MS)
+        by_hour = {start: charged for start, charged, _ in hours}
+        first = (now // web_store.HOUR_MS - 23) * web_store.HOUR_MS
+        series = [(web.local_time(first + i * web_store.HOUR_MS)[11:16], by_hour.get(first + i * web_store.HOUR_MS, 0)) for i in range(24)]
+        return web.page(
+            "console_dashboard.html",
+            area=AREA,
+            session=session,
+            figures=figures,
+            cap=DASHBOARD_COUNT_CAP,
+            bars=bar_chart(series),
+            hourly_data=[{"hour": label, "accepted": value} for label, value in series],
+        )
 
     async def partners(request: Request) -> Response:
         session = await web.session(request, AREA)
@@ -205,6 +227,7 @@ def router(web: Web) -> APIRouter:
     add("/console/", start)
     add("/console", start)
     add("/console/partners", partners)
+    add("/console/dashboard", dashboard)
     add("/console/partners", create_partner, "POST")
     add("/console/partners/{partner_id}", partner)
     add("/console/partners/{partner_id}/shortcodes", add_shortcode, "POST")

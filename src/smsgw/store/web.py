@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from .errors import AlreadyExists, NotFound
@@ -19,6 +19,7 @@ from .schema import audit_log, callbacks, ledger, message_parts, messages, opera
 
 CONSOLE = "console"  # sessions of operators
 PORTAL = "portal"  # sessions of partners
+HOUR_MS = 3600 * 1000
 
 # -- accounts -----------------------------------------------------------------------------------
 
@@ -139,6 +140,24 @@ def balance_points(conn: Connection, partner_id: str, since: int, limit: int) ->
         .limit(limit)
     ).all()
     return [(int(r.created_at), int(r.balance_after)) for r in reversed(rows)]
+
+
+def accepted_per_hour(conn: Connection, partner_id: str | None, since: int) -> list[tuple[int, int, int]]:
+    """(hour start, messages charged, messages refunded) per hour since `since`, from the
+    ledger (one entry per accepting request, not per message); of one partner through
+    ix_ledger_partner_time, or of all."""
+    hour = ledger.c.created_at // HOUR_MS
+    query = (
+        select(hour.label("hour"), ledger.c.kind, func.sum(ledger.c.message_count))
+        .where(ledger.c.created_at >= since, ledger.c.kind.in_(("charge", "refund")))
+        .group_by(hour, ledger.c.kind)
+    )
+    if partner_id is not None:
+        query = query.where(ledger.c.partner_id == partner_id)
+    buckets: dict[int, list[int]] = {}
+    for bucket, kind, count in conn.execute(query).all():
+        buckets.setdefault(int(bucket), [0, 0])[0 if kind == "charge" else 1] += int(count or 0)
+    return [(bucket * HOUR_MS, charged, refunded) for bucket, (charged, refunded) in sorted(buckets.items())]
 
 
 # -- messages -----------------------------------------------------------------------------------
