@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from smsgw.domain.money import format_units
@@ -24,11 +23,14 @@ def sign_in(browser, url: str, area: str, name: str, password: str) -> None:
     submit(browser, "#login button")
 
 
-def submit(browser, selector: str) -> None:
-    """Clicks the button and waits for the page it leads to (the old one goes stale)."""
-    page = browser.find_element(By.TAG_NAME, "html")
-    browser.find_element(By.CSS_SELECTOR, selector).click()
-    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(page))
+def submit(browser, selector: str, by: str = By.CSS_SELECTOR) -> None:
+    """Clicks the button or link and waits until the page it leads to has loaded: the old
+    page is marked, and the mark is gone on the new one."""
+    browser.execute_script("document.documentElement.dataset.left = '1'")
+    browser.find_element(by, selector).click()
+    WebDriverWait(browser, 15).until(
+        lambda driver: driver.execute_script("return document.readyState === 'complete' && !document.documentElement.dataset.left")
+    )
 
 
 def text_of(browser, element_id: str) -> str:
@@ -49,7 +51,7 @@ def test_an_operator_signs_in_tops_up_a_partner_and_sees_it_in_the_ledger_and_au
     assert "1000.00" in rows["acme"]
     screenshot(browser, "console-partners")
 
-    browser.find_element(By.LINK_TEXT, "acme").click()
+    submit(browser, "acme", By.LINK_TEXT)
     assert browser.current_url == f"{console.url}/console/partners/acme"
     assert text_of(browser, "balance") == "1000.00"
     form = browser.find_element(By.ID, "topup")
@@ -68,7 +70,7 @@ def test_an_operator_signs_in_tops_up_a_partner_and_sees_it_in_the_ledger_and_au
     assert browser.find_element(By.CSS_SELECTOR, "#balance-chart polyline").get_attribute("points")
     screenshot(browser, "console-partner")
 
-    browser.find_element(By.LINK_TEXT, "Audit log").click()
+    submit(browser, "Audit log", By.LINK_TEXT)
     entries = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#audit tbody tr")]
     assert any(f"{OPERATOR} top-up acme 250.75 units, reference 'INV-2026-0042', balance 1250.75" in e for e in entries), entries
     assert any(f"{OPERATOR} sign-in {OPERATOR}" in e for e in entries), entries
@@ -131,7 +133,7 @@ def test_an_operator_searches_every_partners_messages(console, browser):
     browser.get(f"{console.url}/console/messages?q={acme}")
     listed = [int(row.get_attribute("data-message")) for row in browser.find_elements(By.CSS_SELECTOR, "#messages tbody tr[data-message]")]
     assert listed == [acme]
-    browser.find_element(By.LINK_TEXT, str(acme)).click()
+    submit(browser, str(acme), By.LINK_TEXT)
     assert text_of(browser, "message-id") == str(acme)
     assert text_of(browser, "message-text") == "from acme"
     assert "Accepted" in text_of(browser, "history")
