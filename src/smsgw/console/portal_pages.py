@@ -3,20 +3,72 @@ sees its own balance, statement and messages, never another partner's."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from ..domain.money import format_units
+from ..domain.states import DeliveryState
 from ..store import web as web_store
 from .charts import line_chart
 from .operator_pages import CHART_DAYS, CHART_POINTS, LEDGER_ROWS, message_page
 from .search import MessageQuery
-from .web import Web, guarded, seconds_ago
+from .web import SECURITY_HEADERS, Web, guarded, seconds_ago
 
 AREA = web_store.PORTAL
+REPORT_PAGE = 1000
+REPORT_COLUMNS = (
+    "messageid",
+    "mobile",
+    "shortcode",
+    "networkid",
+    "parts",
+    "cost",
+    "delivery-status",
+    "delivery-description",
+    "accepted",
+    "final",
+    "clientsmsid",
+    "message",
+)
+# A spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_line(values: Sequence[Any]) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerow([cell(v) for v in values])
+    return out.getvalue()
+
+
+def report_row(web: Web, row: Any) -> tuple[Any, ...]:
+    state = DeliveryState(row.state)
+    clientsmsid = json.loads(row.clientsmsid) if row.clientsmsid else None
+    return (
+        row.id,
+        row.msisdn,
+        row.shortcode,
+        row.network_id,
+        row.parts,
+        format_units(row.cost),
+        int(state),
+        state.description,
+        web.local_time(row.created_at),
+        web.local_time(row.done_at),
+        clientsmsid,
+        row.text,
+    )
 
 
 def router(web: Web) -> APIRouter:
@@ -50,6 +102,31 @@ def router(web: Web) -> APIRouter:
         session = await web.session(request, AREA)
         return await message_page(web, request, session, session.subject)
 
+    async def report(request: Request) -> Response:
+        """The partner's delivery reports as CSV: the search's matches, or every message,
+        newest first, read a page at a time (ix_messages_partner)."""
+        session = await web.session(request, AREA)
+        store = web.store(request)
+        query = MessageQuery.parse(request.query_params.get("q", ""), web.settings.networks)
+
+        async def rows() -> AsyncIterator[str]:
+            yield csv_line(REPORT_COLUMNS)
+            if not query.empty:
+                for row in await query.run(store, session.subject):
+                    yield csv_line(report_row(web, row))
+                return
+            before = None
+            while True:
+                page = await store.read(web_store.recent_messages, session.subject, REPORT_PAGE, before)
+                for row in page:
+                    yield csv_line(report_row(web, row))
+                if len(page) < REPORT_PAGE:
+                    return
+                before = page[-1].id
+
+        headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{session.subject}-delivery-report.csv"'}
+        return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers=headers)
+
     async def statement(request: Request) -> Response:
         session = await web.session(request, AREA)
         store = web.store(request)
@@ -72,6 +149,7 @@ def router(web: Web) -> APIRouter:
     add("/portal/", start)
     add("/portal", start)
     add("/portal/messages", messages)
+    add("/portal/messages.csv", report)
     add("/portal/messages/{message_id}", message)
     add("/portal/statement", statement)
     return routes

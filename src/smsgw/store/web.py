@@ -174,14 +174,18 @@ _LISTED = (
     messages.c.state,
     messages.c.created_at,
     messages.c.done_at,
+    messages.c.clientsmsid,
 )
 
 
-def recent_messages(conn: Connection, partner_id: str | None, limit: int) -> list[Any]:
-    """The newest messages (highest ids), of one partner or of all."""
+def recent_messages(conn: Connection, partner_id: str | None, limit: int, before: int | None = None) -> list[Any]:
+    """The newest messages (highest ids), of one partner or of all; with `before`, those
+    older than that id (the next page)."""
     query = select(*_LISTED).order_by(messages.c.id.desc()).limit(limit)
     if partner_id is not None:
         query = query.where(messages.c.partner_id == partner_id)
+    if before is not None:
+        query = query.where(messages.c.id < before)
     return list(conn.execute(query).all())
 
 
