@@ -184,3 +184,26 @@ def test_the_dashboard_shows_the_queue_and_the_messages_accepted_this_hour(conso
     assert heights[busiest] == 160.0
     assert all(h == 0.0 for i, h in enumerate(heights) if hourly[i]["accepted"] == 0)
     screenshot(browser, "console-dashboard")
+
+
+def test_a_partner_rotates_its_api_key_and_sets_its_callback(console, browser):
+    sign_in(browser, console.url, "portal", "acme", PARTNER_PASSWORDS["acme"])
+    submit(browser, "Account", By.LINK_TEXT)
+    submit(browser, "#rotate-key button")
+    key = text_of(browser, "shown-secret")
+
+    def balance_code(api_key: str) -> int:
+        return console.gateway.post("/api/services/getbalance", data={"partnerID": "acme", "apikey": api_key}).json()["response-code"]
+
+    assert balance_code(key) == 200
+    assert balance_code("test-key-0123456789abcdef") == 1006  # the old key stopped working
+
+    field = browser.find_element(By.CSS_SELECTOR, "#callback input[name=url]")
+    field.send_keys("https://acme.example/dlr")
+    submit(browser, "#callback button")
+    secret = text_of(browser, "shown-secret")
+    assert text_of(browser, "callback-url") == "https://acme.example/dlr"
+    assert console.gateway.operator.sql("SELECT callback_url, callback_secret FROM partners WHERE id = 'acme'") == [
+        ("https://acme.example/dlr", secret)
+    ]
+    assert console.gateway.operator.sql("SELECT callback_url FROM partners WHERE id = 'rival'") == [(None,)]

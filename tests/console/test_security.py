@@ -184,3 +184,22 @@ def test_suspending_from_the_console_refuses_the_partners_api_requests(console):
     assert console.gateway.operator.sql("SELECT operator, action, subject, detail FROM audit_log WHERE action = 'status'") == [
         (OPERATOR, "status", "acme", "suspended")
     ]
+
+
+@pytest.mark.parametrize(
+    ("path", "fields"), [("/portal/account/key", {}), ("/portal/account/callback", {"url": "https://evil.example/"})], ids=["rotate-key", "callback"]
+)
+def test_a_portal_form_without_the_csrf_token_changes_nothing(console, path, fields):
+    with signed_in(console.url, "portal", "acme", PARTNER_PASSWORDS["acme"]) as client:
+        before = console.gateway.operator.sql("SELECT api_key_hash, callback_url FROM partners WHERE id = 'acme'")
+        assert client.post(path, data=fields).status_code == 403
+        assert console.gateway.operator.sql("SELECT api_key_hash, callback_url FROM partners WHERE id = 'acme'") == before
+
+
+@pytest.mark.parametrize("url", ["ftp://acme.example/dlr", "not a url", "http://"], ids=["scheme", "words", "no-host"])
+def test_a_bad_callback_url_is_refused(console, url):
+    with signed_in(console.url, "portal", "acme", PARTNER_PASSWORDS["acme"]) as client:
+        token = csrf_of(client, "/portal/account")
+        answer = client.post("/portal/account/callback", data={"csrf": token, "url": url})
+        assert answer.status_code == 400
+    assert console.gateway.operator.sql("SELECT callback_url FROM partners WHERE id = 'acme'") == [(None,)]

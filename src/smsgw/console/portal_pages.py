@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -13,6 +14,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from ..domain.apikeys import generate_api_key
+from ..domain.callback_urls import BadCallbackUrl, check_callback_url
 from ..domain.money import format_units
 from ..domain.states import DeliveryState
 from ..store import web as web_store
@@ -127,6 +130,42 @@ def router(web: Web) -> APIRouter:
         headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{session.subject}-delivery-report.csv"'}
         return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers=headers)
 
+    async def account(request: Request) -> Response:
+        session = await web.session(request, AREA)
+        partner = await web.store(request).get_partner(session.subject)
+        return web.page("portal_account.html", area=AREA, session=session, partner=partner, shown=None, error=None)
+
+    async def rotate_key(request: Request) -> Response:
+        """As `smsgw partner rotate-key`: the old key stops working, the new one is shown once."""
+        session = await web.session(request, AREA)
+        await web.form_of(request, session)
+        store = web.store(request)
+        key = generate_api_key()
+        hasher = await store.api_key_hasher(web.settings.api_key_secret)
+        await store.set_api_key_hash(session.subject, hasher.hash(key))
+        partner = await store.get_partner(session.subject)
+        return web.page("portal_account.html", area=AREA, session=session, partner=partner, shown=("API key", key), error=None)
+
+    async def callback(request: Request) -> Response:
+        """As `smsgw partner callback`: the URL is checked for form here; whether its host is a
+        public address is checked by the sender before each POST, as for the CLI's."""
+        session = await web.session(request, AREA)
+        fields = await web.form_of(request, session)
+        store = web.store(request)
+        url = fields.get("url", "").strip()
+        partner = await store.get_partner(session.subject)
+        if not url:
+            await store.set_callback(session.subject, None, None)
+            return web.redirect("/portal/account")
+        try:
+            check_callback_url(url)
+        except BadCallbackUrl as exc:
+            return web.page("portal_account.html", 400, area=AREA, session=session, partner=partner, shown=None, error=str(exc))
+        secret = secrets.token_hex(32)
+        await store.set_callback(session.subject, url, secret)
+        partner = await store.get_partner(session.subject)
+        return web.page("portal_account.html", area=AREA, session=session, partner=partner, shown=("callback signing secret", secret), error=None)
+
     async def statement(request: Request) -> Response:
         session = await web.session(request, AREA)
         store = web.store(request)
@@ -152,4 +191,7 @@ def router(web: Web) -> APIRouter:
     add("/portal/messages.csv", report)
     add("/portal/messages/{message_id}", message)
     add("/portal/statement", statement)
+    add("/portal/account", account)
+    add("/portal/account/key", rotate_key, "POST")
+    add("/portal/account/callback", callback, "POST")
     return routes
