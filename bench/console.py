@@ -89,6 +89,7 @@ def fill(path: Path, messages: int, partners: int) -> tuple[int, str]:
             if i == messages // 2:
                 sample = (mid, number)
         conn.executemany(insert, rows)
+        conn.commit()  # chunk by chunk, so that the WAL is checkpointed as it goes
         written += len(rows)
     small = [
         (
