@@ -127,8 +127,9 @@ messages = Table(
     # Messages waiting for a receipt, by expiry: the sweep that closes those whose receipt
     # never came reads only them. Partial, so accepting a message does not write it.
     Index("ix_messages_awaiting_receipt", "expires_at", sqlite_where=text("state = 2"), postgresql_where=text("state = 2")),
-    # The console's searches: a number's messages, and a partner's newest messages.
-    Index("ix_messages_msisdn", "msisdn", "id"),
+    # The console's searches: a number's messages (of one partner, or of all), and a
+    # partner's newest messages.
+    Index("ix_messages_msisdn", "msisdn", "partner_id", "id"),
     Index("ix_messages_partner", "partner_id", "id"),
 )
 

@@ -18,7 +18,7 @@ ROW_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 
 def upgrade() -> None:
-    op.create_index("ix_messages_msisdn", "messages", ["msisdn", "id"])
+    op.create_index("ix_messages_msisdn", "messages", ["msisdn", "partner_id", "id"])
     op.create_index("ix_messages_partner", "messages", ["partner_id", "id"])
     op.create_index("ix_callbacks_message", "callbacks", ["message_id"])
     op.create_table(
