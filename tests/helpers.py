@@ -96,6 +96,20 @@ class Operator:
     def suspend(self, partner_id: str) -> None:
         self._with_store(lambda store: store.set_partner_status(partner_id, "suspended"))
 
+    def console_operator(self, name: str, password: str) -> None:
+        """An operator of the web console, as `smsgw operator create` makes one."""
+        from smsgw.domain.passwords import hash_password
+        from smsgw.store import web
+
+        self._with_store(lambda store: store.write(web.create_operator, name, hash_password(password), int(time.time() * 1000)))
+
+    def portal_password(self, partner_id: str, password: str) -> None:
+        """The partner's portal password, as `smsgw partner portal-password` sets it."""
+        from smsgw.domain.passwords import hash_password
+        from smsgw.store import web
+
+        self._with_store(lambda store: store.write(web.set_portal_password, partner_id, hash_password(password), int(time.time() * 1000)))
+
 
 def make_settings(database_url: str, **env: str) -> Settings:
     values = {"SMSGW_DATABASE_URL": database_url}

@@ -163,6 +163,8 @@ class Settings:
     simulator_inbound_file: str | None = None
     # Where the gateway's clock stands against the real one for the promotional window (tests).
     clock_offset_seconds: float = 0.0
+    # A web console or portal sign-in lasts this long (docs/console.md).
+    console_session_seconds: int = 8 * 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -230,6 +232,7 @@ class Settings:
             inbound_timeout_seconds=_float(env, "SMSGW_INBOUND_TIMEOUT_SECONDS", 15.0, minimum=0.1),
             inbound_duplicate_seconds=_int(env, "SMSGW_INBOUND_DUPLICATE_SECONDS", 60, minimum=0),
             simulator_inbound_file=env.get("SMSGW_SIMULATOR_INBOUND_FILE") or None,
+            console_session_seconds=_int(env, "SMSGW_CONSOLE_SESSION_SECONDS", 8 * 3600, minimum=1),
         )
 
 

@@ -18,6 +18,7 @@ from starlette.routing import Match
 
 from .. import metrics
 from ..config import Settings, open_store
+from ..console import add_console_routes
 from ..domain.codes import Code
 from ..domain.money import format_units, parse_units
 from ..domain.reports import duration, local_time
@@ -83,6 +84,7 @@ def create_app(
     )
     app.add_middleware(metrics.RequestMetrics)
     add_operations_routes(app, settings)
+    add_console_routes(app, settings)
     legacy = settings.legacy_respose_code
     limit = settings.max_body_bytes
 

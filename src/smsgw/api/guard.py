@@ -51,6 +51,18 @@ class FailureThrottle:
             return BadRequest(Code.INVALID_CREDENTIALS, f"too many failed attempts, retry after {seconds} s", http_status=429, retry_after=seconds)
         return BadRequest(Code.INVALID_CREDENTIALS)
 
+    def waiting(self, partner_id: str, address: str) -> int:
+        """Seconds before another attempt for this partner id and address is heard (0: now).
+        For passwords, which can be guessed, unlike keys: past the limit even the right one
+        waits."""
+        now = time.monotonic()
+        retry_after = 0.0
+        for subject in ("partner " + partner_id, "address " + address):
+            recent = self._failures.get(subject)
+            if recent is not None and len(recent) >= FAILURES_PER_WINDOW:
+                retry_after = max(retry_after, recent[-FAILURES_PER_WINDOW] + WINDOW_SECONDS - now)
+        return int(retry_after) + 1 if retry_after > 0 else 0
+
     def _recent(self, subject: str, now: float) -> collections.deque[float]:
         recent = self._failures.get(subject)
         if recent is None:

@@ -22,7 +22,8 @@ from ..domain.callback_urls import BadCallbackUrl, UnresolvedHost, check_callbac
 from ..domain.compliance import ALL_SHORTCODES, parse_keyword
 from ..domain.identifiers import MAX_SHORTCODE_LENGTH, is_partner_id, is_shortcode
 from ..domain.money import MAX_RATE, format_units, parse_amount, parse_units
-from ..store import accounts, inbound, optout
+from ..domain.passwords import WeakPassword, check_password, hash_password
+from ..store import accounts, inbound, optout, web
 from ..store.errors import AlreadyExists, NotFound, SchemaOutOfDate, StoreUnavailable
 from ..store.store import Partner, Store
 from ..store.urls import DEFAULT_DATABASE_URL
@@ -333,14 +334,9 @@ async def shortcode_add(store: Store, settings: Settings, shortcode_value: str, 
 
 def parse_network_ids(text: str, settings: Settings) -> set[int]:
     try:
-        ids = {int(part) for part in text.split(",") if part.strip()}
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a comma-separated list of network ids", param_hint="--networks") from None
-    unknown = ids - set(settings.networks.networks)
-    if not ids or unknown:
-        known = ", ".join(f"{n.id} {n.name}" for n in settings.networks.networks.values())
-        raise click.BadParameter(f"unknown network ids {sorted(unknown) or text!r}; the table has {known}", param_hint="--networks")
-    return ids
+        return settings.networks.parse_ids(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--networks") from None
 
 
 def check_length(value: str | None, limit: int, hint: str) -> None:
@@ -569,6 +565,68 @@ async def partner_inbound(
         await store.set_callback(partner_id, partner_row.callback_url, signing_secret)
         click.echo(f"signing secret: {signing_secret}")
     click.echo("each forward carries X-Smsgw-Signature: hex HMAC-SHA256 of the POST body, or of the query string of a GET")
+
+
+PASSWORD_STDIN_OPTION = click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input (scripts).")
+
+
+def read_password(from_stdin: bool) -> str:
+    """A new password, from stdin's first line or asked twice at a hidden prompt; refused
+    unless it is fit to be one (domain/passwords.py)."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        check_password(password)
+    except WeakPassword as exc:
+        raise click.BadParameter(str(exc), param_hint="password") from None
+    return password
+
+
+@main.group("operator")
+def operator_group() -> None:
+    """Operators of the web console (/console/)."""
+
+
+@operator_group.command("create")
+@click.argument("name")
+@PASSWORD_STDIN_OPTION
+@with_store
+async def operator_create(store: Store, settings: Settings, name: str, password_stdin: bool) -> None:
+    """Create an operator who can sign in to the console (the password is stored as a scrypt hash)."""
+    if not is_partner_id(name):
+        raise click.BadParameter("an operator name has 1 to 64 ASCII letters, digits, '-', '_' or '.'", param_hint="NAME")
+    hashed = hash_password(read_password(password_stdin))
+    await store.write(web.create_operator, name, hashed, int(time.time() * 1000))
+    click.echo(f"operator {name} created")
+
+
+@operator_group.command("list")
+@with_store
+async def operator_list(store: Store, settings: Settings) -> None:
+    for row in await store.read(web.list_operators):
+        click.echo(f"{row.name}\tcreated {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(row.created_at / 1000))} UTC")
+
+
+@operator_group.command("remove")
+@click.argument("name")
+@with_store
+async def operator_remove(store: Store, settings: Settings, name: str) -> None:
+    """Remove an operator; its console sessions end at once."""
+    await store.write(web.remove_operator, name)
+    click.echo(f"operator {name} removed")
+
+
+@partner.command("portal-password")
+@click.argument("partner_id")
+@PASSWORD_STDIN_OPTION
+@with_store
+async def partner_portal_password(store: Store, settings: Settings, partner_id: str, password_stdin: bool) -> None:
+    """Set the password the partner signs in to the portal (/portal/) with; its portal sessions end."""
+    hashed = hash_password(read_password(password_stdin))
+    await store.write(web.set_portal_password, partner_id, hashed, int(time.time() * 1000))
+    click.echo(f"partner {partner_id}: portal password set")
 
 
 # Commands defined in their own modules register themselves on `main`.

@@ -85,6 +85,18 @@ class NetworkTable:
     def normalise(self, raw: str) -> Msisdn | None:
         return self.normaliser.normalise(raw)
 
+    def parse_ids(self, text: str) -> set[int]:
+        """Comma-separated ids of networks of this table; ValueError naming the known ones."""
+        try:
+            ids = {int(part) for part in text.split(",") if part.strip()}
+        except ValueError:
+            raise ValueError(f"{text!r} is not a comma-separated list of network ids") from None
+        unknown = ids - set(self.networks)
+        if not ids or unknown:
+            known = ", ".join(f"{n.id} {n.name}" for n in self.networks.values())
+            raise ValueError(f"unknown network ids {sorted(unknown) or text!r}; the table has {known}")
+        return ids
+
     def network_of(self, msisdn: Msisdn) -> Network | None:
         digits = msisdn.digits
         for length in self._prefix_lengths:

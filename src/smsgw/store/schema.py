@@ -127,6 +127,10 @@ messages = Table(
     # Messages waiting for a receipt, by expiry: the sweep that closes those whose receipt
     # never came reads only them. Partial, so accepting a message does not write it.
     Index("ix_messages_awaiting_receipt", "expires_at", sqlite_where=text("state = 2"), postgresql_where=text("state = 2")),
+    # The console's searches: a number's messages (of one partner, or of all), and a
+    # partner's newest messages.
+    Index("ix_messages_msisdn", "msisdn", "partner_id", "id"),
+    Index("ix_messages_partner", "partner_id", "id"),
 )
 
 # One row per submit_sm a message went out as, with the SMSC's id for it.
@@ -203,6 +207,7 @@ callbacks = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("given_up_at", BigInteger),
     Index("ix_callbacks_due", "delivered_at", "given_up_at", "next_attempt_at"),
+    Index("ix_callbacks_message", "message_id"),  # a message's history in the console
 )
 
 idempotency_keys = Table(
@@ -332,4 +337,51 @@ inbound_messages = Table(
     Index("ix_inbound_sender", "msisdn", "received_at"),
     # Partial, so that answering a message (nearly all of them) leaves it.
     Index("ix_inbound_unanswered", "msisdn", sqlite_where=text("answered_at IS NULL"), postgresql_where=text("answered_at IS NULL")),
+)
+
+# People who run the gateway from the web console: a name and a scrypt hash of the password.
+operators = Table(
+    "operators",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# A partner's password for the portal: a person's login, apart from the API key its clients use.
+portal_passwords = Table(
+    "portal_passwords",
+    metadata,
+    Column("partner_id", String(64), ForeignKey("partners.id"), primary_key=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Signed-in browsers of the console (area "console", subject an operator) and of the portal
+# (area "portal", subject a partner id). The cookie carries a random token; only its SHA-256
+# is stored, so a copy of the table opens no session.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("area", String(16), nullable=False),
+    Column("subject", String(64), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_web_sessions_expires", "expires_at"),
+    Index("ix_web_sessions_subject", "area", "subject"),
+)
+
+# What operators did in the console: who, what, to what, when.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    Column("operator", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("detail", String(2000), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_audit_log_created", "created_at"),
 )

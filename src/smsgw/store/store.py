@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -267,11 +267,14 @@ class Store:
 
         return await self.lookup(get)
 
-    async def top_up(self, partner_id: str, amount: int, reference: str, once: bool = False) -> int:
+    async def top_up(
+        self, partner_id: str, amount: int, reference: str, once: bool = False, audit: Callable[[Connection, int], None] | None = None
+    ) -> int:
         """Adds `amount` (hundredths; negative for a correction that keeps the balance at or
         above zero) through the ledger and returns the new balance. With `once`, a top-up
         with the same reference as an earlier one is not added again (a billing system that
-        retries must not sell the credit twice)."""
+        retries must not sell the credit twice). `audit(conn, balance)` records who did it,
+        in the same transaction."""
 
         def top_up(conn: Connection) -> int:
             if once:
@@ -296,6 +299,8 @@ class Store:
                     partner_id=partner_id, amount=amount, balance_after=row.balance, kind="topup", reference=reference, created_at=now_ms()
                 )
             )
+            if audit is not None:
+                audit(conn, row.balance)
             return row.balance
 
         return await self.write(top_up)

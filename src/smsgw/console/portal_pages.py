@@ -1,0 +1,197 @@
+"""The partners' portal under /portal/: a partner signs in with its id and portal password and
+sees its own balance, statement and messages, never another partner's."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ..domain.apikeys import generate_api_key
+from ..domain.callback_urls import BadCallbackUrl, check_callback_url
+from ..domain.money import format_units
+from ..domain.states import DeliveryState
+from ..store import web as web_store
+from .charts import line_chart
+from .operator_pages import CHART_DAYS, CHART_POINTS, LEDGER_ROWS, message_page
+from .search import MessageQuery
+from .web import SECURITY_HEADERS, Web, guarded, seconds_ago
+
+AREA = web_store.PORTAL
+REPORT_PAGE = 1000
+REPORT_COLUMNS = (
+    "messageid",
+    "mobile",
+    "shortcode",
+    "networkid",
+    "parts",
+    "cost",
+    "delivery-status",
+    "delivery-description",
+    "accepted",
+    "final",
+    "clientsmsid",
+    "message",
+)
+# A spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_line(values: Sequence[Any]) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerow([cell(v) for v in values])
+    return out.getvalue()
+
+
+def report_row(web: Web, row: Any) -> tuple[Any, ...]:
+    state = DeliveryState(row.state)
+    clientsmsid = json.loads(row.clientsmsid) if row.clientsmsid else None
+    return (
+        row.id,
+        row.msisdn,
+        row.shortcode,
+        row.network_id,
+        row.parts,
+        format_units(row.cost),
+        int(state),
+        state.description,
+        web.local_time(row.created_at),
+        web.local_time(row.done_at),
+        clientsmsid,
+        row.text,
+    )
+
+
+def router(web: Web) -> APIRouter:
+    routes = APIRouter()
+
+    def add(path: str, handler: Any, method: str = "GET") -> None:
+        routes.add_api_route(path, guarded(web, AREA, handler), methods=[method])
+
+    async def login_form(request: Request) -> Response:
+        return web.login_page(request, AREA)
+
+    async def login(request: Request) -> Response:
+        return await web.sign_in(request, AREA, "partner")
+
+    async def logout(request: Request) -> Response:
+        return await web.sign_out(request, AREA)
+
+    async def start(request: Request) -> Response:
+        await web.session(request, AREA)
+        return web.redirect("/portal/messages")
+
+    async def messages(request: Request) -> Response:
+        session = await web.session(request, AREA)
+        store = web.store(request)
+        query = MessageQuery.parse(request.query_params.get("q", ""), web.settings.networks)
+        rows = await query.run(store, session.subject)
+        partner = await store.get_partner(session.subject)
+        return web.page("messages.html", area=AREA, session=session, query=query, messages=rows, partner=partner)
+
+    async def message(request: Request) -> Response:
+        session = await web.session(request, AREA)
+        return await message_page(web, request, session, session.subject)
+
+    async def report(request: Request) -> Response:
+        """The partner's delivery reports as CSV: the search's matches, or every message,
+        newest first, read a page at a time (ix_messages_partner)."""
+        session = await web.session(request, AREA)
+        store = web.store(request)
+        query = MessageQuery.parse(request.query_params.get("q", ""), web.settings.networks)
+
+        async def rows() -> AsyncIterator[str]:
+            yield csv_line(REPORT_COLUMNS)
+            if not query.empty:
+                for row in await query.run(store, session.subject):
+                    yield csv_line(report_row(web, row))
+                return
+            before = None
+            while True:
+                page = await store.read(web_store.recent_messages, session.subject, REPORT_PAGE, before)
+                for row in page:
+                    yield csv_line(report_row(web, row))
+                if len(page) < REPORT_PAGE:
+                    return
+                before = page[-1].id
+
+        headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{session.subject}-delivery-report.csv"'}
+        return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers=headers)
+
+    async def account(request: Request) -> Response:
+        session = await web.session(request, AREA)
+        partner = await web.store(request).get_partner(session.subject)
+        return web.page("portal_account.html", area=AREA, session=session, partner=partner, shown=None, error=None)
+
+    async def rotate_key(request: Request) -> Response:
+        """As `smsgw partner rotate-key`: the old key stops working, the new one is shown once."""
+        session = await web.session(request, AREA)
+        await web.form_of(request, session)
+        store = web.store(request)
+        key = generate_api_key()
+        hasher = await store.api_key_hasher(web.settings.api_key_secret)
+        await store.set_api_key_hash(session.subject, hasher.hash(key))
+        partner = await store.get_partner(session.subject)
+        return web.page("portal_account.html", area=AREA, session=session, partner=partner, shown=("API key", key), error=None)
+
+    async def callback(request: Request) -> Response:
+        """As `smsgw partner callback`: the URL is checked for form here; whether its host is a
+        public address is checked by the sender before each POST, as for the CLI's."""
+        session = await web.session(request, AREA)
+        fields = await web.form_of(request, session)
+        store = web.store(request)
+        url = fields.get("url", "").strip()
+        partner = await store.get_partner(session.subject)
+        if not url:
+            await store.set_callback(session.subject, None, None)
+            return web.redirect("/portal/account")
+        try:
+            check_callback_url(url)
+        except BadCallbackUrl as exc:
+            return web.page("portal_account.html", 400, area=AREA, session=session, partner=partner, shown=None, error=str(exc))
+        secret = secrets.token_hex(32)
+        await store.set_callback(session.subject, url, secret)
+        partner = await store.get_partner(session.subject)
+        return web.page("portal_account.html", area=AREA, session=session, partner=partner, shown=("callback signing secret", secret), error=None)
+
+    async def statement(request: Request) -> Response:
+        session = await web.session(request, AREA)
+        store = web.store(request)
+        partner = await store.get_partner(session.subject)
+        entries = await store.read(web_store.ledger_page, session.subject, LEDGER_ROWS)
+        points = await store.read(web_store.balance_points, session.subject, seconds_ago(CHART_DAYS * 86400), CHART_POINTS)
+        return web.page(
+            "portal_statement.html",
+            area=AREA,
+            session=session,
+            partner=partner,
+            ledger=entries,
+            chart=line_chart(points),
+            chart_data=[{"at": t, "balance": format_units(v)} for t, v in points],
+        )
+
+    add("/portal/login", login_form)
+    add("/portal/login", login, "POST")
+    add("/portal/logout", logout, "POST")
+    add("/portal/", start)
+    add("/portal", start)
+    add("/portal/messages", messages)
+    add("/portal/messages.csv", report)
+    add("/portal/messages/{message_id}", message)
+    add("/portal/statement", statement)
+    add("/portal/account", account)
+    add("/portal/account/key", rotate_key, "POST")
+    add("/portal/account/callback", callback, "POST")
+    return routes

@@ -1,0 +1,231 @@
+"""The web console's store: operators, portal passwords, browser sessions, the audit log, and
+the reads its pages show. Each function is one transaction's work on a Connection.
+
+Every read of messages goes through an index (the primary key, ix_messages_msisdn,
+ix_messages_partner) and stops at a limit, so a page costs the same on a store of ten million
+messages as on an empty one. Reads for a partner's portal take the partner id and filter on it
+in SQL: another partner's message is not found, the same answer as one that does not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from .errors import AlreadyExists, NotFound
+from .schema import audit_log, callbacks, ledger, message_parts, messages, operators, partners, portal_passwords, shortcodes, web_sessions
+
+CONSOLE = "console"  # sessions of operators
+PORTAL = "portal"  # sessions of partners
+HOUR_MS = 3600 * 1000
+
+# -- accounts -----------------------------------------------------------------------------------
+
+
+def create_operator(conn: Connection, name: str, password_hash: str, now: int) -> None:
+    if conn.execute(select(operators.c.name).where(operators.c.name == name)).first() is not None:
+        raise AlreadyExists(f"operator {name} already exists")
+    conn.execute(insert(operators).values(name=name, password_hash=password_hash, created_at=now))
+
+
+def list_operators(conn: Connection) -> list[Any]:
+    return list(conn.execute(select(operators.c.name, operators.c.created_at).order_by(operators.c.name)).all())
+
+
+def remove_operator(conn: Connection, name: str) -> None:
+    """Removes the operator and ends its sessions."""
+    if conn.execute(delete(operators).where(operators.c.name == name)).rowcount == 0:
+        raise NotFound(f"operator {name} does not exist")
+    end_sessions_of(conn, CONSOLE, name)
+
+
+def set_portal_password(conn: Connection, partner_id: str, password_hash: str, now: int) -> None:
+    """Sets the partner's portal password and ends the partner's portal sessions."""
+    if conn.execute(select(partners.c.id).where(partners.c.id == partner_id)).first() is None:
+        raise NotFound(f"partner {partner_id} does not exist")
+    conn.execute(delete(portal_passwords).where(portal_passwords.c.partner_id == partner_id))
+    conn.execute(insert(portal_passwords).values(partner_id=partner_id, password_hash=password_hash, created_at=now))
+    end_sessions_of(conn, PORTAL, partner_id)
+
+
+def password_hash(conn: Connection, area: str, subject: str) -> str | None:
+    """The stored password hash of an operator (area console) or a partner (area portal)."""
+    if area == CONSOLE:
+        query = select(operators.c.password_hash).where(operators.c.name == subject)
+    else:
+        query = select(portal_passwords.c.password_hash).where(portal_passwords.c.partner_id == subject)
+    return conn.execute(query).scalar_one_or_none()
+
+
+# -- sessions -----------------------------------------------------------------------------------
+
+
+def start_session(conn: Connection, token_hash: str, area: str, subject: str, csrf_token: str, now: int, expires_at: int) -> None:
+    # Sessions that ran out go here, by their index, rather than by a sweeper of their own.
+    conn.execute(delete(web_sessions).where(web_sessions.c.expires_at <= now))
+    conn.execute(
+        insert(web_sessions).values(token_hash=token_hash, area=area, subject=subject, csrf_token=csrf_token, created_at=now, expires_at=expires_at)
+    )
+
+
+def find_session(conn: Connection, token_hash: str, area: str, now: int) -> Any | None:
+    """Subject and CSRF token of a session of `area` that has not run out."""
+    return conn.execute(
+        select(web_sessions.c.subject, web_sessions.c.csrf_token, web_sessions.c.expires_at).where(
+            web_sessions.c.token_hash == token_hash, web_sessions.c.area == area, web_sessions.c.expires_at > now
+        )
+    ).first()
+
+
+def end_session(conn: Connection, token_hash: str) -> None:
+    conn.execute(delete(web_sessions).where(web_sessions.c.token_hash == token_hash))
+
+
+def end_sessions_of(conn: Connection, area: str, subject: str) -> None:
+    conn.execute(delete(web_sessions).where(web_sessions.c.area == area, web_sessions.c.subject == subject))
+
+
+# -- audit log ----------------------------------------------------------------------------------
+
+
+def record_audit(conn: Connection, operator: str, action: str, subject: str, detail: str, now: int) -> None:
+    conn.execute(insert(audit_log).values(operator=operator, action=action, subject=subject[:200], detail=detail[:2000], created_at=now))
+
+
+def audit_entries(conn: Connection, limit: int) -> list[Any]:
+    return list(conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)).all())
+
+
+# -- partners -----------------------------------------------------------------------------------
+
+
+def partner_list(conn: Connection, limit: int) -> list[Any]:
+    return list(
+        conn.execute(
+            select(partners.c.id, partners.c.name, partners.c.status, partners.c.balance, partners.c.parent_id, partners.c.created_at)
+            .order_by(partners.c.id)
+            .limit(limit)
+        ).all()
+    )
+
+
+def set_status(conn: Connection, partner_id: str, status: str) -> None:
+    if conn.execute(update(partners).where(partners.c.id == partner_id).values(status=status)).rowcount == 0:
+        raise NotFound(f"partner {partner_id} does not exist")
+
+
+def partner_page(conn: Connection, partner_id: str, ledger_rows: int) -> tuple[Any, list[Any], list[Any], bool] | None:
+    """The partner's row, shortcodes, newest ledger entries, and whether it has a portal password."""
+    found = conn.execute(select(partners).where(partners.c.id == partner_id)).first()
+    if found is None:
+        return None
+    codes = list(conn.execute(select(shortcodes).where(shortcodes.c.partner_id == partner_id).order_by(shortcodes.c.shortcode)).all())
+    has_password = conn.execute(select(portal_passwords.c.partner_id).where(portal_passwords.c.partner_id == partner_id)).first() is not None
+    return found, codes, ledger_page(conn, partner_id, ledger_rows), has_password
+
+
+def ledger_page(conn: Connection, partner_id: str, limit: int) -> list[Any]:
+    return list(conn.execute(select(ledger).where(ledger.c.partner_id == partner_id).order_by(ledger.c.id.desc()).limit(limit)).all())
+
+
+def balance_points(conn: Connection, partner_id: str, since: int, limit: int) -> list[tuple[int, int]]:
+    """(time, balance after) of the partner's ledger entries since `since`, oldest first: the
+    newest `limit` of them (ix_ledger_partner_time)."""
+    rows = conn.execute(
+        select(ledger.c.created_at, ledger.c.balance_after)
+        .where(ledger.c.partner_id == partner_id, ledger.c.created_at >= since)
+        .order_by(ledger.c.created_at.desc(), ledger.c.id.desc())
+        .limit(limit)
+    ).all()
+    return [(int(r.created_at), int(r.balance_after)) for r in reversed(rows)]
+
+
+def accepted_per_hour(conn: Connection, partner_id: str | None, since: int) -> list[tuple[int, int, int]]:
+    """(hour start, messages charged, messages refunded) per hour since `since`, from the
+    ledger (one entry per accepting request, not per message); of one partner through
+    ix_ledger_partner_time, or of all."""
+    hour = ledger.c.created_at // HOUR_MS
+    query = (
+        select(hour.label("hour"), ledger.c.kind, func.sum(ledger.c.message_count))
+        .where(ledger.c.created_at >= since, ledger.c.kind.in_(("charge", "refund")))
+        .group_by(hour, ledger.c.kind)
+    )
+    if partner_id is not None:
+        query = query.where(ledger.c.partner_id == partner_id)
+    buckets: dict[int, list[int]] = {}
+    for bucket, kind, count in conn.execute(query).all():
+        buckets.setdefault(int(bucket), [0, 0])[0 if kind == "charge" else 1] += int(count or 0)
+    return [(bucket * HOUR_MS, charged, refunded) for bucket, (charged, refunded) in sorted(buckets.items())]
+
+
+# -- messages -----------------------------------------------------------------------------------
+
+_LISTED = (
+    messages.c.id,
+    messages.c.partner_id,
+    messages.c.shortcode,
+    messages.c.msisdn,
+    messages.c.network_id,
+    messages.c.text,
+    messages.c.parts,
+    messages.c.cost,
+    messages.c.state,
+    messages.c.created_at,
+    messages.c.done_at,
+    messages.c.clientsmsid,
+)
+
+
+def recent_messages(conn: Connection, partner_id: str | None, limit: int, before: int | None = None) -> list[Any]:
+    """The newest messages (highest ids), of one partner or of all; with `before`, those
+    older than that id (the next page)."""
+    query = select(*_LISTED).order_by(messages.c.id.desc()).limit(limit)
+    if partner_id is not None:
+        query = query.where(messages.c.partner_id == partner_id)
+    if before is not None:
+        query = query.where(messages.c.id < before)
+    return list(conn.execute(query).all())
+
+
+def find_messages(conn: Connection, partner_id: str | None, message_id: int | None, msisdn: str | None, limit: int) -> list[Any]:
+    """Messages with this id or to this number (international digits), newest first; of one
+    partner, or of all. Two index reads rather than one OR, which not every planner splits."""
+    found: dict[int, Any] = {}
+    owned = [messages.c.partner_id == partner_id] if partner_id is not None else []
+    if message_id is not None:
+        for row in conn.execute(select(*_LISTED).where(messages.c.id == message_id, *owned)).all():
+            found[row.id] = row
+    if msisdn is not None:
+        query = select(*_LISTED).where(messages.c.msisdn == msisdn, *owned).order_by(messages.c.id.desc()).limit(limit)
+        for row in conn.execute(query).all():
+            found[row.id] = row
+    return [found[i] for i in sorted(found, reverse=True)[:limit]]
+
+
+def message_history(conn: Connection, partner_id: str | None, message_id: int) -> tuple[Any, list[Any], list[Any]] | None:
+    """The message (of `partner_id`, unless None), the parts it went out as with their
+    receipts, and its delivery-report callbacks."""
+    query = select(messages).where(messages.c.id == message_id)
+    if partner_id is not None:
+        query = query.where(messages.c.partner_id == partner_id)
+    found = conn.execute(query).first()
+    if found is None:
+        return None
+    parts = list(conn.execute(select(message_parts).where(message_parts.c.message_id == message_id).order_by(message_parts.c.part_no)).all())
+    posts = list(
+        conn.execute(
+            select(
+                callbacks.c.url,
+                callbacks.c.attempts,
+                callbacks.c.created_at,
+                callbacks.c.delivered_at,
+                callbacks.c.given_up_at,
+                callbacks.c.last_error,
+            )
+            .where(callbacks.c.message_id == message_id, callbacks.c.partner_id == found.partner_id)
+            .order_by(callbacks.c.id)
+        ).all()
+    )
+    return found, parts, posts
