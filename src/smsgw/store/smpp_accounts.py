@@ -7,6 +7,7 @@ bind of the account until the ESME answers the deliver_sm ESME_ROK.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, insert, select, update
@@ -108,8 +109,8 @@ def owed_receipts(conn: Connection, system_id: str, now: int, limit: int) -> lis
     return [OwedReceipt(*row) for row in rows]
 
 
-def receipt_delivered(conn: Connection, message_id: int, now: int) -> None:
-    conn.execute(update(smpp_receipts).where(smpp_receipts.c.message_id == message_id).values(delivered_at=now))
+def receipts_delivered(conn: Connection, message_ids: Sequence[int], now: int) -> None:
+    conn.execute(update(smpp_receipts).where(smpp_receipts.c.message_id.in_(message_ids)).values(delivered_at=now))
 
 
 def receipt_refused(conn: Connection, message_id: int, retry_at: int) -> None:
