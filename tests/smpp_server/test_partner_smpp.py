@@ -19,7 +19,7 @@ from smsgw.connectors.smpp.pdu import (
 )
 from smsgw.smpp_server.statuses import STATUS_LOW_CREDIT, STATUS_OPTED_OUT
 
-from ..helpers import DEFAULT_KEY, free_port
+from ..helpers import DEFAULT_KEY, free_port, make_settings
 from .helpers import Esme, add_account, receipt_id, smpp_gateway
 
 FINAL_STATES = "(3, 4, 5, 6, 7, 8, 9)"
@@ -264,3 +264,42 @@ def test_a_message_sent_over_http_gets_no_smpp_receipt(settings, partner):
             assert receiver.receipts == []
         finally:
             receiver.close()
+
+
+def test_enquire_link_idle_and_silent_binds_and_unbind_after_in_flight_work(database_url, operator):
+    settings = make_settings(database_url, SMSGW_SMPP_IDLE_SECONDS="0.5")
+    operator.partner("p1", credits=1000_00, shortcode="SC1")
+    add_account(operator, "p1", "p1_smpp", "secret1")
+    with smpp_gateway(settings, deliver=False) as (_, port):
+        # Never binds: closed after the idle time.
+        idle = socket.create_connection(("127.0.0.1", port), timeout=5)
+        assert idle.recv(1) == b""
+        idle.close()
+        # Bound and silent: asked with enquire_link, closed when it never answers.
+        silent = Esme(port, "p1_smpp", "secret1")
+        try:
+            assert silent.bind() == ESME_ROK
+            silent.client._socket.settimeout(5)
+            assert silent.client.read_pdu().command == "enquire_link"
+            assert silent.client._socket.recv(1) == b""
+        finally:
+            silent.close()
+        # A bind that answers stays; its enquire_link is answered; unbind comes after the
+        # answer of the submit_sm sent just before it.
+        lively = Esme(port, "p1_smpp", "secret1")
+        try:
+            assert lively.bind() == ESME_ROK
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                lively.client.send_pdu(smpplib.smpp.make_pdu("enquire_link", client=lively.client))
+                assert lively.read().command in ("enquire_link_resp", "enquire_link")
+                time.sleep(0.2)
+            submit = smpplib.smpp.make_pdu("submit_sm", client=lively.client, source_addr="SC1", destination_addr=number(1), short_message=b"last")
+            unbind = smpplib.smpp.make_pdu("unbind", client=lively.client)
+            lively.client._socket.sendall(submit.generate() + unbind.generate())
+            first, second = lively.client.read_pdu(), lively.client.read_pdu()
+            assert (first.command, int(first.status)) == ("submit_sm_resp", ESME_ROK)
+            assert (second.command, second.sequence) == ("unbind_resp", unbind.sequence)
+        finally:
+            lively.close()
+    assert operator.sql("SELECT count(*) FROM messages")[0][0] == 1
