@@ -18,6 +18,7 @@ from smsgw.connectors.smpp.pdu import (
     ESME_RTHROTTLED,
 )
 from smsgw.smpp_server.statuses import STATUS_LOW_CREDIT, STATUS_OPTED_OUT
+from smsgw.store import smpp_accounts
 
 from ..helpers import DEFAULT_KEY, free_port, make_settings
 from .helpers import Esme, add_account, receipt_id, smpp_gateway
@@ -303,3 +304,26 @@ def test_enquire_link_idle_and_silent_binds_and_unbind_after_in_flight_work(data
         finally:
             lively.close()
     assert operator.sql("SELECT count(*) FROM messages")[0][0] == 1
+
+
+def test_a_system_id_given_to_another_partner_never_gets_the_first_ones_receipts(settings, partner):
+    partner.partner("p2", shortcode="SC2")
+    with smpp_gateway(settings) as (_, port):
+        transmitter = Esme(port, "p1_smpp", "secret1", mode="transmitter")
+        try:
+            assert transmitter.bind() == ESME_ROK
+            assert transmitter.answer_of(transmitter.submit(number(3), b"for p1 only")).status == ESME_ROK
+        finally:
+            transmitter.close()
+        wait_final(partner, 1)
+        partner._with_store(lambda store: store.write(smpp_accounts.remove_account, "p1_smpp"))
+        add_account(partner, "p2", "p1_smpp", "other")
+        receiver = Esme(port, "p1_smpp", "other", mode="receiver")
+        try:
+            assert receiver.bind() == ESME_ROK
+            receiver.client._socket.settimeout(2)
+            with pytest.raises((smpplib.exceptions.ConnectionError, OSError)):
+                receiver.read()
+            assert receiver.receipts == []
+        finally:
+            receiver.close()

@@ -302,7 +302,8 @@ class PartnerSmppServer:
         room = RECEIPT_WINDOW * len(receivers) - len(in_flight)
         if room <= 0:
             return
-        owed = await self.store.read(smpp_accounts.owed_receipts, system_id, int(time.time() * 1000), room + len(in_flight))
+        partner_id = receivers[0].partner.id if receivers[0].partner is not None else ""
+        owed = await self.store.read(smpp_accounts.owed_receipts, system_id, partner_id, int(time.time() * 1000), room + len(in_flight))
         loads = dict.fromkeys(receivers, 0)
         for receipt in owed:
             if receipt.message_id in in_flight:

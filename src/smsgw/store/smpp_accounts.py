@@ -76,14 +76,15 @@ def list_accounts(conn: Connection, partner_id: str) -> list[SmppAccount]:
 
 
 def remove_account(conn: Connection, system_id: str) -> None:
-    """Removes the account; receipts still owed to it stay owed (an account added again under
-    the same system_id gets them)."""
+    """Removes the account; receipts still owed to it stay owed, to an account added again
+    under the same system_id for the same partner (never another partner's: `owed_receipts`)."""
     if conn.execute(delete(smpp_accounts).where(smpp_accounts.c.system_id == system_id)).rowcount == 0:
         raise NotFound(f"no SMPP account {system_id}")
 
 
-def owed_receipts(conn: Connection, system_id: str, now: int, limit: int) -> list[OwedReceipt]:
-    """Receipts due now for final messages of the account, oldest message first."""
+def owed_receipts(conn: Connection, system_id: str, partner_id: str, now: int, limit: int) -> list[OwedReceipt]:
+    """Receipts due now for final messages of the account, oldest message first; only the
+    partner's own messages, whatever account once had this system_id."""
     rows = conn.execute(
         select(
             messages.c.id,
@@ -99,6 +100,7 @@ def owed_receipts(conn: Connection, system_id: str, now: int, limit: int) -> lis
         .select_from(smpp_receipts.join(messages, messages.c.id == smpp_receipts.c.message_id))
         .where(
             smpp_receipts.c.system_id == system_id,
+            messages.c.partner_id == partner_id,
             smpp_receipts.c.delivered_at.is_(None),
             smpp_receipts.c.next_attempt_at <= now,
             messages.c.state.not_in(_OPEN_STATES),
