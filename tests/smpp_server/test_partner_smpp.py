@@ -327,3 +327,28 @@ def test_a_system_id_given_to_another_partner_never_gets_the_first_ones_receipts
             assert receiver.receipts == []
         finally:
             receiver.close()
+
+
+def test_each_message_gets_its_report_the_way_it_came(settings, partner):
+    """Over HTTP: the partner's callback, no deliver_sm. Over SMPP: deliver_sm, no callback."""
+    partner._with_store(lambda store: store.set_callback("p1", f"http://127.0.0.1:{free_port()}/dlr", "s" * 32))
+    with smpp_gateway(settings) as (server, port):
+        esme = Esme(port, "p1_smpp", "secret1")
+        try:
+            assert esme.bind() == ESME_ROK
+            over_smpp = esme.answer_of(esme.submit(number(8), b"over smpp")).message_id
+            fields = {"partnerID": "p1", "apikey": DEFAULT_KEY, "shortcode": "SC1", "mobile": number(9), "message": "over http"}
+            over_http = httpx.post(server.url + "/api/services/sendsms", data=fields).json()["responses"][0]["messageid"]
+            assert [receipt_id(r) for r in esme.wait_receipts(1)] == [over_smpp]
+            wait_final(partner, 2)
+            deadline = time.monotonic() + 10
+            while not partner.sql("SELECT message_id FROM callbacks"):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            assert [str(row[0]) for row in partner.sql("SELECT message_id FROM callbacks")] == [over_http]
+            esme.client._socket.settimeout(1)
+            with pytest.raises((smpplib.exceptions.ConnectionError, OSError)):
+                esme.read()
+            assert len(esme.receipts) == 1
+        finally:
+            esme.close()
