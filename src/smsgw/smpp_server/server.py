@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from ..api.bodies import BadRequest
 from ..api.controls import ensure_allowed_address
 from ..api.guard import FailureThrottle
 from ..config import Settings
@@ -52,7 +51,7 @@ from ..domain.apikeys import KeyHasher
 from ..domain.identifiers import parse_ip_address
 from ..domain.states import PRIORITY_BULK, DeliveryState
 from ..service.acceptance import Acceptance
-from ..service.errors import RateLimited
+from ..service.errors import BadRequest, RateLimited
 from ..store import smpp_accounts
 from ..store.errors import StoreUnavailable
 from ..store.smpp_accounts import OwedReceipt, SmppAccount
