@@ -303,14 +303,13 @@ class PartnerSmppServer:
             return
         partner_id = receivers[0].partner.id if receivers[0].partner is not None else ""
         owed = await self.store.read(smpp_accounts.owed_receipts, system_id, partner_id, int(time.time() * 1000), room + len(in_flight))
-        loads = dict.fromkeys(receivers, 0)
         for receipt in owed:
             if receipt.message_id in in_flight:
                 continue
-            session = min(loads, key=loads.__getitem__)
-            if loads[session] >= RECEIPT_WINDOW:
+            session = min(receivers, key=lambda s: s.receipts_unanswered)
+            if session.receipts_unanswered >= RECEIPT_WINDOW:
                 break
-            loads[session] += 1
+            session.receipts_unanswered += 1
             in_flight.add(receipt.message_id)
             task = asyncio.create_task(self._send_receipt(session, system_id, receipt))
             self._session_tasks.add(task)
@@ -320,7 +319,10 @@ class PartnerSmppServer:
         in_flight = self._receipts_in_flight[system_id]
         status: int | None = None
         try:
-            response = await session.request(receipt_pdu(receipt), RECEIPT_RESPONSE_SECONDS)
+            try:
+                response = await session.request(receipt_pdu(receipt), RECEIPT_RESPONSE_SECONDS)
+            finally:
+                session.receipts_unanswered -= 1
             # generic_nack or anything else: not taken.
             status = response.command_status if isinstance(response, DeliverSmResp) else None
         except (TimeoutError, ConnectionError, OSError):

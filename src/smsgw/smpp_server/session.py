@@ -77,6 +77,7 @@ class PartnerSession:
         self.open = True
         self.unbinding = False
         self.unanswered = 0  # submit_sm not yet answered, held parts included
+        self.receipts_unanswered = 0  # deliver_sm receipts sent, not yet answered
         self.assembler = Assembler(server.settings.smpp_idle_seconds)
         self.last_heard = time.monotonic()
         self._pending: dict[int, asyncio.Future[Pdu]] = {}
