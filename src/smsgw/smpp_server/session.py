@@ -230,7 +230,7 @@ class PartnerSession:
         try:
             whole = self.assembler.add(pdu)
         except Refused as refused:
-            log.info("%s: submit_sm refused: %s", self.name, refused)
+            log.debug("%s: submit_sm refused: %s", self.name, refused)
             self._answer([pdu], refused.status)
             return
         for late in self.assembler.expired():
