@@ -165,6 +165,12 @@ class Settings:
     clock_offset_seconds: float = 0.0
     # A web console or portal sign-in lasts this long (docs/console.md).
     console_session_seconds: int = 8 * 3600
+    # The partner SMPP server (docs/smpp-server.md): an ESME silent this long gets enquire_link,
+    # twice this long is closed (so is a connection that does not bind in this time); TLS when
+    # both files are set.
+    smpp_idle_seconds: float = 60.0
+    smpp_tls_cert_file: str | None = None
+    smpp_tls_key_file: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -189,6 +195,9 @@ class Settings:
         max_header_line_bytes = _int(env, "SMSGW_HTTP_MAX_HEADER_LINE_BYTES", 8 * 1024, minimum=256)
         if max_header_line_bytes > max_head_bytes:
             raise ConfigError(f"SMSGW_HTTP_MAX_HEADER_LINE_BYTES={max_header_line_bytes} must not exceed SMSGW_HTTP_MAX_HEAD_BYTES={max_head_bytes}")
+        tls_cert, tls_key = env.get("SMSGW_SMPP_TLS_CERT_FILE") or None, env.get("SMSGW_SMPP_TLS_KEY_FILE") or None
+        if (tls_cert is None) != (tls_key is None):
+            raise ConfigError("SMSGW_SMPP_TLS_CERT_FILE and SMSGW_SMPP_TLS_KEY_FILE are set together (TLS for the partner SMPP server) or not at all")
         return cls(
             database_url=url,
             timezone=timezone,
@@ -233,6 +242,9 @@ class Settings:
             inbound_duplicate_seconds=_int(env, "SMSGW_INBOUND_DUPLICATE_SECONDS", 60, minimum=0),
             simulator_inbound_file=env.get("SMSGW_SIMULATOR_INBOUND_FILE") or None,
             console_session_seconds=_int(env, "SMSGW_CONSOLE_SESSION_SECONDS", 8 * 3600, minimum=1),
+            smpp_idle_seconds=_float(env, "SMSGW_SMPP_IDLE_SECONDS", 60.0, minimum=0.1),
+            smpp_tls_cert_file=tls_cert,
+            smpp_tls_key_file=tls_key,
         )
 
 

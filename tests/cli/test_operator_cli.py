@@ -19,7 +19,7 @@ from smsgw.cli.main import main
 from ..helpers import free_port, smsgw_command
 
 
-def smsgw(tmp_path, database_url: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def smsgw(tmp_path, database_url: str, *args: str, env: dict | None = None, input: str | None = None) -> subprocess.CompletedProcess:
     """One operator command, as a process would give its exit code, stdout and stderr. Run
     in this process through click's runner (a process start costs about a second); `serve`
     runs as a real process. An exception the command lets out fails the test, as the
@@ -28,7 +28,7 @@ def smsgw(tmp_path, database_url: str, *args: str, env: dict | None = None) -> s
         full_env = dict(os.environ, SMSGW_DATABASE_URL=database_url, **(env or {}))
         return subprocess.run(smsgw_command() + list(args), cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=60)
     with contextlib.chdir(tmp_path):
-        result = CliRunner().invoke(main, list(args), env={"SMSGW_DATABASE_URL": database_url, **(env or {})})
+        result = CliRunner().invoke(main, list(args), env={"SMSGW_DATABASE_URL": database_url, **(env or {})}, input=input)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return subprocess.CompletedProcess(["smsgw", *args], result.exit_code, result.stdout, result.stderr)

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
 # Runs delivery for the app's lifetime; what it yields has wake(), called after each accept.
 Delivery = Callable[[Store], contextlib.AbstractAsyncContextManager[Any]]
+Alongside = Callable[[Acceptance], contextlib.AbstractAsyncContextManager[Any]]
 
 
 def create_app(
@@ -48,9 +49,12 @@ def create_app(
     store: Store | None = None,
     routed_networks: frozenset[int] | None = None,
     delivery: Delivery | None = None,
+    alongside: Alongside | None = None,
 ) -> FastAPI:
     """The ASGI app. Without `store`, one is opened from settings when the app starts.
-    With `delivery`, the dispatcher runs in this process too (the embedded default)."""
+    With `delivery`, the dispatcher runs in this process too (the embedded default).
+    `alongside` runs for the app's lifetime with its acceptance service (the partner SMPP
+    server), after the dispatcher starts and before it stops."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,6 +69,8 @@ def create_app(
                     dispatcher = await stack.enter_async_context(delivery(active))
                     app.state.dispatcher = dispatcher
                     app.state.acceptance.on_accepted = dispatcher.wake
+                if alongside is not None:
+                    app.state.alongside = await stack.enter_async_context(alongside(app.state.acceptance))
                 yield
         finally:
             app.state.acceptance.scrypt_checks.close()

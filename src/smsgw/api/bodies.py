@@ -6,10 +6,7 @@ bare error object.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -17,17 +14,11 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 
 from ..domain.codes import Code
+from ..service.errors import LARGEST_EXACT, BadRequest, InexactNumber, exact_numbers, reading_exact_numbers
+
+__all__ = ["BadRequest", "InexactNumber", "exact_numbers", "form_fields", "parameters", "parse_json", "read_body"]
 
 JSON_CONTENT_TYPES = ("application/json", "text/json", "application/javascript", "text/plain")
-
-
-class BadRequest(Exception):
-    def __init__(self, code: Code, detail: str | None = None, http_status: int = 200, retry_after: int | None = None) -> None:
-        super().__init__(detail or code.name)
-        self.code = code
-        self.detail = detail
-        self.http_status = http_status
-        self.retry_after = retry_after  # seconds, for HTTP 429
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -55,32 +46,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     return body
 
 
-class InexactNumber(Exception):
-    """A number of the body was read as a float that lost its digits (orjson reads integers
-    past 64 bits so): the request is handled once more under `exact_numbers()`."""
-
-
-_EXACT = contextvars.ContextVar("smsgw_exact_numbers", default=False)
-_LARGEST_EXACT = 2**63
-
-
-@contextlib.contextmanager
-def exact_numbers() -> Iterator[None]:
-    token = _EXACT.set(True)
-    try:
-        yield
-    finally:
-        _EXACT.reset(token)
-
-
 def _exact_int(text: str) -> Any:
     value = int(text)
-    return value if -_LARGEST_EXACT <= value < _LARGEST_EXACT else orjson.Fragment(text)
+    return value if -LARGEST_EXACT <= value < LARGEST_EXACT else orjson.Fragment(text)
 
 
 def _exact_float(text: str) -> Any:
     value = float(text)
-    return value if abs(value) < _LARGEST_EXACT else orjson.Fragment(text)
+    return value if abs(value) < LARGEST_EXACT else orjson.Fragment(text)
 
 
 def _no_constants(name: str) -> Any:
@@ -97,20 +70,10 @@ def parse_json(body: bytes) -> Any:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadRequest(Code.UNSUPPORTED_REQUEST_TYPE, "body is not valid JSON") from None
-    if _EXACT.get():
+    if reading_exact_numbers():
         # orjson has accepted the body, so this second reading meets valid JSON only.
         return json.loads(body, parse_int=_exact_int, parse_float=_exact_float, parse_constant=_no_constants)
     return doc
-
-
-def is_inexact(value: Any) -> bool:
-    """A number that a float could not hold: raises InexactNumber unless the body is being
-    read with exact numbers (then such a number is an orjson.Fragment, never a float)."""
-    if isinstance(value, float) and abs(value) >= _LARGEST_EXACT:
-        if not _EXACT.get():
-            raise InexactNumber
-        return True
-    return isinstance(value, orjson.Fragment)
 
 
 def form_fields(encoded: bytes, what: str) -> dict[str, str]:

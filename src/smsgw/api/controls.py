@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -14,9 +13,7 @@ from typing import Any
 from ..config import IPNetwork
 from ..domain.codes import Code
 from ..domain.identifiers import IPAddress, parse_ip_address
-from ..store import accounts
-from ..store.errors import StoreUnavailable
-from ..store.store import Partner, Store
+from ..store.store import Partner
 from .bodies import BadRequest
 
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
@@ -70,26 +67,6 @@ def ensure_allowed_address(partner: Partner, address: IPAddress | None) -> None:
         return
     if address is None or not _within(address, parse_networks(partner.allowed_ips)):
         raise BadRequest(Code.INVALID_CREDENTIALS)
-
-
-async def enforce_rate_limit(store: Store, partner: Partner, rows: Sequence[tuple]) -> None:
-    """Takes the parts of `rows` from a limited partner's budget, or refuses the request
-    whole (HTTP 429, 1010, Retry-After) before anything is charged. Partners without a limit
-    cost nothing here."""
-    if partner.max_mps is None:
-        return
-    parts = sum(row[7] for row in rows)  # NewMessage.parts
-    try:
-        wait = await store.write(accounts.take_tokens, partner.id, partner.max_mps, parts)
-    except StoreUnavailable:
-        raise BadRequest(Code.TRY_AGAIN_LATER) from None
-    if wait > 0:
-        raise BadRequest(
-            Code.UNSUPPORTED_REQUEST_TYPE,
-            f"rate limit of {partner.max_mps} messages per second",
-            http_status=429,
-            retry_after=max(1, math.ceil(wait)),
-        )
 
 
 @functools.lru_cache(maxsize=1024)

@@ -632,4 +632,5 @@ async def partner_portal_password(store: Store, settings: Settings, partner_id: 
 # Commands defined in their own modules register themselves on `main`.
 from . import send as _send  # noqa: E402,F401
 from . import serve as _serve  # noqa: E402,F401
+from . import smpp_accounts as _smpp_accounts  # noqa: E402,F401
 from . import smsc_sim as _smsc_sim  # noqa: E402,F401

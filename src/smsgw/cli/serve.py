@@ -26,6 +26,7 @@ from ..dispatch.runtime import DeliveryPlan, run_delivery
 from ..domain.apikeys import generate_api_key
 from ..domain.money import format_units
 from ..logs import configure_logging
+from ..smpp_server.server import partner_smpp_server
 from ..store.errors import SchemaOutOfDate, StoreUnavailable
 from ..store.store import Store
 from .main import fail, load_settings, main, open_store
@@ -70,8 +71,12 @@ DEFAULT_PORT = 8000
     type=click.IntRange(1, 64),
     help="API worker processes (with --role api; run dispatchers as their own processes).",
 )
+@click.option("--smpp-port", default=None, type=click.IntRange(0, 65535), help="Also serve partners' ESMEs on this port (the partner SMPP server).")
+@click.option("--smpp-host", default=None, help="Address the partner SMPP server listens on (default: --host).")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(host: str, port: int | None, smsc_urls: tuple[str, ...], role: str, workers: int, log_level: str) -> None:
+def serve(
+    host: str, port: int | None, smsc_urls: tuple[str, ...], role: str, workers: int, smpp_port: int | None, smpp_host: str | None, log_level: str
+) -> None:
     """Run the partner API and delivery.
 
     On first start with an empty embedded database, a demo partner and shortcode are created
@@ -83,6 +88,15 @@ def serve(host: str, port: int | None, smsc_urls: tuple[str, ...], role: str, wo
         port = DEFAULT_PORT
     if port is not None:
         ensure_can_listen(host, port)
+    smpp_listen = (smpp_host or host, smpp_port) if smpp_port is not None else None
+    if smpp_listen is not None:
+        if role == "dispatcher":
+            raise click.BadParameter("the partner SMPP server runs with the API (--role all or api)", param_hint="--smpp-port")
+        if workers > 1:
+            raise click.BadParameter(
+                "the partner SMPP server runs in a single API process: run several `smsgw serve --role api` instead", param_hint="--smpp-port"
+            )
+        ensure_can_listen(*smpp_listen)
     try:
         plan = DeliveryPlan.from_urls(list(smsc_urls), settings)
     except RouteError as exc:
@@ -96,7 +110,7 @@ def serve(host: str, port: int | None, smsc_urls: tuple[str, ...], role: str, wo
         run_api_workers(settings, plan, host, port, workers, log_level)
         return
     try:
-        asyncio.run(run_server(settings, plan, host, port, log_level, role))
+        asyncio.run(run_server(settings, plan, host, port, log_level, role, smpp_listen))
     except StoreUnavailable as exc:
         fail(f"the database at {settings.database_url.display} is unavailable: {exc}")
     except SchemaOutOfDate as exc:
@@ -105,7 +119,9 @@ def serve(host: str, port: int | None, smsc_urls: tuple[str, ...], role: str, wo
         pass
 
 
-async def run_server(settings: Settings, plan: DeliveryPlan, host: str, port: int | None, log_level: str, role: str) -> None:
+async def run_server(
+    settings: Settings, plan: DeliveryPlan, host: str, port: int | None, log_level: str, role: str, smpp_listen: tuple[str, int] | None = None
+) -> None:
     store = open_store(settings)
     try:
         await store.prepare()
@@ -123,7 +139,17 @@ async def run_server(settings: Settings, plan: DeliveryPlan, host: str, port: in
         def delivery(active: Store):
             return run_delivery(active, settings, plan, auto_reply=auto_replies(settings, active, plan))
 
-        app = create_app(settings, store=store, routed_networks=plan.routed_networks(settings), delivery=delivery if role == "all" else None)
+        def smpp_server(acceptance: Acceptance):
+            assert smpp_listen is not None
+            return partner_smpp_server(settings, acceptance, *smpp_listen)
+
+        app = create_app(
+            settings,
+            store=store,
+            routed_networks=plan.routed_networks(settings),
+            delivery=delivery if role == "all" else None,
+            alongside=smpp_server if smpp_listen is not None else None,
+        )
         config = uvicorn.Config(
             app,
             host=host,
@@ -140,6 +166,9 @@ async def run_server(settings: Settings, plan: DeliveryPlan, host: str, port: in
         carrier = "the built-in simulated carrier" if plan.simulated else ", ".join(c.display for c in plan.connectors)
         what = "API and delivery via " + carrier if role == "all" else "API only"
         click.echo(f"smsgw listening on http://{host}:{port} ({what}; store {settings.database_url.display}); API docs at /docs")
+        if smpp_listen is not None:
+            tls = " with TLS" if settings.smpp_tls_cert_file else ""
+            click.echo(f"partner SMPP server on {smpp_listen[0]}:{smpp_listen[1]}{tls}")
         await server.serve()
     finally:
         await store.close()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Table, bindparam, delete, func, insert, literal, literal_column, or_, select, text, update
+from sqlalchemy import Integer, Table, bindparam, delete, exists, func, insert, literal, literal_column, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ClauseElement
@@ -20,7 +20,18 @@ from ..domain.reports import callback_body
 from ..domain.states import DeliveryState
 from . import inbound
 from .prepared import Prepared, PreparedIn
-from .schema import callbacks, idempotency_keys, ledger, message_parts, messages, partners, receipt_keys, unmatched_receipt_keys, unmatched_receipts
+from .schema import (
+    callbacks,
+    idempotency_keys,
+    ledger,
+    message_parts,
+    messages,
+    partners,
+    receipt_keys,
+    smpp_receipts,
+    unmatched_receipt_keys,
+    unmatched_receipts,
+)
 from .store import IDEMPOTENCY_TTL_MS
 
 SCHEDULED = int(DeliveryState.SCHEDULED)
@@ -605,7 +616,8 @@ _REPORTS_IN = PreparedIn(
             partners.c.callback_url,
         )
         .join(partners, partners.c.id == messages.c.partner_id)
-        .where(messages.c.id.in_(names), partners.c.callback_url.is_not(None))
+        # Messages submitted over the partner SMPP server get their receipt by deliver_sm instead.
+        .where(messages.c.id.in_(names), partners.c.callback_url.is_not(None), ~exists().where(smpp_receipts.c.message_id == messages.c.id))
     )
 )
 

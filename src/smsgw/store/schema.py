@@ -385,3 +385,35 @@ audit_log = Table(
     Column("created_at", BigInteger, nullable=False),
     Index("ix_audit_log_created", "created_at"),
 )
+
+# Partners' accounts on the partner SMPP server: a bind with `system_id` and the password
+# (hashed like API keys) acts for `partner_id`, within the account's bind count, window and rate.
+smpp_accounts = Table(
+    "smpp_accounts",
+    metadata,
+    Column("system_id", String(16), primary_key=True),
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("max_binds", Integer, nullable=False),
+    Column("window", Integer, nullable=False),  # unanswered submit_sm one bind may have
+    Column("tps", Integer),  # submit_sm per second over all the account's binds; NULL: no limit
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_smpp_accounts_partner", "partner_id"),
+)
+
+# Messages submitted over the partner SMPP server: written in the transaction that accepts
+# them, so their receipt (a deliver_sm to a receiver bind of the account) waits here durably
+# from the start, until the ESME answers it ESME_ROK.
+smpp_receipts = Table(
+    "smpp_receipts",
+    metadata,
+    Column("message_id", BigInteger, primary_key=True),
+    Column("system_id", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", BigInteger, nullable=False, server_default=text("0")),
+    Column("delivered_at", BigInteger),
+    # The receipts still owed, per account: partial, so delivered ones cost the lookup nothing.
+    Index(
+        "ix_smpp_receipts_owed", "system_id", "message_id", sqlite_where=text("delivered_at IS NULL"), postgresql_where=text("delivered_at IS NULL")
+    ),
+)

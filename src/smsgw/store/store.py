@@ -30,7 +30,7 @@ from .errors import AlreadyExists, CommitOutcomeUnknown, IdempotencyConflict, No
 from .grouping import GroupCommit
 from .migrate import current_revision, head_revision, upgrade_to_head
 from .prepared import Prepared, PreparedIn
-from .schema import id_blocks, idempotency_keys, ledger, messages, partners, server_secrets, shortcodes
+from .schema import id_blocks, idempotency_keys, ledger, messages, partners, server_secrets, shortcodes, smpp_receipts
 from .urls import StoreUrl
 
 log = logging.getLogger(__name__)
@@ -405,6 +405,7 @@ class Store:
         batch_id: int,
         reference: str,
         idempotency: tuple[str, str, bytes] | None = None,
+        smpp_account: str | None = None,
     ) -> Accepted | LowCredit | PartnerInactive:
         """Charges `cost`, writes the ledger entry, every message row and the idempotency
         record in one transaction, or nothing at all.
@@ -414,9 +415,10 @@ class Store:
         written share the next one (group commit), each with its own decision.
         Raises IdempotencyConflict when another request with the same key won, StoreUnavailable
         when the database could not be used (after checking that an interrupted commit did not
-        in fact land).
+        in fact land). `smpp_account`: the messages came over the partner SMPP server through
+        that account, and their receipts are owed to its binds (smpp_receipts).
         """
-        request = _AcceptRequest(partner_id, cost, rows, batch_id, reference, idempotency)
+        request = _AcceptRequest(partner_id, cost, rows, batch_id, reference, idempotency, smpp_account)
         try:
             async with _availability():
                 return await self.accept_groups.submit(request, len(rows))
@@ -494,6 +496,7 @@ class _AcceptRequest(NamedTuple):
     batch_id: int
     reference: str
     idempotency: tuple[str, str, bytes] | None  # key, SHA-256 of the body, answer
+    smpp_account: str | None = None
 
 
 AcceptOutcome = Accepted | LowCredit | PartnerInactive
@@ -537,6 +540,7 @@ def _charge_and_store(conn: Connection, requests: list[_AcceptRequest], insert_m
     entries: list[dict[str, Any]] = []
     rows: list[tuple] = []
     answers: list[dict[str, Any]] = []
+    owed_receipts: list[dict[str, Any]] = []
     keys_taken: set[tuple[str, str]] = set()
     for request in requests:
         account = accounts.get(request.partner_id)
@@ -566,6 +570,8 @@ def _charge_and_store(conn: Connection, requests: list[_AcceptRequest], insert_m
             }
         )
         rows.extend(request.rows)
+        if request.smpp_account is not None:
+            owed_receipts.extend({"message_id": row[0], "system_id": request.smpp_account} for row in request.rows)
         if request.idempotency is not None:
             key, body_sha256, response = request.idempotency
             keys_taken.add((request.partner_id, key))
@@ -584,6 +590,8 @@ def _charge_and_store(conn: Connection, requests: list[_AcceptRequest], insert_m
     else:
         conn.exec_driver_sql(insert_messages, rows)
     remember_answers(conn, answers, now)
+    if owed_receipts:
+        conn.execute(insert(smpp_receipts), owed_receipts)
     return outcomes
 
 

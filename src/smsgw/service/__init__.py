@@ -1,0 +1,1 @@
+"""What the gateway does for partners whatever the transport they use (HTTP API, SMPP)."""

@@ -1,0 +1,369 @@
+"""The partner SMPP server: the listener, the accounts' binds in this process, and the
+receipts owed to them.
+
+Binds check the account's password like the HTTP API checks keys (HMAC under the server
+secret, constant time; an unknown system_id costs the same work as a wrong password), and
+wrong passwords are counted per source address and per system_id: past the limit the
+connection is closed after the refusal. An account holds at most `max_binds` binds in this
+process. Every submit_sm goes through the acceptance service that the HTTP API uses, with
+the account's name, so the accepting transaction also records the receipt owed
+(`smpp_receipts`).
+
+Receipts: while an account has a receiver-capable bind here, the receipts of its messages
+that reached a final state are read from the store and sent as deliver_sm, at most
+`RECEIPT_WINDOW` unanswered per bind; one counts as delivered on deliver_sm_resp ESME_ROK
+and is otherwise sent again later. With no receiver bound they stay in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import secrets
+import ssl
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+
+from ..api.controls import ensure_allowed_address
+from ..api.guard import FailureThrottle
+from ..config import Settings
+from ..connectors.smpp.pdu import (
+    ESM_CLASS_DELIVERY_RECEIPT,
+    ESME_RBINDFAIL,
+    ESME_RINVPASWD,
+    ESME_ROK,
+    ESME_RSYSERR,
+    ESME_RTHROTTLED,
+    TLV_MESSAGE_STATE,
+    TLV_RECEIPTED_MESSAGE_ID,
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    DeliverSm,
+    DeliverSmResp,
+)
+from ..connectors.smpp.receipt import STAT_MESSAGE_STATES, format_receipt_text
+from ..domain.apikeys import KeyHasher
+from ..domain.identifiers import parse_ip_address
+from ..domain.states import PRIORITY_BULK, DeliveryState
+from ..service.acceptance import Acceptance
+from ..service.errors import BadRequest, RateLimited
+from ..store import smpp_accounts
+from ..store.errors import StoreUnavailable
+from ..store.smpp_accounts import OwedReceipt, SmppAccount
+from ..store.store import Partner
+from .assembly import Whole
+from .session import PartnerSession
+from .statuses import status_of
+
+log = logging.getLogger("smsgw.smpp_server")
+
+SYSTEM_ID = "smsgw"
+# deliver_sm receipts one bind may have unanswered.
+RECEIPT_WINDOW = 10
+RECEIPT_RESPONSE_SECONDS = 10.0
+# A receipt the ESME did not take is sent again after this (times its attempts, at most the max).
+RECEIPT_RETRY_SECONDS = 5.0
+RECEIPT_RETRY_MAX_SECONDS = 300.0
+# How often the store is asked for receipts that became owed while a receiver is bound.
+RECEIPT_POLL_SECONDS = 0.25
+
+# A message's final state -> the receipt's stat and err.
+_RECEIPT_STAT = {
+    DeliveryState.DELIVERED: ("DELIVRD", "000"),
+    DeliveryState.ABSENT_SUBSCRIBER: ("EXPIRED", "001"),
+    DeliveryState.DELIVERY_IMPOSSIBLE: ("UNDELIV", "002"),
+    DeliveryState.SENDER_BLACKLISTED: ("REJECTD", "003"),
+    DeliveryState.UNKNOWN: ("UNKNOWN", "004"),
+    DeliveryState.NO_RECEIPT: ("UNKNOWN", "005"),
+    DeliveryState.CANCELLED: ("DELETED", "006"),
+}
+
+
+class _TokenBucket:
+    """The account's submit_sm per second in this process, with a one-second burst."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.tokens = float(rate)
+        self.updated = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(float(self.rate), self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def receipt_pdu(owed: OwedReceipt) -> DeliverSm:
+    """The deliver_sm receipt of a final message (SMPP 3.4 appendix B text and TLVs)."""
+    stat, err = _RECEIPT_STAT.get(DeliveryState(owed.state), ("UNKNOWN", "999"))
+    text = format_receipt_text(
+        str(owed.message_id),
+        stat,
+        submitted_at=owed.created_at / 1000,
+        done_at=(owed.done_at or owed.created_at) / 1000,
+        err=err,
+        text=owed.text.encode("ascii", "replace").decode("ascii"),
+    )
+    return DeliverSm(
+        source_addr_ton=1,
+        source_addr_npi=1,
+        source_addr=owed.msisdn,
+        destination_addr=owed.shortcode,
+        esm_class=ESM_CLASS_DELIVERY_RECEIPT,
+        short_message=text.encode("ascii", "replace")[:254],
+        tlvs={TLV_RECEIPTED_MESSAGE_ID: str(owed.message_id).encode("ascii") + b"\0", TLV_MESSAGE_STATE: bytes((STAT_MESSAGE_STATES[stat],))},
+    )
+
+
+class PartnerSmppServer:
+    def __init__(self, settings: Settings, acceptance: Acceptance) -> None:
+        self.settings = settings
+        self.acceptance = acceptance
+        self.store = acceptance.store
+        self.system_id = SYSTEM_ID
+        self.throttle = FailureThrottle()
+        self.stats: collections.Counter[str] = collections.Counter()
+        self.binds: dict[str, set[PartnerSession]] = {}
+        self._buckets: dict[str, _TokenBucket] = {}
+        self._sessions: set[PartnerSession] = set()
+        self._session_tasks: set[asyncio.Task[None]] = set()
+        self._hasher: KeyHasher | None = None
+        self._absent_hash = ""
+        self._server: asyncio.Server | None = None
+        self._receipts_task: asyncio.Task[None] | None = None
+        self._receipts_wanted = asyncio.Event()
+        self._receipts_in_flight: dict[str, set[int]] = collections.defaultdict(set)
+        self._delivered: list[int] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        context = self._tls_context()
+        self._server = await asyncio.start_server(self._accept_connection, host, port, ssl=context, reuse_port=reuse_port or None)
+        self._receipts_task = asyncio.create_task(self._deliver_receipts())
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for session in list(self._sessions):
+            session.close("server stopping")
+        if self._session_tasks:
+            await asyncio.wait(set(self._session_tasks), timeout=5)
+        if self._receipts_task is not None:
+            self._receipts_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._receipts_task
+        await self._flush_delivered()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if self.settings.smpp_tls_cert_file is None or self.settings.smpp_tls_key_file is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.settings.smpp_tls_cert_file, self.settings.smpp_tls_key_file)
+        return context
+
+    async def _accept_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = PartnerSession(self, reader, writer)
+        self._sessions.add(session)
+        task = asyncio.current_task()
+        if task is not None:
+            self._session_tasks.add(task)
+        try:
+            await session.run()
+        except Exception:
+            self.stats["session_errors"] += 1
+            log.exception("%s: session failed", session.name)
+        finally:
+            self._sessions.discard(session)
+            if task is not None:
+                self._session_tasks.discard(task)
+
+    # -- binds -------------------------------------------------------------------------------
+
+    async def bind(self, session: PartnerSession, pdu: BindTransmitter | BindReceiver | BindTransceiver) -> tuple[int, bool]:
+        """(command_status, close the connection) for a bind; on ESME_ROK the session is
+        the account's."""
+        try:
+            hasher = self._hasher or await self._load_hasher()
+            account = await self.store.read(smpp_accounts.get_account, pdu.system_id)
+            partner = await self.store.get_partner(account.partner_id) if account is not None else None
+        except StoreUnavailable:
+            return ESME_RSYSERR, False
+        if account is None:
+            hasher.verify(pdu.password, self._absent_hash)  # the work of a wrong password
+            return self._wrong_password(pdu.system_id, session.address)
+        if not hasher.verify(pdu.password, account.password_hash):
+            return self._wrong_password(pdu.system_id, session.address)
+        if partner is None or not partner.active:
+            return ESME_RBINDFAIL, True
+        try:
+            ensure_allowed_address(partner, parse_ip_address(session.address))
+        except BadRequest:
+            return ESME_RBINDFAIL, True
+        bound = self.binds.setdefault(account.system_id, set())
+        if len(bound) >= account.max_binds:
+            log.info("%s: bind refused, %s holds its %d binds", session.address, account.system_id, account.max_binds)
+            return ESME_RBINDFAIL, False
+        bound.add(session)
+        session.account = account
+        session.partner = partner
+        self.stats["binds"] += 1
+        log.info("%s: bound as %s (%s)", session.address, account.system_id, type(pdu).__name__)
+        return ESME_ROK, False
+
+    def _wrong_password(self, system_id: str, address: str) -> tuple[int, bool]:
+        self.stats["bind_failures"] += 1
+        refusal = self.throttle.refuse(system_id, address)
+        return ESME_RINVPASWD, refusal.http_status == 429
+
+    async def _load_hasher(self) -> KeyHasher:
+        self._hasher = await self.store.api_key_hasher(self.settings.api_key_secret)
+        self._absent_hash = self._hasher.hash(secrets.token_hex(16))
+        return self._hasher
+
+    def detach(self, session: PartnerSession) -> None:
+        if session.account is not None:
+            bound = self.binds.get(session.account.system_id)
+            if bound is not None:
+                bound.discard(session)
+                if not bound:
+                    del self.binds[session.account.system_id]
+
+    def take_rate(self, account: SmppAccount) -> bool:
+        if account.tps is None:
+            return True
+        bucket = self._buckets.get(account.system_id)
+        if bucket is None or bucket.rate != account.tps:
+            bucket = self._buckets[account.system_id] = _TokenBucket(account.tps)
+        return bucket.take()
+
+    # -- submit_sm ---------------------------------------------------------------------------
+
+    async def accept(self, partner: Partner, account: SmppAccount, whole: Whole) -> tuple[int, str]:
+        """(command_status, message id) for a whole message, decided, charged and stored by
+        the acceptance service before this returns."""
+        try:
+            answer = await self.acceptance.submit(
+                partner,
+                whole.source,
+                [{"mobile": whole.destination, "message": whole.text}],
+                priority=PRIORITY_BULK,
+                mobile_as_number=False,
+                idempotency=None,
+                kind="submit_sm",
+                smpp_account=account.system_id,
+            )
+        except RateLimited:
+            return ESME_RTHROTTLED, ""
+        except BadRequest as refused:
+            return status_of(refused.code), ""
+        entry = orjson.loads(answer)["responses"][0]
+        status = status_of(entry["response-code"])
+        return status, entry["messageid"] if status == ESME_ROK else ""
+
+    # -- receipts ----------------------------------------------------------------------------
+
+    def receipts_wanted(self) -> None:
+        self._receipts_wanted.set()
+
+    async def _deliver_receipts(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._receipts_wanted.wait(), RECEIPT_POLL_SECONDS)
+            self._receipts_wanted.clear()
+            try:
+                await self._flush_delivered()
+                for system_id in list(self.binds):
+                    await self._send_owed(system_id)
+            except StoreUnavailable as exc:
+                log.warning("receipts wait: the store is unavailable: %s", exc)
+                await asyncio.sleep(1.0)
+            except Exception:
+                log.exception("receipts could not be sent; trying again")
+                await asyncio.sleep(1.0)
+
+    async def _send_owed(self, system_id: str) -> None:
+        receivers = [s for s in self.binds.get(system_id, ()) if s.can_receive and s.open and not s.unbinding]
+        in_flight = self._receipts_in_flight[system_id]
+        room = RECEIPT_WINDOW * len(receivers) - len(in_flight)
+        if room <= 0:
+            return
+        partner_id = receivers[0].partner.id if receivers[0].partner is not None else ""
+        owed = await self.store.read(smpp_accounts.owed_receipts, system_id, partner_id, int(time.time() * 1000), room + len(in_flight))
+        for receipt in owed:
+            if receipt.message_id in in_flight:
+                continue
+            session = min(receivers, key=lambda s: s.receipts_unanswered)
+            if session.receipts_unanswered >= RECEIPT_WINDOW:
+                break
+            session.receipts_unanswered += 1
+            in_flight.add(receipt.message_id)
+            task = asyncio.create_task(self._send_receipt(session, system_id, receipt))
+            self._session_tasks.add(task)
+            task.add_done_callback(self._session_tasks.discard)
+
+    async def _send_receipt(self, session: PartnerSession, system_id: str, receipt: OwedReceipt) -> None:
+        in_flight = self._receipts_in_flight[system_id]
+        status: int | None = None
+        try:
+            try:
+                response = await session.request(receipt_pdu(receipt), RECEIPT_RESPONSE_SECONDS)
+            finally:
+                session.receipts_unanswered -= 1
+            # generic_nack or anything else: not taken.
+            status = response.command_status if isinstance(response, DeliverSmResp) else None
+        except (TimeoutError, ConnectionError, OSError):
+            status = None
+        except Exception:
+            log.exception("%s: receipt of message %d could not be sent", session.name, receipt.message_id)
+        if status == ESME_ROK:
+            self.stats["receipts_delivered"] += 1
+            self._delivered.append(receipt.message_id)
+            self._receipts_wanted.set()
+            return
+        self.stats["receipts_refused"] += 1
+        delay = min(RECEIPT_RETRY_MAX_SECONDS, RECEIPT_RETRY_SECONDS * (receipt.attempts + 1))
+        try:
+            await self.store.write(smpp_accounts.receipt_refused, receipt.message_id, int((time.time() + delay) * 1000))
+        except StoreUnavailable:
+            pass  # still owed: sent again once the store is back
+        finally:
+            in_flight.discard(receipt.message_id)
+
+    async def _flush_delivered(self) -> None:
+        """Records the receipts the ESMEs took, one transaction for all of them."""
+        if not self._delivered:
+            return
+        delivered, self._delivered = self._delivered, []
+        try:
+            await self.store.write(smpp_accounts.receipts_delivered, delivered, int(time.time() * 1000))
+        except BaseException:
+            self._delivered.extend(delivered)
+            raise
+        for ids in self._receipts_in_flight.values():
+            ids.difference_update(delivered)
+
+
+@contextlib.asynccontextmanager
+async def partner_smpp_server(
+    settings: Settings, acceptance: Acceptance, host: str, port: int, *, reuse_port: bool = False
+) -> AsyncIterator[PartnerSmppServer]:
+    server = PartnerSmppServer(settings, acceptance)
+    await server.start(host, port, reuse_port=reuse_port)
+    try:
+        yield server
+    finally:
+        await server.stop()
