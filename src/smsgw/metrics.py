@@ -37,7 +37,7 @@ from .domain.states import DeliveryState
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from .connectors.smpp.client import SubmitOutcome
+    from .connectors.base import SubmitOutcome
     from .store.delivery import ReceiptOutcome
     from .store.figures import ScrapeFigures
 
@@ -93,9 +93,9 @@ def endpoint_of(path: str) -> str:
     return "other"
 
 
-def command_status_label(status: int) -> str:
+def command_status_label(status: int | None) -> str:
     # command_status is 32 bits wide; standard and vendor-reserved values keep their own label.
-    if status < 0:
+    if status is None or status < 0:
         return "connector_error"
     if status <= 0x4FF:
         return f"{status:#010x}"
@@ -120,7 +120,7 @@ def units_charged(partner_id: str, cost_hundredths: int) -> None:
 
 
 def submitted(smsc: str, outcome: SubmitOutcome, accepted_at_ms: int) -> None:
-    SUBMITS.labels(smsc, command_status_label(outcome.status)).inc()
+    SUBMITS.labels(smsc, command_status_label(outcome.code)).inc()
     if outcome.ok:
         ACCEPT_TO_SUBMIT.labels(smsc).observe(max(0.0, time.time() - accepted_at_ms / 1000))
 

@@ -36,12 +36,11 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from .. import metrics
-from ..connectors.smpp.client import STATUS_NO_RESPONSE, OutboundMessage, SubmitOutcome
-from ..connectors.smpp.receipt import Receipt, smsc_id_keys
+from ..connectors.base import Connector, OutboundMessage, Receipt, ReceiptSink, SubmitOutcome, Verdict, smsc_id_keys
 from ..domain.encoding import Encoding
 from ..domain.states import DeliveryState
 from ..store import binds, delivery
@@ -52,12 +51,6 @@ from .backoff import backoff_ms
 from .routing import ConnectorConfig
 
 log = logging.getLogger(__name__)
-
-
-class Connector(Protocol):
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-    async def submit(self, message: OutboundMessage) -> SubmitOutcome: ...
 
 
 @dataclass
@@ -304,7 +297,7 @@ class Dispatcher:
                     outcome = await lane.connector.submit(outbound)
                 except Exception as exc:  # a connector bug must not lose the message
                     log.exception("connector %s failed on message %d", lane.config.name, message.id)
-                    outcome = SubmitOutcome([], STATUS_NO_RESPONSE, True, f"connector error: {type(exc).__name__}")
+                    outcome = SubmitOutcome.retry(f"connector error: {type(exc).__name__}", unanswered=True)
                 await self._enqueue(self._outcome(lane, message, outcome), wait=True)
         except PoisonOutcome:
             pass  # logged where it was found; the lease runs out and the message goes again
@@ -325,12 +318,12 @@ class Dispatcher:
     def _outcome(self, lane: Lane, message: Claimed, outcome: SubmitOutcome) -> Submitted | Retry | Failure:
         now = now_ms()
         metrics.submitted(lane.config.name, outcome, message.created_at)
-        if outcome.status == 0 and outcome.smsc_message_ids:
+        if outcome.verdict is Verdict.ACCEPTED:
             keys = [smsc_id_keys(smsc_id) for smsc_id in outcome.smsc_message_ids]
             self.stats["submitted"] += 1
             return Submitted(message.id, lane.config.name, list(outcome.smsc_message_ids), keys)
-        error = outcome.detail or f"status {outcome.status:#x}"
-        unanswered = outcome.status == STATUS_NO_RESPONSE
+        error = outcome.reason or f"code {outcome.code}"
+        unanswered = outcome.unanswered
         if unanswered and message.unanswered >= self.settings.max_unanswered_resends:
             self.stats["unanswered"] += 1
             sent = message.unanswered + 1
@@ -342,7 +335,7 @@ class Dispatcher:
                 owner=self.owner,
                 unanswered=True,
             )
-        if outcome.temporary:
+        if outcome.verdict is Verdict.RETRY:
             due = now + backoff_ms(message.attempts + 1, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
             if message.expires_at is not None and due >= message.expires_at:
                 self.stats["expired"] += 1
@@ -384,7 +377,7 @@ class Dispatcher:
 
     # -- receipts ------------------------------------------------------------------------------
 
-    def receipt_sink(self, connector_name: str) -> Callable[[Receipt], Awaitable[None]]:
+    def receipt_sink(self, connector_name: str) -> ReceiptSink:
         """The on_receipt callback for one connection: returns once the receipt is stored."""
 
         async def on_receipt(receipt: Receipt) -> None:
