@@ -63,6 +63,12 @@ UNITS_CHARGED = Counter("smsgw_units_charged", "Credit units charged for accepte
 SUBMITS = Counter(
     "smsgw_submit_sm", "submit_sm outcomes by SMSC and command_status (connector_error: no answer from the connection).", ["smsc", "command_status"]
 )
+ROUTES_OUT = Counter(
+    "smsgw_route_failovers", "Times a route was taken out of the choice after submits to retry in a row (docs/routing.md).", ["route"]
+)
+REROUTED = Counter(
+    "smsgw_messages_rerouted", "Messages a route refused for good that went to another route of their network, by refusing route.", ["route"]
+)
 ACCEPT_TO_SUBMIT = Histogram(
     "smsgw_accept_to_submit_seconds",
     "From acceptance (a scheduled message: from its acceptance too) to the carrier's submit_sm_resp, by SMSC.",
