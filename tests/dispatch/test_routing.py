@@ -9,7 +9,9 @@ import contextlib
 import time
 
 import pytest
+from click.testing import CliRunner
 
+from smsgw.cli.main import main
 from smsgw.connectors.smpp import pdu as smpp
 from smsgw.dispatch.dispatcher import DispatchSettings
 from smsgw.dispatch.routing import RouteError, RouteHealth, RouteState, parse_smsc_url
@@ -181,6 +183,14 @@ async def test_a_message_one_route_refuses_is_carried_by_another(rig: Rig, smsc_
     rows = await rig.store.read(lambda conn: conn.exec_driver_sql("SELECT id, connector FROM messages ORDER BY id").all())
     assert [connector for _, connector in rows] == ["b", "a"]
     assert not [e for e in rig.operator.ledger("p1") if e["kind"] == "refund"]
+    # The operator sees which route carried it, and what the other one answered.
+    shown = await asyncio.to_thread(
+        CliRunner().invoke, main, ["message", answers[0]["messageid"]], env={"SMSGW_DATABASE_URL": rig.settings.database_url.raw}
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "route:      b (carrier ids " in shown.stdout and "DeliveredToTerminal" in shown.stdout
+    missing = await asyncio.to_thread(CliRunner().invoke, main, ["message", "999999999"], env={"SMSGW_DATABASE_URL": rig.settings.database_url.raw})
+    assert missing.exit_code != 0 and "message 999999999 does not exist" in missing.output
 
 
 async def test_refused_by_every_route_fails_once_and_is_refunded(rig: Rig, smsc_factory):
