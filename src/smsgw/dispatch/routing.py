@@ -56,7 +56,7 @@ class UpstreamConfig:
     api_key: str = field(repr=False)
     shortcode: str | None = None  # None: each message's own sender id
     window: int = 1000  # messages sent and not yet recorded; a sendbulk batch holds at most 1000
-    tps: float = 0.0
+    tps: float = 0.0  # no limit of ours: the upstream's own rate limit answers 429, retried
     networks: frozenset[int] | None = None
     priority: int = 1
     weight: int = 1
@@ -84,7 +84,7 @@ def parse_route_url(url: str, known_networks: set[int] | None = None) -> RouteCo
 
 def parse_upstream_url(url: str, known_networks: set[int] | None = None) -> UpstreamConfig:
     """`sendbulk+https://PARTNER_ID:API_KEY@HOST[:PORT]/?shortcode=S` and the options networks,
-    priority, weight, window, tps, poll_rate, poll_interval and name (default PARTNER_ID@HOST)."""
+    priority, weight, window, poll_rate, poll_interval and name (default PARTNER_ID@HOST)."""
     parts = urlsplit(url)
     scheme = UPSTREAM_SCHEMES.get(parts.scheme)
     if scheme is None or not parts.hostname:
@@ -97,7 +97,7 @@ def parse_upstream_url(url: str, known_networks: set[int] | None = None) -> Upst
     if not partner_id or not api_key:
         raise RouteError(f"--smsc {_masked(url)}: give the upstream's credentials as sendbulk+https://PARTNER_ID:API_KEY@HOST/")
     options = {key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
-    unknown = set(options) - {"shortcode", "networks", "priority", "weight", "window", "tps", "poll_rate", "poll_interval", "name"}
+    unknown = set(options) - {"shortcode", "networks", "priority", "weight", "window", "poll_rate", "poll_interval", "name"}
     if unknown:
         raise RouteError(f"--smsc {_masked(url)}: unknown options {', '.join(sorted(unknown))}")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
@@ -109,7 +109,6 @@ def parse_upstream_url(url: str, known_networks: set[int] | None = None) -> Upst
         api_key=api_key,
         shortcode=options.get("shortcode") or None,
         window=_number(options, "window", 1000, int, url, minimum=1, maximum=100_000),
-        tps=_number(options, "tps", 0.0, float, url, minimum=0, maximum=1_000_000),
         networks=_networks(options, url, known_networks),
         priority=_number(options, "priority", 1, int, url, minimum=1, maximum=100),
         weight=_number(options, "weight", 1, int, url, minimum=1, maximum=1000),
