@@ -141,6 +141,7 @@ async def test_the_next_priority_takes_over_when_a_route_dies_and_gives_back_whe
         await wait_for(lambda: len(rig.simulator.received) >= 300)
         await rig.simulator.stop()  # the carrier's end goes away mid-run
         stopped = time.monotonic()
+        await wait_for(lambda: dispatcher.route_states() == {"main": "down", "backup": "up"})
         main_before = await accepted_by(rig.simulator)
         await wait_for(lambda: _all_in(rig, answers, REACHED_A_CARRIER), timeout=60)
         print(f"every message with a carrier {time.monotonic() - stopped:.1f} s after the main route died")
@@ -154,6 +155,7 @@ async def test_the_next_priority_takes_over_when_a_route_dies_and_gives_back_whe
         await wait_for(lambda: _all_in(rig, probe, REACHED_A_CARRIER))
         later = await send_all(rig, 200, start=2000)
         await wait_for(lambda: _all_in(rig, later, REACHED_A_CARRIER), timeout=60)
+        assert dispatcher.route_states() == {"main": "up", "backup": "up"}
     main_after = await accepted_by(rig.simulator) - main_before
     on_backup = await accepted_by(backup)
     every = [a["mobile"] for a in answers]

@@ -48,7 +48,7 @@ from ..store.delivery import EXPIRED, Claimed, Failure, IncomingReceipt, Retry, 
 from ..store.errors import StoreUnavailable
 from ..store.store import Store, now_ms
 from .backoff import backoff_ms
-from .routing import RouteConfig, RouteHealth
+from .routing import RouteConfig, RouteHealth, RouteState
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +219,13 @@ class Dispatcher:
         if batch:
             with contextlib.suppress(StoreUnavailable):
                 await self._write(batch)
+
+    def route_states(self) -> dict[str, str]:
+        """Route name -> up, down or probing; a route not bound here is down."""
+        now = time.monotonic()
+        return {
+            lane.config.name: lane.health.state(now).value if lane.active and lane.connector.bound else RouteState.DOWN.value for lane in self.lanes
+        }
 
     def wake(self) -> None:
         """New messages were accepted: look for due work now rather than at the next poll."""
