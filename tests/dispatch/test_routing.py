@@ -18,6 +18,7 @@ from smsgw.dispatch.routing import RouteError, RouteHealth, RouteState, parse_sm
 from smsgw.dispatch.runtime import DeliveryPlan, run_delivery
 from smsgw.domain.states import DeliveryState
 
+from ..faults import write_lock_held
 from ..helpers import LiveServer, Operator, entry, make_settings
 from .conftest import Rig, number, wait_for
 
@@ -275,3 +276,23 @@ async def test_an_upstream_gateway_carries_messages_once_and_its_reports_come_ba
     rows = await rig.store.read(lambda conn: conn.exec_driver_sql("SELECT DISTINCT connector FROM messages").scalars().all())
     assert rows == ["up"]
     assert Operator(upstream_settings).balance("down") == 1_000_000_00 - 600 * 100
+
+
+async def test_an_upstream_that_answers_4090_gets_each_message_once(rig: Rig, smsc_factory, tmp_path):
+    upstream_settings = make_settings(f"sqlite:///{tmp_path / 'upstream.db'}")
+    Operator(upstream_settings).partner("down", credits=1_000_000_00, key=UPSTREAM_KEY, shortcode="SC1")
+    carrier, carrier_port = await smsc_factory()
+    upstream_plan = DeliveryPlan.from_urls([rig.smsc_url(carrier_port, name="upstream-carrier")], upstream_settings)
+    with LiveServer(upstream_settings, delivery=lambda store: run_delivery(store, upstream_settings, upstream_plan)) as upstream:
+        route = f"sendbulk+http://down:{UPSTREAM_KEY}@{upstream.url.split('//', 1)[1]}/?shortcode=SC1&name=up&poll_interval=0.5&poll_rate=200"
+        plan = DeliveryPlan.from_urls([route], rig.settings)
+        async with run_delivery(rig.store, rig.settings, plan) as dispatcher:
+            connector = dispatcher.lanes[0].connector
+            # The upstream's store is locked: it answers 4090 (nothing accepted) until it is free.
+            with write_lock_held(upstream_settings):
+                answers = await send_all(rig, 300)
+                await wait_for(lambda: connector.stats["answered 4090"] >= 1, timeout=60)
+            await wait_for(lambda: _all_in(rig, answers, {DELIVERED}), timeout=90)
+    taken = await accepted_by(carrier)
+    assert sorted(taken) == sorted(a["mobile"] for a in answers) and set(taken.values()) == {1}
+    assert Operator(upstream_settings).balance("down") == 1_000_000_00 - 300 * 100

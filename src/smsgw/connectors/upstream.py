@@ -243,6 +243,7 @@ class UpstreamConnector:
             code = _code(answer.get("response-code")) if isinstance(answer, dict) else None
             problem = f"answered {code}: {str(answer.get('response-description', ''))[:120] if isinstance(answer, dict) else ''}"
             if code in _SEND_AGAIN:
+                self.stats[f"answered {code}"] += 1
                 continue
             # A refusal of the whole request (credentials, sender id): nothing was stored.
             return [SubmitOutcome.retry(f"upstream {self.name} {problem}", code)] * len(batch)
