@@ -279,7 +279,8 @@ async def test_an_upstream_gateway_carries_messages_once_and_its_reports_come_ba
 
 
 async def test_an_upstream_that_answers_4090_gets_each_message_once(rig: Rig, smsc_factory, tmp_path):
-    upstream_settings = make_settings(f"sqlite:///{tmp_path / 'upstream.db'}")
+    # A short lock wait: the upstream answers 4090 soon instead of after its default 10 s.
+    upstream_settings = make_settings(f"sqlite:///{tmp_path / 'upstream.db'}", SMSGW_LOCK_TIMEOUT_MS="300")
     Operator(upstream_settings).partner("down", credits=1_000_000_00, key=UPSTREAM_KEY, shortcode="SC1")
     carrier, carrier_port = await smsc_factory()
     upstream_plan = DeliveryPlan.from_urls([rig.smsc_url(carrier_port, name="upstream-carrier")], upstream_settings)

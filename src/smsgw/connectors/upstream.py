@@ -215,7 +215,9 @@ class UpstreamConnector:
         ]
         body = orjson.dumps({"count": len(entries), "smslist": entries})
         headers = {"Content-Type": "application/json", "Idempotency-Key": self.idempotency_key(batch)}
-        sent = False  # a request may have reached the upstream: then a give-up may be a duplicate
+        # Whether the last attempt may have been stored upstream (no readable answer came). The
+        # last answer decides: with the same key, a request stored before is answered as such.
+        maybe_stored = False
         problem = ""
         for attempt in range(self.attempts):
             if attempt:
@@ -224,17 +226,15 @@ class UpstreamConnector:
             try:
                 response = await client.post(f"{self.base_url}/api/services/sendbulk", content=body, headers=headers)
             except httpx.ConnectError as exc:
-                problem = f"cannot connect: {exc}"
+                maybe_stored, problem = False, f"cannot connect: {exc}"
                 continue
             except httpx.HTTPError as exc:
-                sent = True
-                problem = f"{type(exc).__name__}: {exc}"
+                maybe_stored, problem = True, f"{type(exc).__name__}: {exc}"
                 continue
-            sent = True
             try:
                 answer = orjson.loads(response.content)
             except orjson.JSONDecodeError:
-                problem = f"HTTP {response.status_code}, not JSON"
+                maybe_stored, problem = True, f"HTTP {response.status_code}, not JSON"
                 continue
             responses = answer.get("responses") if isinstance(answer, dict) else None
             if isinstance(responses, list) and len(responses) == len(batch):
@@ -244,11 +244,12 @@ class UpstreamConnector:
             problem = f"answered {code}: {str(answer.get('response-description', ''))[:120] if isinstance(answer, dict) else ''}"
             if code in _SEND_AGAIN:
                 self.stats[f"answered {code}"] += 1
+                maybe_stored = False
                 continue
             # A refusal of the whole request (credentials, sender id): nothing was stored.
             return [SubmitOutcome.retry(f"upstream {self.name} {problem}", code)] * len(batch)
         self.stats["batches given back"] += 1
-        return [SubmitOutcome.retry(f"upstream {self.name}: {problem}", unanswered=sent)] * len(batch)
+        return [SubmitOutcome.retry(f"upstream {self.name}: {problem}", unanswered=maybe_stored)] * len(batch)
 
     # -- receipts --------------------------------------------------------------------------
 

@@ -17,6 +17,10 @@ writes back what happened.
   being written goes into the next. A receipt is acknowledged to the SMSC only after it is
   committed. A batch the store refuses for a reason other than being away is split until the
   one bad item is found; that item is logged and given up, the rest is written.
+- Routes (docs/routing.md): each message goes to a usable route of its network, best priority
+  first, spread by weight; a route unbound or out after submits to retry in a row is left
+  until its probe succeeds. A message a route refuses for good is tried once on another
+  route of its network before it fails. Connectors are seen only through connectors/base.py.
 - A submit_sm the SMSC never answers may still have reached the handset, so it is sent again
   at most `max_unanswered_resends` times; then the message ends Unknown, not refunded. A
   message the carrier took whose receipt does not come by the end of its validity plus
@@ -349,7 +353,7 @@ class Dispatcher:
                     break
                 lane.unrecorded.release()
                 holding, lane = None, moved
-            if self._leased.get(message.id, 0) - now_ms() < self.settings.lease_seconds * 1000 / 2:
+            if not self._lease_holds(message.id):
                 # Its lease could not be renewed (the store is away): another dispatcher
                 # may take the message over soon, so it is not sent from here.
                 self.stats["given back"] += 1
@@ -361,6 +365,12 @@ class Dispatcher:
             if outcome.verdict is Verdict.FAILED:
                 # Refused for good by this route: once, another route of the network may take it.
                 other = self._lane_for(message.network_id, time.monotonic(), besides=lane)
+                if other is not None and not self._lease_holds(message.id):
+                    self.stats["given back"] += 1
+                    await self._enqueue(
+                        Retry(message.id, self.owner, now_ms(), f"lease not renewed in time to reroute after: {outcome.reason}"), wait=True
+                    )
+                    return
                 if other is not None:
                     metrics.submitted(lane.config.name, outcome, message.created_at)
                     self.stats["rerouted"] += 1
@@ -385,6 +395,9 @@ class Dispatcher:
             self._submitting.discard(message.id)
             lane.in_flight -= 1
             self._slot_freed.set()
+
+    def _lease_holds(self, message_id: int) -> bool:
+        return self._leased.get(message_id, 0) - now_ms() >= self.settings.lease_seconds * 1000 / 2
 
     def _enqueue(self, item: Submitted | Retry | Failure | IncomingReceipt, wait: bool = False) -> Any:
         """Queues an outcome for the next transaction; with `wait`, returns an awaitable that
