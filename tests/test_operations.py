@@ -181,11 +181,14 @@ async def test_a_dispatching_process_is_ready_once_a_bind_is_up(tmp_path):
     with LiveServer(settings, routed_networks=plan.routed_networks(settings), delivery=lambda store: run_delivery(store, settings, plan)) as server:
         answer = ready(server.url)
         assert answer.status_code == 503 and answer.json()["problems"] == ["no SMSC bound"]
+        assert value(scrape(server.url), "smsgw_route_state", route="carrier", state="down") == 1
         simulator = SmscSimulator(system_id="smsgw", password="secret")
         await simulator.start("127.0.0.1", port)
         try:
             await wait_for(lambda: ready(server.url).status_code == 200, timeout=60, interval=0.2)
             assert value(scrape(server.url), "smsgw_smsc_bound", smsc="carrier") == 1
+            scraped = scrape(server.url)
+            assert [value(scraped, "smsgw_route_state", route="carrier", state=s) for s in ("up", "down", "probing")] == [1, 0, 0]
         finally:
             await simulator.stop()
 

@@ -132,6 +132,10 @@ class Settings:
     # receipt came.
     max_unanswered_resends: int = 2
     receipt_grace_seconds: int = 24 * 3600
+    # A route with this many submits to retry in a row is out of the choice for the probe time
+    # (doubling while its probes fail), and the routes of the next priority take its traffic.
+    route_failure_threshold: int = 5
+    route_probe_seconds: float = 5.0
     callback_timeout_seconds: float = 10.0
     callback_concurrency: int = 64
     callback_concurrency_per_partner: int = 16
@@ -220,6 +224,8 @@ class Settings:
             trusted_proxies=_networks(env, "SMSGW_TRUSTED_PROXIES"),
             max_unanswered_resends=_int(env, "SMSGW_MAX_UNANSWERED_RESENDS", 2, minimum=0),
             receipt_grace_seconds=_int(env, "SMSGW_RECEIPT_GRACE_SECONDS", 24 * 3600, minimum=0),
+            route_failure_threshold=_int(env, "SMSGW_ROUTE_FAILURE_THRESHOLD", 5, minimum=1),
+            route_probe_seconds=_float(env, "SMSGW_ROUTE_PROBE_SECONDS", 5.0, minimum=0.1),
             callback_timeout_seconds=_float(env, "SMSGW_CALLBACK_TIMEOUT_SECONDS", 10.0, minimum=0.1),
             callback_concurrency=_int(env, "SMSGW_CALLBACK_CONCURRENCY", 64, minimum=1),
             callback_concurrency_per_partner=_int(env, "SMSGW_CALLBACK_CONCURRENCY_PER_PARTNER", 16, minimum=1),

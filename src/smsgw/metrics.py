@@ -37,11 +37,12 @@ from .domain.states import DeliveryState
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from .connectors.smpp.client import SubmitOutcome
+    from .connectors.base import SubmitOutcome
     from .store.delivery import ReceiptOutcome
     from .store.figures import ScrapeFigures
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+ROUTE_STATES = ("up", "down", "probing")
 PARTNER_ENDPOINTS = frozenset({"sendbulk", "sendsms", "sendotp", "getbalance", "getdlr"})
 # Seconds: from 5 ms (the API, a fast carrier) to 2 days (the validity period of a message).
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 48 * 3600)
@@ -62,6 +63,12 @@ MESSAGES = Counter(
 UNITS_CHARGED = Counter("smsgw_units_charged", "Credit units charged for accepted messages, by partner.", ["partner"])
 SUBMITS = Counter(
     "smsgw_submit_sm", "submit_sm outcomes by SMSC and command_status (connector_error: no answer from the connection).", ["smsc", "command_status"]
+)
+ROUTES_OUT = Counter(
+    "smsgw_route_failovers", "Times a route was taken out of the choice after submits to retry in a row (docs/routing.md).", ["route"]
+)
+REROUTED = Counter(
+    "smsgw_messages_rerouted", "Messages a route refused for good that went to another route of their network, by refusing route.", ["route"]
 )
 ACCEPT_TO_SUBMIT = Histogram(
     "smsgw_accept_to_submit_seconds",
@@ -93,9 +100,9 @@ def endpoint_of(path: str) -> str:
     return "other"
 
 
-def command_status_label(status: int) -> str:
+def command_status_label(status: int | None) -> str:
     # command_status is 32 bits wide; standard and vendor-reserved values keep their own label.
-    if status < 0:
+    if status is None or status < 0:
         return "connector_error"
     if status <= 0x4FF:
         return f"{status:#010x}"
@@ -120,7 +127,7 @@ def units_charged(partner_id: str, cost_hundredths: int) -> None:
 
 
 def submitted(smsc: str, outcome: SubmitOutcome, accepted_at_ms: int) -> None:
-    SUBMITS.labels(smsc, command_status_label(outcome.status)).inc()
+    SUBMITS.labels(smsc, command_status_label(outcome.code)).inc()
     if outcome.ok:
         ACCEPT_TO_SUBMIT.labels(smsc).observe(max(0.0, time.time() - accepted_at_ms / 1000))
 
@@ -192,9 +199,10 @@ class RequestMetrics:
 class _Figures(Collector):
     """The figures of one scrape, read from the store (and this process's binds) just before."""
 
-    def __init__(self, figures: ScrapeFigures | None, bound: dict[str, bool] | None) -> None:
+    def __init__(self, figures: ScrapeFigures | None, bound: dict[str, bool] | None, routes: dict[str, str] | None = None) -> None:
         self.figures = figures
         self.bound = bound
+        self.routes = routes
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("smsgw_store_up", "1 when the store answered this scrape.")
@@ -220,9 +228,19 @@ class _Figures(Collector):
             for name, is_bound in sorted(self.bound.items()):
                 bound.add_metric([name], 1 if is_bound else 0)
             yield bound
+        if self.routes is not None:
+            routes = GaugeMetricFamily(
+                "smsgw_route_state",
+                "1 for the state each route of this process is in: up, down or probing (docs/routing.md).",
+                labels=["route", "state"],
+            )
+            for name, state in sorted(self.routes.items()):
+                for each in ROUTE_STATES:
+                    routes.add_metric([name, each], 1 if each == state else 0)
+            yield routes
 
 
-def render(figures: ScrapeFigures | None, bound: dict[str, bool] | None) -> bytes:
+def render(figures: ScrapeFigures | None, bound: dict[str, bool] | None, routes: dict[str, str] | None = None) -> bytes:
     """The text of one scrape: every process's counters, then the figures read for it."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         counted = CollectorRegistry()
@@ -230,5 +248,5 @@ def render(figures: ScrapeFigures | None, bound: dict[str, bool] | None) -> byte
     else:
         counted = REGISTRY
     scraped = CollectorRegistry(auto_describe=False)
-    scraped.register(_Figures(figures, bound))
+    scraped.register(_Figures(figures, bound, routes))
     return generate_latest(counted) + generate_latest(scraped)

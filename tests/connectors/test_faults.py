@@ -9,16 +9,9 @@ import struct
 import time
 from collections.abc import Awaitable, Callable
 
+from smsgw.connectors.base import MobileOriginated, OutboundMessage, Receipt, SubmitOutcome, Verdict
 from smsgw.connectors.smpp import pdu as smpp
-from smsgw.connectors.smpp.client import (
-    STATUS_NO_RESPONSE,
-    STATUS_NOT_BOUND,
-    MobileOriginated,
-    OutboundMessage,
-    Receipt,
-    SmppConnector,
-    SubmitOutcome,
-)
+from smsgw.connectors.smpp.client import SmppConnector
 from smsgw.connectors.smpp.receipt import smsc_ids_match
 from smsgw.connectors.smpp.simulator import SmscSimulator
 from smsgw.domain.encoding import Encoding
@@ -37,7 +30,7 @@ async def submit_until_accepted(connector: SmppConnector, item: OutboundMessage,
     """What the dispatcher does: resubmit after a temporary failure (bounded)."""
     for attempt in range(1, attempts + 1):
         outcome = await connector.submit(item)
-        if outcome.ok or not outcome.temporary:
+        if outcome.verdict is not Verdict.RETRY:
             return outcome, attempt
         await asyncio.sleep(0.02)
     return outcome, attempts
@@ -121,10 +114,10 @@ async def test_permanent_and_exhausted_temporary_refusals(simulator_factory: Sim
         ),
         10,
     )
-    assert (rejected.status, rejected.temporary, rejected.smsc_message_ids) == (smpp.ESME_RINVDSTADR, False, [])
-    assert "ESME_RINVDSTADR" in rejected.detail
-    assert (throttled.status, throttled.temporary) == (smpp.ESME_RTHROTTLED, True)
-    assert (queue_full.status, queue_full.temporary) == (smpp.ESME_RMSGQFUL, True)
+    assert (rejected.code, rejected.verdict, rejected.smsc_message_ids) == (smpp.ESME_RINVDSTADR, Verdict.FAILED, ())
+    assert "ESME_RINVDSTADR" in rejected.reason
+    assert (throttled.code, throttled.verdict) == (smpp.ESME_RTHROTTLED, Verdict.RETRY)
+    assert (queue_full.code, queue_full.verdict) == (smpp.ESME_RMSGQFUL, Verdict.RETRY)
     assert simulator.submits_by_destination["254700000005"] == 3  # first try + 2 resends
     assert fine.ok
 
@@ -133,7 +126,7 @@ async def test_unsendable_message_is_refused_before_the_wire(simulator_factory: 
     simulator = await simulator_factory()
     connector = await started(connector_factory(simulator.port))
     outcome = await connector.submit(OutboundMessage(1, "A-sender-id-far-too-long", ordinary_number(1), "hi", Encoding.GSM7))
-    assert (outcome.status, outcome.temporary) == (smpp.ESME_RINVSRCADR, False)
+    assert (outcome.code, outcome.verdict) == (smpp.ESME_RINVSRCADR, Verdict.FAILED)
     assert simulator.submits == 0 and connector.window_in_use == 0
 
 
@@ -170,8 +163,8 @@ async def test_wrong_password_is_reported_and_retried_with_backoff(simulator_fac
     gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
     assert max(gaps[-2:]) > 2 * gaps[0]
     outcome = await connector.submit(message(1))
-    assert (outcome.status, outcome.temporary) == (STATUS_NOT_BOUND, True)
-    assert "ESME_RINVPASWD" in outcome.detail
+    assert (outcome.code, outcome.verdict, outcome.unanswered) == (None, Verdict.RETRY, False)
+    assert "ESME_RINVPASWD" in outcome.reason
     assert simulator.binds == 0 and connector.stats["bind_failures"] == len(simulator.bind_attempt_times)
 
     stranger = connector_factory(simulator.port, system_id="stranger", password="secret")
@@ -189,12 +182,12 @@ async def test_unanswered_submits_time_out_keep_their_slot_then_rebind(
     simulator = await simulator_factory()
     connector = await started(connector_factory(simulator.port, window=4, response_timeout=0.3))
     silent = await asyncio.wait_for(connector.submit(message(1, "254700000007")), 5)
-    assert (silent.status, silent.temporary) == (STATUS_NO_RESPONSE, True)
+    assert (silent.code, silent.verdict, silent.unanswered) == (None, Verdict.RETRY, True)
     # The submit_sm is still unanswered on the wire: its slot stays taken.
     assert connector.window_in_use == 1
     assert (await connector.submit(message(2))).ok
     # A second orphan fills half the window: the session is replaced, which frees both.
-    assert (await asyncio.wait_for(connector.submit(message(3, "254700000007")), 5)).temporary
+    assert (await asyncio.wait_for(connector.submit(message(3, "254700000007")), 5)).verdict is Verdict.RETRY
     await eventually(lambda: connector.stats["binds"] == 2 and connector.bound, 5, "a new bind")
     assert connector.window_in_use == 0
     assert (await connector.submit(message(4))).ok
@@ -205,8 +198,8 @@ async def test_connection_dropped_on_a_submit(simulator_factory: SimulatorFactor
     simulator = await simulator_factory()
     connector = await started(connector_factory(simulator.port))
     outcome = await asyncio.wait_for(connector.submit(message(1, "254700000008")), 5)
-    assert (outcome.status, outcome.temporary) == (STATUS_NO_RESPONSE, True)
-    assert "connection closed" in outcome.detail
+    assert (outcome.code, outcome.verdict, outcome.unanswered) == (None, Verdict.RETRY, True)
+    assert "connection closed" in outcome.reason
     await eventually(lambda: connector.stats["binds"] == 2, 5, "a rebind")
     assert (await connector.submit(message(2))).ok
 
@@ -250,7 +243,7 @@ async def test_stop_unbinds_politely(simulator_factory: SimulatorFactory, connec
     await asyncio.wait_for(connector.stop(), 5)
     assert simulator.unbinds == 2
     outcome = await connector.submit(message(2))
-    assert (outcome.status, outcome.temporary) == (STATUS_NOT_BOUND, True)
+    assert (outcome.code, outcome.verdict, outcome.unanswered) == (None, Verdict.RETRY, False)
 
 
 # --- a hand-driven SMSC for what no well-behaved peer does ---------------------------------

@@ -76,9 +76,10 @@ class Rig:
     async def states(self) -> dict[int, int]:
         return dict(await self.store.read(lambda conn: conn.exec_driver_sql("SELECT id, state FROM messages").all()))
 
-    def smsc_url(self, **options: Any) -> str:
+    def smsc_url(self, port: int | None = None, **options: Any) -> str:
+        """The --smsc URL of the rig's simulator, or of another one listening on `port`."""
         query = "&".join(f"{k}={v}" for k, v in {"name": "carrier", **options}.items())
-        return f"smpp://{SYSTEM_ID}:{PASSWORD}@127.0.0.1:{self.simulator_port}?{query}"
+        return f"smpp://{SYSTEM_ID}:{PASSWORD}@127.0.0.1:{port or self.simulator_port}?{query}"
 
     simulator_port: int = 0
 
@@ -114,6 +115,21 @@ async def rig_factory(database_url):
             return rig
 
         yield build
+
+
+@pytest.fixture
+async def smsc_factory():
+    """Starts more simulated SMSCs on loopback (the rig's credentials); stopped at the end."""
+    started: list[SmscSimulator] = []
+
+    async def build(**options: Any) -> tuple[SmscSimulator, int]:
+        simulator = SmscSimulator(system_id=SYSTEM_ID, password=PASSWORD, **options)
+        started.append(simulator)
+        return simulator, await simulator.start("127.0.0.1", 0)
+
+    yield build
+    for simulator in started:
+        await simulator.stop()
 
 
 @pytest.fixture

@@ -91,7 +91,9 @@ def add_operations_routes(app: FastAPI, settings: Settings, docs: bool = True) -
         except Exception as exc:  # the counters still go out; smsgw_store_up says the rest is missing
             log.warning("metrics: store figures unavailable: %s", type(exc).__name__)
             figures = None
-        return Response(metrics.render(figures, bound_connections(request.app.state.dispatcher)), media_type=metrics.CONTENT_TYPE)
+        dispatcher = request.app.state.dispatcher
+        routes = dispatcher.route_states() if dispatcher is not None else None
+        return Response(metrics.render(figures, bound_connections(dispatcher), routes), media_type=metrics.CONTENT_TYPE)
 
     health_doc: dict[int | str, dict[str, Any]] = {
         "200": {"description": "Ready.", "content": {"application/json": {"schema": schemas.ref(schemas.HealthStatus)}}}

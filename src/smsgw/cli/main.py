@@ -150,6 +150,25 @@ async def status(store: Store, settings: Settings) -> None:
         click.echo(f"bind {connector}: {state}")
 
 
+@main.command("message")
+@click.argument("message_id", type=int)
+@with_store
+async def message_show(store: Store, settings: Settings, message_id: int) -> None:
+    """One message as the operator sees it: its partner, state, and the route that carried it."""
+    from ..domain.states import DeliveryState
+    from ..store import routes
+
+    found = await store.read(routes.carried_message, message_id)
+    if found is None:
+        raise NotFound(f"message {message_id} does not exist")
+    state = DeliveryState(found.state)
+    click.echo(f"message:    {found.id} (partner {found.partner_id}, to {found.msisdn}, network {found.network_id})")
+    click.echo(f"status:     {int(state)} {state.description} after {found.attempts} attempt(s)")
+    click.echo(f"route:      {found.route or 'none yet'}" + (f" (carrier ids {', '.join(found.carrier_ids)})" if found.carrier_ids else ""))
+    if found.error:
+        click.echo(f"last error: {found.error}")
+
+
 @main.group()
 def partner() -> None:
     """Create partners, sell them credit, show them."""

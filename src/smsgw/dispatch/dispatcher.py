@@ -17,6 +17,10 @@ writes back what happened.
   being written goes into the next. A receipt is acknowledged to the SMSC only after it is
   committed. A batch the store refuses for a reason other than being away is split until the
   one bad item is found; that item is logged and given up, the rest is written.
+- Routes (docs/routing.md): each message goes to a usable route of its network, best priority
+  first, spread by weight; a route unbound or out after submits to retry in a row is left
+  until its probe succeeds. A message a route refuses for good is tried once on another
+  route of its network before it fails. Connectors are seen only through connectors/base.py.
 - A submit_sm the SMSC never answers may still have reached the handset, so it is sent again
   at most `max_unanswered_resends` times; then the message ends Unknown, not refunded. A
   message the carrier took whose receipt does not come by the end of its validity plus
@@ -36,12 +40,11 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from .. import metrics
-from ..connectors.smpp.client import STATUS_NO_RESPONSE, OutboundMessage, SubmitOutcome
-from ..connectors.smpp.receipt import Receipt, smsc_id_keys
+from ..connectors.base import Connector, OutboundMessage, Receipt, ReceiptSink, SubmitOutcome, Verdict, smsc_id_keys
 from ..domain.encoding import Encoding
 from ..domain.states import DeliveryState
 from ..store import binds, delivery
@@ -49,27 +52,23 @@ from ..store.delivery import EXPIRED, Claimed, Failure, IncomingReceipt, Retry, 
 from ..store.errors import StoreUnavailable
 from ..store.store import Store, now_ms
 from .backoff import backoff_ms
-from .routing import ConnectorConfig
+from .routing import RouteConfig, RouteHealth, RouteState
 
 log = logging.getLogger(__name__)
 
 
-class Connector(Protocol):
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-    async def submit(self, message: OutboundMessage) -> SubmitOutcome: ...
-
-
 @dataclass
 class Lane:
-    """One SMSC connection and what it may carry."""
+    """One route (an SMSC connection, an upstream provider) and what it may carry."""
 
-    config: ConnectorConfig
+    config: RouteConfig
     connector: Connector
     active: bool = False  # this dispatcher holds the connection's bind lease and is bound
     lease_valid_until: float = 0.0  # monotonic: when the bind lease, last confirmed, runs out
     in_flight: int = 0  # claimed and not yet recorded
     unrecorded: asyncio.Semaphore = field(init=False)
+    health: RouteHealth = field(default_factory=RouteHealth)
+    credit: int = 0  # smooth weighted round robin among the routes of one priority
 
     def __post_init__(self) -> None:
         self.unrecorded = asyncio.Semaphore(self.config.window)
@@ -88,6 +87,9 @@ class Lane:
     def free(self) -> int:
         return self.capacity - self.in_flight
 
+    def usable(self, now: float) -> bool:
+        return self.active and self.connector.bound and self.health.usable(now)
+
 
 @dataclass(frozen=True)
 class DispatchSettings:
@@ -104,6 +106,8 @@ class DispatchSettings:
     stop_grace_seconds: float = 10.0
     max_unanswered_resends: int = 2
     receipt_grace_seconds: float = 24 * 3600.0
+    route_failure_threshold: int = 5
+    route_probe_seconds: float = 5.0
 
 
 @dataclass
@@ -176,6 +180,8 @@ class Dispatcher:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        for lane in self.lanes:
+            lane.health = RouteHealth(self.settings.route_failure_threshold, self.settings.route_probe_seconds)
         try:
             await self._coordinate_binds()
         except StoreUnavailable as exc:
@@ -218,6 +224,13 @@ class Dispatcher:
         if batch:
             with contextlib.suppress(StoreUnavailable):
                 await self._write(batch)
+
+    def route_states(self) -> dict[str, str]:
+        """Route name -> up, down or probing; a route not bound here is down."""
+        now = time.monotonic()
+        return {
+            lane.config.name: lane.health.state(now).value if lane.active and lane.connector.bound else RouteState.DOWN.value for lane in self.lanes
+        }
 
     def wake(self) -> None:
         """New messages were accepted: look for due work now rather than at the next poll."""
@@ -269,7 +282,7 @@ class Dispatcher:
         if message.expires_at is not None and now >= message.expires_at:
             self._enqueue(Failure(message.id, int(DeliveryState.ABSENT_SUBSCRIBER), EXPIRED, owner=self.owner, keeps_last_error=True))
             return
-        lane = self._lane_for(message.network_id)
+        lane = self._lane_for(message.network_id, time.monotonic())
         if lane is None:
             # No connection of ours carries this network any more: let another dispatcher try.
             self._enqueue(Retry(message.id, self.owner, now + 60_000, "no route for this network here"))
@@ -283,37 +296,109 @@ class Dispatcher:
     def _send_ended(self, message_id: int, _task: asyncio.Task[None]) -> None:
         self._sends.pop(message_id, None)
 
-    def _lane_for(self, network_id: int) -> Lane | None:
-        best = None
+    def _lane_for(self, network_id: int, now: float, besides: Lane | None = None) -> Lane | None:
+        """The route for one message: among the usable routes of the network, those of the best
+        priority, spread by weight (smooth weighted round robin: 3:1 weights send three of
+        every four messages to the first, interleaved). With none usable, the route with most
+        room, where the message waits for the bind as it would with a single route."""
+        best_priority = None
+        chosen: list[Lane] = []
+        fallback = None
         for lane in self.lanes:
-            if lane.active and lane.config.serves(network_id) and (best is None or lane.free > best.free):
-                best = lane
-        return best
+            if lane is besides or not lane.active or not lane.config.serves(network_id):
+                continue
+            if fallback is None or lane.free > fallback.free:
+                fallback = lane
+            if not lane.usable(now):
+                continue
+            priority = lane.config.priority
+            if best_priority is None or priority < best_priority:
+                best_priority, chosen = priority, [lane]
+            elif priority == best_priority:
+                chosen.append(lane)
+        if not chosen:
+            return fallback
+        if len(chosen) == 1:
+            return chosen[0]
+        total = 0
+        pick = chosen[0]
+        for lane in chosen:
+            lane.credit += lane.config.weight
+            total += lane.config.weight
+            if lane.credit > pick.credit:
+                pick = lane
+        pick.credit -= total
+        return pick
+
+    def _move(self, message: Claimed, lane: Lane, now: float) -> Lane | None:
+        """A usable route of the message's network other than `lane`, which has become unusable
+        while the message waited for its window (messages leave a dead route at once instead of
+        waiting for its bind)."""
+        other = self._lane_for(message.network_id, now, besides=lane)
+        if other is None or not other.usable(now):
+            return None
+        lane.in_flight -= 1
+        other.in_flight += 1
+        self._slot_freed.set()
+        return other
 
     async def _send(self, lane: Lane, message: Claimed) -> None:
+        holding: Lane | None = None  # the lane whose window slot this message holds
         try:
             outbound = OutboundMessage(message.id, message.shortcode, message.msisdn, message.text, Encoding(message.data_coding))
-            async with lane.unrecorded:
-                if self._leased.get(message.id, 0) - now_ms() < self.settings.lease_seconds * 1000 / 2:
-                    # Its lease could not be renewed (the store is away): another dispatcher
-                    # may take the message over soon, so it is not sent from here.
+            while True:
+                await lane.unrecorded.acquire()
+                holding = lane
+                moved = None if lane.usable(time.monotonic()) else self._move(message, lane, time.monotonic())
+                if moved is None:
+                    break
+                lane.unrecorded.release()
+                holding, lane = None, moved
+            if not self._lease_holds(message.id):
+                # Its lease could not be renewed (the store is away): another dispatcher
+                # may take the message over soon, so it is not sent from here.
+                self.stats["given back"] += 1
+                await self._enqueue(Retry(message.id, self.owner, now_ms(), "lease not renewed in time"), wait=True)
+                return
+            self._submitting.add(message.id)
+            outcome = await self._submit(lane, outbound)
+            refused_by = None
+            if outcome.verdict is Verdict.FAILED:
+                # Refused for good by this route: once, another route of the network may take it.
+                other = self._lane_for(message.network_id, time.monotonic(), besides=lane)
+                if other is not None and not self._lease_holds(message.id):
                     self.stats["given back"] += 1
-                    await self._enqueue(Retry(message.id, self.owner, now_ms(), "lease not renewed in time"), wait=True)
+                    await self._enqueue(
+                        Retry(message.id, self.owner, now_ms(), f"lease not renewed in time to reroute after: {outcome.reason}"), wait=True
+                    )
                     return
-                self._submitting.add(message.id)
-                try:
-                    outcome = await lane.connector.submit(outbound)
-                except Exception as exc:  # a connector bug must not lose the message
-                    log.exception("connector %s failed on message %d", lane.config.name, message.id)
-                    outcome = SubmitOutcome([], STATUS_NO_RESPONSE, True, f"connector error: {type(exc).__name__}")
-                await self._enqueue(self._outcome(lane, message, outcome), wait=True)
+                if other is not None:
+                    metrics.submitted(lane.config.name, outcome, message.created_at)
+                    self.stats["rerouted"] += 1
+                    metrics.REROUTED.labels(lane.config.name).inc()
+                    refused_by = (lane.config.name, outcome.reason)
+                    lane.unrecorded.release()
+                    holding = None
+                    lane.in_flight -= 1
+                    other.in_flight += 1
+                    self._slot_freed.set()
+                    lane = other
+                    await lane.unrecorded.acquire()
+                    holding = lane
+                    outcome = await self._submit(lane, outbound)
+            await self._enqueue(self._outcome(lane, message, outcome, refused_by), wait=True)
         except PoisonOutcome:
             pass  # logged where it was found; the lease runs out and the message goes again
         finally:
+            if holding is not None:
+                holding.unrecorded.release()
             self._leased.pop(message.id, None)
             self._submitting.discard(message.id)
             lane.in_flight -= 1
             self._slot_freed.set()
+
+    def _lease_holds(self, message_id: int) -> bool:
+        return self._leased.get(message_id, 0) - now_ms() >= self.settings.lease_seconds * 1000 / 2
 
     def _enqueue(self, item: Submitted | Retry | Failure | IncomingReceipt, wait: bool = False) -> Any:
         """Queues an outcome for the next transaction; with `wait`, returns an awaitable that
@@ -323,15 +408,34 @@ class Dispatcher:
         self._has_pending.set()
         return done
 
-    def _outcome(self, lane: Lane, message: Claimed, outcome: SubmitOutcome) -> Submitted | Retry | Failure:
+    async def _submit(self, lane: Lane, outbound: OutboundMessage) -> SubmitOutcome:
+        probe = lane.health.taken(time.monotonic())
+        try:
+            outcome = await lane.connector.submit(outbound)
+        except Exception as exc:  # a connector bug must not lose the message
+            log.exception("connector %s failed on message %d", lane.config.name, outbound.message_id)
+            outcome = SubmitOutcome.retry(f"connector error: {type(exc).__name__}", unanswered=True)
+        if lane.health.answered(time.monotonic(), retry=outcome.verdict is Verdict.RETRY, probe=probe):
+            self.stats["routes out"] += 1
+            metrics.ROUTES_OUT.labels(lane.config.name).inc()
+            log.warning(
+                "route %s is out for %.0f s after %d submits to retry in a row", lane.config.name, lane.health.probe_seconds, lane.health.failures
+            )
+        return outcome
+
+    def _outcome(
+        self, lane: Lane, message: Claimed, outcome: SubmitOutcome, refused_by: tuple[str, str] | None = None
+    ) -> Submitted | Retry | Failure:
         now = now_ms()
         metrics.submitted(lane.config.name, outcome, message.created_at)
-        if outcome.status == 0 and outcome.smsc_message_ids:
+        if outcome.verdict is Verdict.ACCEPTED:
             keys = [smsc_id_keys(smsc_id) for smsc_id in outcome.smsc_message_ids]
             self.stats["submitted"] += 1
             return Submitted(message.id, lane.config.name, list(outcome.smsc_message_ids), keys)
-        error = outcome.detail or f"status {outcome.status:#x}"
-        unanswered = outcome.status == STATUS_NO_RESPONSE
+        error = outcome.reason or f"code {outcome.code}"
+        if refused_by is not None:
+            error = f"{error} (also refused by {refused_by[0]}: {refused_by[1]})"
+        unanswered = outcome.unanswered
         if unanswered and message.unanswered >= self.settings.max_unanswered_resends:
             self.stats["unanswered"] += 1
             sent = message.unanswered + 1
@@ -343,7 +447,7 @@ class Dispatcher:
                 owner=self.owner,
                 unanswered=True,
             )
-        if outcome.temporary:
+        if outcome.verdict is Verdict.RETRY:
             due = now + backoff_ms(message.attempts + 1, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
             if message.expires_at is not None and due >= message.expires_at:
                 self.stats["expired"] += 1
@@ -385,7 +489,7 @@ class Dispatcher:
 
     # -- receipts ------------------------------------------------------------------------------
 
-    def receipt_sink(self, connector_name: str) -> Callable[[Receipt], Awaitable[None]]:
+    def receipt_sink(self, connector_name: str) -> ReceiptSink:
         """The on_receipt callback for one connection: returns once the receipt is stored."""
 
         async def on_receipt(receipt: Receipt) -> None:

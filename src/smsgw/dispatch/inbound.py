@@ -21,8 +21,7 @@ import orjson
 from sqlalchemy.engine import Connection
 
 from ..config import Settings
-from ..connectors.smpp.client import MobileOriginated
-from ..connectors.smpp.segments import split_udh
+from ..connectors.base import MobileOriginated
 from ..domain.callback_urls import BadCallbackUrl, check_callback_url
 from ..store import inbound
 from ..store.errors import StoreUnavailable
@@ -55,7 +54,7 @@ class InboundReceiver:
         self._marking: asyncio.Task[None] | None = None
 
     def part_of(self, message: MobileOriginated) -> InboundPart:
-        _, data = split_udh(message.short_message, message.esm_class)
+        data = message.user_data
         normalised = self.settings.networks.normalise(message.source)
         msisdn = normalised.digits if normalised is not None else message.source.lstrip("+")
         where = message.concatenation

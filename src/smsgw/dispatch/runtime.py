@@ -15,10 +15,15 @@ from ..connectors.smpp.client import SmppConnector
 from ..store.store import Store
 from .dispatcher import Dispatcher, DispatchSettings, Lane
 from .inbound import AutoReply, InboundForwarder, InboundReceiver
-from .routing import ConnectorConfig, parse_smsc_url, routed_networks
+from .routing import ConnectorConfig, RouteConfig, RouteError, UpstreamConfig, has_alternative, parse_route_url, routed_networks
 from .webhooks import CallbackSender
 
 log = logging.getLogger(__name__)
+
+# How long a submit waits for its connection to bind before it is given back to the queue: a
+# message whose network has another route goes there sooner.
+BIND_WAIT_SECONDS = 30.0
+BIND_WAIT_WITH_ALTERNATIVE_SECONDS = 3.0
 
 SIMULATOR_NAME = "simulator"
 SIMULATOR_SYSTEM_ID = "smsgw"
@@ -29,18 +34,16 @@ SIMULATOR_PASSWORD = "simulate"
 class DeliveryPlan:
     """The SMSC connections a process will bind, or the built-in simulated carrier."""
 
-    connectors: tuple[ConnectorConfig, ...]
+    connectors: tuple[RouteConfig, ...]
     simulated: bool
 
     @classmethod
     def from_urls(cls, urls: list[str], settings: Settings) -> DeliveryPlan:
         known = set(settings.networks.networks)
-        configs = tuple(parse_smsc_url(url, known) for url in urls)
+        configs = tuple(parse_route_url(url, known) for url in urls)
         names = [c.name for c in configs]
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
-            from .routing import RouteError
-
             raise RouteError(f"two --smsc connections share the name {sorted(duplicates)[0]}; give each a name=...")
         return cls(configs, simulated=not configs)
 
@@ -57,7 +60,7 @@ async def run_delivery(
 ) -> AsyncIterator[Dispatcher]:
     simulator = None
     feed: asyncio.Task[None] | None = None
-    configs = list(plan.connectors)
+    configs: list[RouteConfig] = list(plan.connectors)
     if plan.simulated:
         from ..connectors.smpp.simulator import SmscSimulator
 
@@ -77,11 +80,32 @@ async def run_delivery(
         retry_max_seconds=settings.retry_max_seconds,
         max_unanswered_resends=settings.max_unanswered_resends,
         receipt_grace_seconds=settings.receipt_grace_seconds,
+        route_failure_threshold=settings.route_failure_threshold,
+        route_probe_seconds=settings.route_probe_seconds,
     )
     dispatcher = Dispatcher(store, [], settings.timezone, dispatch)
     forwarder = InboundForwarder(store, settings, auto_reply)
     receiver = InboundReceiver(store, settings, on_stored=forwarder.wake)
+    table = set(settings.networks.networks)
     for config in configs:
+        if isinstance(config, UpstreamConfig):
+            from ..connectors.upstream import UpstreamConnector
+
+            upstream = UpstreamConnector(
+                config.name,
+                config.base_url,
+                config.partner_id,
+                config.api_key,
+                config.shortcode,
+                on_receipt=dispatcher.receipt_sink(config.name),
+                batch_size=min(1000, config.window),
+                poll_rate=config.poll_rate,
+                poll_interval=config.poll_interval,
+            )
+            dispatcher.lanes.append(Lane(config, upstream))
+            log.info("routing through %s", config.display)
+            continue
+        alternative = has_alternative(config, configs, table)
         connector = SmppConnector(
             config.name,
             config.host,
@@ -95,6 +119,7 @@ async def run_delivery(
             enquire_link_interval=config.enquire_link_interval,
             response_timeout=config.response_timeout,
             concatenation=config.concatenation,
+            bind_wait=BIND_WAIT_WITH_ALTERNATIVE_SECONDS if alternative else BIND_WAIT_SECONDS,
             on_receipt=dispatcher.receipt_sink(config.name),
             on_mobile_originated=receiver,
         )

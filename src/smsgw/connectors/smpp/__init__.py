@@ -10,22 +10,19 @@ the tests.
 """
 
 from .client import (
-    STATUS_NO_RESPONSE,
-    STATUS_NOT_BOUND,
     BindRejected,
     MobileOriginated,
     OutboundMessage,
     Receipt,
     SmppConnector,
     SubmitOutcome,
+    Verdict,
 )
 from .pdu import PduError
 from .receipt import smsc_id_keys, smsc_ids_match
 from .simulator import SmscSimulator
 
 __all__ = [
-    "STATUS_NOT_BOUND",
-    "STATUS_NO_RESPONSE",
     "BindRejected",
     "MobileOriginated",
     "OutboundMessage",
@@ -34,6 +31,7 @@ __all__ = [
     "SmppConnector",
     "SmscSimulator",
     "SubmitOutcome",
+    "Verdict",
     "smsc_id_keys",
     "smsc_ids_match",
 ]

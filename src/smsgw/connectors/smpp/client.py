@@ -18,10 +18,12 @@ does the end of the connection. When such orphans fill half the window the sessi
 considered broken and is closed, which frees them all and rebinds. So the SMSC never sees
 more than `window` unanswered submit_sm from one connector.
 
-Outcome statuses. `SubmitOutcome.status` is the SMPP command_status of the failing part;
-failures that have no SMPP status use negative values: STATUS_NO_RESPONSE (-1: response
-timeout or connection lost while waiting, the SMSC may or may not have the message) and
-STATUS_NOT_BOUND (-2: no bind within `bind_wait`, or the connector is stopping).
+Outcomes (`connectors.base.SubmitOutcome`). Accepted carries the SMSC's id of every part;
+otherwise `code` is the SMPP command_status of the failing part, and the verdict says whether
+the same submit_sm may succeed later (TEMPORARY_STATUSES, throttling past its retries). Two
+failures have no command_status (code None), both retried: no bind within `bind_wait` (or
+the connector is stopping), and no submit_sm_resp (a response timeout or the connection lost
+while waiting: `unanswered`, the SMSC may or may not have the message).
 
 Receipts. A deliver_sm (or data_sm) whose esm_class says "delivery receipt" or
 "intermediate notification" is parsed (`receipt.parse_receipt`) and handed to `on_receipt`;
@@ -46,10 +48,10 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from ...domain.encoding import Encoding, decode
+from ...domain.encoding import decode
+from ..base import MobileOriginated, MobileOriginatedSink, OutboundMessage, ReceiptSink, SubmitOutcome, Verdict
 from .pdu import (
     DEFAULT_MAX_PDU_LENGTH,
     ESME_RINVBNDSTS,
@@ -79,11 +81,9 @@ from .pdu import (
     status_name,
 )
 from .receipt import Receipt, parse_receipt, printable
-from .segments import CONCATENATION_MODES, Concatenation, concatenation_of, message_parts, reference_for, split_udh
+from .segments import CONCATENATION_MODES, concatenation_of, message_parts, reference_for, split_udh
 
 __all__ = [
-    "STATUS_NOT_BOUND",
-    "STATUS_NO_RESPONSE",
     "TEMPORARY_STATUSES",
     "BindRejected",
     "MobileOriginated",
@@ -91,12 +91,10 @@ __all__ = [
     "Receipt",
     "SmppConnector",
     "SubmitOutcome",
+    "Verdict",
     "destination_address",
     "source_address",
 ]
-
-STATUS_NO_RESPONSE = -1
-STATUS_NOT_BOUND = -2
 
 # Statuses after which the same submit_sm may well succeed later. ESME_RINVBNDSTS means the
 # SMSC lost our bind state; ESME_RX_T_APPN is the SMSC-side application's "try again".
@@ -106,38 +104,6 @@ _SLOW_DOWN_STATUSES = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL})
 SEQUENCE_MAX = 0x7FFFFFFF
 # A number of at most this many digits is a short code (TON 3), longer ones are international.
 SHORT_NUMBER_MAX_DIGITS = 8
-
-
-@dataclass(frozen=True)
-class OutboundMessage:
-    message_id: int  # gateway id: logs, and the concatenation reference (stable across retries)
-    source: str
-    destination: str
-    text: str
-    encoding: Encoding
-
-
-@dataclass(frozen=True)
-class SubmitOutcome:
-    smsc_message_ids: list[str]  # one per part sent, in order; empty when failed
-    status: int  # command_status of the first failing part, 0, or STATUS_* (< 0)
-    temporary: bool  # True: retry later; False: permanent rejection (or success)
-    detail: str
-
-    @property
-    def ok(self) -> bool:
-        return self.status == ESME_ROK and bool(self.smsc_message_ids)
-
-
-@dataclass(frozen=True)
-class MobileOriginated:
-    source: str
-    destination: str
-    text: str
-    data_coding: int
-    esm_class: int
-    short_message: bytes
-    concatenation: Concatenation | None = None  # where this part sits in a long message
 
 
 class BindRejected(Exception):
@@ -558,8 +524,8 @@ class SmppConnector:
         reconnect_min: float = 0.5,
         reconnect_max: float = 30,
         concatenation: str = "udh",
-        on_receipt: Callable[[Receipt], Awaitable[None]] | None = None,
-        on_mobile_originated: Callable[[MobileOriginated], Awaitable[Callable[[], None] | None]] | None = None,
+        on_receipt: ReceiptSink | None = None,
+        on_mobile_originated: MobileOriginatedSink | None = None,
         bind_wait: float = 30,
         max_throttle_retries: int = 6,
         throttle_hold: float = 1.0,
@@ -702,7 +668,7 @@ class SmppConnector:
                 reference=reference_for(message.message_id, self.concatenation),
             )
         except PduError as exc:
-            return SubmitOutcome([], exc.status, False, str(exc))
+            return SubmitOutcome.failed(str(exc), exc.status)
         source_ton, source_npi, source = source_address(message.source)
         dest_ton, dest_npi, destination = destination_address(message.destination)
         deadline = time.monotonic() + self.bind_wait
@@ -725,7 +691,7 @@ class SmppConnector:
             if isinstance(result, SubmitOutcome):
                 return result
             ids.append(result)
-        return SubmitOutcome(ids, ESME_ROK, False, f"{len(ids)} part(s) accepted")
+        return SubmitOutcome.accepted(ids, f"{len(ids)} part(s) accepted", ESME_ROK)
 
     async def _session_for_submit(self, deadline: float) -> _Session | None:
         link = self._transmitter
@@ -752,7 +718,7 @@ class SmppConnector:
             session = await self._session_for_submit(deadline)
             if session is None:
                 why = "the connector is stopping" if self._stopping else f"not bound within {self.bind_wait}s"
-                return SubmitOutcome([], STATUS_NOT_BOUND, True, f"{what}: {why}" + (f" ({self.last_error})" if self.last_error else ""))
+                return SubmitOutcome.retry(f"{what}: {why}" + (f" ({self.last_error})" if self.last_error else ""))
             await self._window.acquire()
             holds_slot = True
             on_the_wire = False
@@ -768,7 +734,7 @@ class SmppConnector:
                     stats["timeouts"] += 1
                     holds_slot = False
                     session.orphan(pdu.sequence_number)
-                    return SubmitOutcome([], STATUS_NO_RESPONSE, True, f"{what}: no submit_sm_resp within {self.response_timeout}s")
+                    return SubmitOutcome.retry(f"{what}: no submit_sm_resp within {self.response_timeout}s", unanswered=True)
                 except asyncio.CancelledError:
                     if on_the_wire and pdu.sequence_number:
                         holds_slot = False
@@ -776,11 +742,11 @@ class SmppConnector:
                     raise
                 except SessionLost as exc:
                     stats["lost_in_flight"] += 1
-                    return SubmitOutcome([], STATUS_NO_RESPONSE, True, f"{what}: {exc}")
+                    return SubmitOutcome.retry(f"{what}: {exc}", unanswered=True)
                 except PduError as exc:
                     if exc.command_id is None:  # our own PDU could not be encoded
-                        return SubmitOutcome([], exc.status, False, f"{what}: {exc}")
-                    return SubmitOutcome([], STATUS_NO_RESPONSE, True, f"{what}: unreadable submit_sm_resp: {exc}")
+                        return SubmitOutcome.failed(f"{what}: {exc}", exc.status)
+                    return SubmitOutcome.retry(f"{what}: unreadable submit_sm_resp: {exc}", unanswered=True)
             finally:
                 if holds_slot:
                     self._window.release()
@@ -799,15 +765,15 @@ class SmppConnector:
                 self._rate.slow_down()
                 throttled += 1
                 if throttled > self.max_throttle_retries:
-                    return SubmitOutcome([], status, True, f"{what}: {status_name(status)} after {throttled} attempts")
+                    return SubmitOutcome.retry(f"{what}: {status_name(status)} after {throttled} attempts", status)
                 await asyncio.sleep(min(2.0, 0.05 * 2 ** (throttled - 1)) * random.uniform(0.75, 1.25))
                 continue
             stats["rejected"] += 1
             if status == ESME_RINVBNDSTS:
                 session.close("the SMSC answered ESME_RINVBNDSTS")
-            temporary = status in TEMPORARY_STATUSES
             kind = "generic_nack" if isinstance(response, GenericNack) else "submit_sm_resp"
-            return SubmitOutcome([], status, temporary, f"{what}: {kind} {status_name(status)}")
+            verdict = Verdict.RETRY if status in TEMPORARY_STATUSES else Verdict.FAILED
+            return SubmitOutcome(verdict, (), f"{what}: {kind} {status_name(status)}", status)
 
     # --- inbound --------------------------------------------------------------------------
 
@@ -836,6 +802,7 @@ class SmppConnector:
                     data_coding=pdu.data_coding,
                     esm_class=pdu.esm_class,
                     short_message=pdu.content,
+                    user_data=body,
                     concatenation=concatenation_of(pdu) if isinstance(pdu, DeliverSm) else None,
                 )
                 if self.on_mobile_originated is not None:

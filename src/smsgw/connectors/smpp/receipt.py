@@ -18,12 +18,29 @@ another letter case.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
 from ...domain.encoding import decode
 from ...domain.states import DeliveryState
+from ..base import Receipt, smsc_id_keys
 from .pdu import DataSm, DeliverSm
+
+__all__ = [
+    "MESSAGE_STATE_STATS",
+    "STAT_MESSAGE_STATES",
+    "STAT_STATES",
+    "Receipt",
+    "format_receipt_text",
+    "normal_stat",
+    "parse_receipt",
+    "parse_receipt_date",
+    "parse_receipt_text",
+    "printable",
+    "receipt_text_of",
+    "smsc_id_keys",
+    "smsc_ids_match",
+    "state_of_stat",
+]
 
 # Standard seven-letter stat values (and the long spellings some SMSCs write) -> standard.
 _STAT_SPELLINGS = {
@@ -80,18 +97,6 @@ _KEY = re.compile(
     r"(?<![A-Za-z0-9])(id|sub|dlvrd|submit[ _]?date|done[ _]?date|stat|err|text)[ \t]*:",
     re.IGNORECASE,
 )
-
-
-@dataclass(frozen=True)
-class Receipt:
-    smsc_message_id: str
-    state: DeliveryState
-    stat: str  # standard seven letters when recognised, e.g. 'DELIVRD'; else as sent, upper case
-    error: str | None
-    done_at: float | None  # unix seconds, when the receipt's done date is readable
-    source: str  # the receipt's source_addr: the handset
-    destination: str
-    raw_text: str
 
 
 def parse_receipt_text(text: str) -> dict[str, str]:
@@ -220,46 +225,6 @@ def format_receipt_text(
 
 
 # --- message id matching --------------------------------------------------------------------
-
-_DECIMAL = re.compile(r"[0-9]+")
-_HEX = re.compile(r"(?:0x)?([0-9a-f]+)")
-# message_id holds at most 64 characters; a longer "id" is garbage and gets its exact key only
-# (it also keeps int() far from Python's limit on digits).
-_MAX_NUMERIC_ID = 64
-
-
-def smsc_id_keys(raw: str) -> list[str]:
-    """Canonical keys of an SMSC message id; two ids denote the same message when their key
-    lists intersect.
-
-    The rule, applied identically to the submit_sm_resp id and to the receipt id:
-
-    - the id is stripped of surrounding blanks and NULs and lower-cased; `s:<that>` is
-      always the first key (an exact match, the strongest evidence);
-    - if it is all decimal digits, `n:<its value read as decimal>` follows;
-    - if it is all hex digits (optionally after `0x`), `n:<its value read as hex>` follows
-      (unless equal to the decimal one).
-
-    So '0A1B' (hex) and '2587' (decimal) share `n:2587`; '000123' and '123' share `n:123`;
-    'ABC' and 'abc' share `s:abc`. An id made only of decimal digits is ambiguous (it has
-    both readings), so rare false matches are possible between the decimal reading of one id
-    and the hex reading of another; when several stored messages match, prefer the one that
-    shares the earliest key of the receipt's list (exact, then decimal, then hex).
-    """
-    normal = raw.strip().strip("\0").strip().lower()
-    if not normal:
-        return []
-    keys = ["s:" + normal]
-    if len(normal) > _MAX_NUMERIC_ID:
-        return keys
-    if _DECIMAL.fullmatch(normal):
-        keys.append(f"n:{int(normal)}")
-    hex_match = _HEX.fullmatch(normal)
-    if hex_match:
-        key = f"n:{int(hex_match.group(1), 16)}"
-        if key not in keys:
-            keys.append(key)
-    return keys
 
 
 def smsc_ids_match(first: str, second: str) -> bool:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...domain.encoding import Encoding, encode, split
+from ..base import Concatenation
 from .pdu import (
     ESM_CLASS_UDHI,
     ESME_RINVMSGLEN,
@@ -92,13 +93,6 @@ def message_parts(text: str, encoding: Encoding, *, concatenation: str = "udh", 
             }
             parts.append(SubmitPart(piece, encode(piece, encoding), 0, data_coding, tlvs))
     return parts
-
-
-@dataclass(frozen=True)
-class Concatenation:
-    reference: int
-    total: int
-    number: int  # 1-based
 
 
 def split_udh(short_message: bytes, esm_class: int) -> tuple[bytes, bytes]:

@@ -78,6 +78,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ...domain.encoding import count_parts, decode
+from ..base import Concatenation
 from .pdu import (
     DEFAULT_MAX_PDU_LENGTH,
     ESM_CLASS_DELIVERY_RECEIPT,
@@ -109,7 +110,7 @@ from .pdu import (
     response_to,
 )
 from .receipt import STAT_MESSAGE_STATES, format_receipt_text
-from .segments import Concatenation, concatenation_of, message_parts, split_udh
+from .segments import concatenation_of, message_parts, split_udh
 
 log = logging.getLogger("smsgw.smsc_sim")
 
