@@ -263,3 +263,22 @@ def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 30)
         time.sleep(0.05)
     process.kill()
     raise RuntimeError("smsgw serve did not become healthy")
+
+
+async def wait_for(
+    predicate: Callable[[], Any], timeout: float = 30.0, explain: str | Callable[[], Any] | None = None, *, interval: float = 0.05
+) -> Any:
+    """Polls until `predicate()` (sync or async) is truthy and returns its value; fails the
+    test on timeout with `explain` (what was awaited, or a function that describes the state
+    it was left in)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            detail = explain() if callable(explain) else explain
+            raise AssertionError(f"condition not met within {timeout} s" + (f": {detail}" if detail else ""))
+        await asyncio.sleep(interval)

@@ -18,9 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from smsgw.connectors.smpp.simulator import SmscSimulator
 from smsgw.dispatch.runtime import DeliveryPlan, run_delivery
 
-from .dispatch.conftest import number, wait_for
+from .dispatch.conftest import number
 from .faults import _PostgresSession
-from .helpers import DEFAULT_KEY, LiveServer, Operator, bulk, entry, free_port, make_settings
+from .helpers import DEFAULT_KEY, LiveServer, Operator, bulk, entry, free_port, make_settings, wait_for
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -10,8 +10,8 @@ import httpx
 
 from smsgw.store import accounts
 
-from .dispatch.conftest import number, wait_for
-from .helpers import Operator, entry, free_port, make_settings
+from .dispatch.conftest import number
+from .helpers import Operator, entry, free_port, make_settings, wait_for
 from .test_scale_out import healthy, start
 
 MPS = 200

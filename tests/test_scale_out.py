@@ -14,8 +14,8 @@ import pytest
 
 from smsgw.connectors.smpp.simulator import SmscSimulator
 
-from .dispatch.conftest import number, wait_for
-from .helpers import Operator, entry, free_port, make_settings
+from .dispatch.conftest import number
+from .helpers import Operator, entry, free_port, make_settings, wait_for
 
 WINDOW = 16
 BINDS = 3

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -25,15 +24,6 @@ LOOPBACK = "127.0.0.1"
 def ordinary_number(index: int) -> str:
     """A Kenyan-looking number that no test-number suffix of the simulator catches (ends in 0)."""
     return f"2547{index % 10_000_000:07d}0"
-
-
-async def eventually(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Wait until `condition()` holds, failing the test with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @dataclass(frozen=True)

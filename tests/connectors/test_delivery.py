@@ -20,7 +20,8 @@ from smsgw.connectors.smpp.simulator import SmscSimulator
 from smsgw.domain.encoding import encoding_of, split
 from smsgw.domain.states import DeliveryState
 
-from .conftest import LOOPBACK, OurSimulatorPeer, ReceiptBox, Smpp34Peer, eventually, ordinary_number
+from ..helpers import wait_for
+from .conftest import LOOPBACK, OurSimulatorPeer, ReceiptBox, Smpp34Peer, ordinary_number
 
 MESSAGES = (
     [f"Message {i} from smsgw: your code is {1000 + i}" for i in range(30)]
@@ -55,7 +56,7 @@ async def deliver_and_check_receipts(
     total_parts = sum(len(outcome.smsc_message_ids) for outcome in outcomes)
     assert total_parts > len(MESSAGES)
 
-    await eventually(lambda: len(box.receipts) >= total_parts, 10, f"{total_parts} receipts")
+    await wait_for(lambda: len(box.receipts) >= total_parts, 10, f"{total_parts} receipts")
     owner_of_key = {}
     for message, outcome in zip(messages, outcomes):
         for smsc_id in outcome.smsc_message_ids:
@@ -84,11 +85,11 @@ async def deliver_and_check_receipts(
 async def test_connector_delivers_with_receipts(smsc_peer: OurSimulatorPeer | Smpp34Peer, connector_factory: Callable[..., SmppConnector]) -> None:
     connector = await deliver_and_check_receipts(smsc_peer.port, connector_factory, smsc_peer.parts, enquire_link_interval=0.05)  # type: ignore[union-attr]
     assert connector.stats["receipts"] >= len(MESSAGES)
-    await eventually(lambda: connector.stats["enquire_links"] >= 2, 3, "enquire_link_resp from the SMSC")
+    await wait_for(lambda: connector.stats["enquire_links"] >= 2, 3, "enquire_link_resp from the SMSC")
     assert connector.stats["binds"] == 1 and connector.stats["reconnects"] == 0
     assert connector.stats["generic_nacks"] == connector.stats["garbled_pdus"] == 0
     if isinstance(smsc_peer, Smpp34Peer):
-        await eventually(lambda: len(smsc_peer.receipts_answered) >= connector.stats["receipts"], 5, "deliver_sm_resp at smpp34")
+        await wait_for(lambda: len(smsc_peer.receipts_answered) >= connector.stats["receipts"], 5, "deliver_sm_resp at smpp34")
         assert set(smsc_peer.receipts_answered) == {0}
 
 
@@ -117,7 +118,7 @@ async def test_payload_concatenation_sends_one_submit_per_message(
     outcome = await asyncio.wait_for(connector.submit(OutboundMessage(1, "SMSGW", ordinary_number(1), text, encoding_of(text))), 10)
     assert outcome.ok and len(outcome.smsc_message_ids) == 1
     assert simulator.submits == 1 and simulator.received[0].text == text
-    await eventually(lambda: len(box.receipts) == 1, 5, "the receipt")
+    await wait_for(lambda: len(box.receipts) == 1, 5, "the receipt")
 
 
 def _smpplib_session(port: int, texts: list[str], results: dict) -> None:
@@ -161,7 +162,7 @@ async def test_smpplib_client_against_our_simulator(simulator_factory: Callable[
     results: dict = {}
     worker = threading.Thread(target=_smpplib_session, args=(simulator.port, texts, results), daemon=True)
     worker.start()
-    await eventually(lambda: not worker.is_alive(), 20, "the smpplib client to finish")
+    await wait_for(lambda: not worker.is_alive(), 20, "the smpplib client to finish")
     assert results.get("parts_sent", 0) > len(texts), results
     assert results["unbind"] == 0
     assert simulator.submits == results["parts_sent"] == len(results["sent_ids"])

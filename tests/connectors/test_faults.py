@@ -16,7 +16,8 @@ from smsgw.connectors.smpp.receipt import smsc_ids_match
 from smsgw.connectors.smpp.simulator import SmscSimulator
 from smsgw.domain.encoding import Encoding
 
-from .conftest import LOOPBACK, ReceiptBox, eventually, ordinary_number
+from ..helpers import wait_for
+from .conftest import LOOPBACK, ReceiptBox, ordinary_number
 
 SimulatorFactory = Callable[..., Awaitable[SmscSimulator]]
 ConnectorFactory = Callable[..., SmppConnector]
@@ -145,7 +146,7 @@ async def test_receipt_before_response(simulator_factory: SimulatorFactory, conn
 
     outcomes = await asyncio.wait_for(asyncio.gather(*(send(i) for i in range(50))), 10)
     assert all(outcome.ok for outcome in outcomes)
-    await eventually(lambda: len(box.receipts) == 50, 5, "50 receipts")
+    await wait_for(lambda: len(box.receipts) == 50, 5, "50 receipts")
     assert early >= 25  # the receipt was in the gateway's hands before submit() returned
     ids = {outcome.smsc_message_ids[0] for outcome in outcomes}
     assert {receipt.smsc_message_id for receipt in box.receipts} == ids
@@ -169,7 +170,7 @@ async def test_wrong_password_is_reported_and_retried_with_backoff(simulator_fac
 
     stranger = connector_factory(simulator.port, system_id="stranger", password="secret")
     await stranger.start()
-    await eventually(lambda: stranger.last_error is not None, 3, "a bind failure")
+    await wait_for(lambda: stranger.last_error is not None, 3, "a bind failure")
     assert "ESME_RBINDFAIL" in stranger.last_error
 
     right = await started(connector_factory(simulator.port, system_id="smsgw", password="secret"))
@@ -188,7 +189,7 @@ async def test_unanswered_submits_time_out_keep_their_slot_then_rebind(
     assert (await connector.submit(message(2))).ok
     # A second orphan fills half the window: the session is replaced, which frees both.
     assert (await asyncio.wait_for(connector.submit(message(3, "254700000007")), 5)).verdict is Verdict.RETRY
-    await eventually(lambda: connector.stats["binds"] == 2 and connector.bound, 5, "a new bind")
+    await wait_for(lambda: connector.stats["binds"] == 2 and connector.bound, 5, "a new bind")
     assert connector.window_in_use == 0
     assert (await connector.submit(message(4))).ok
     assert simulator.max_outstanding <= 4
@@ -200,7 +201,7 @@ async def test_connection_dropped_on_a_submit(simulator_factory: SimulatorFactor
     outcome = await asyncio.wait_for(connector.submit(message(1, "254700000008")), 5)
     assert (outcome.code, outcome.verdict, outcome.unanswered) == (None, Verdict.RETRY, True)
     assert "connection closed" in outcome.reason
-    await eventually(lambda: connector.stats["binds"] == 2, 5, "a rebind")
+    await wait_for(lambda: connector.stats["binds"] == 2, 5, "a rebind")
     assert (await connector.submit(message(2))).ok
 
 
@@ -217,7 +218,7 @@ async def test_receipt_handler_failure_makes_the_smsc_redeliver(simulator_factor
 
     connector = await started(connector_factory(simulator.port, on_receipt=flaky_store))
     outcomes = await asyncio.wait_for(asyncio.gather(*(connector.submit(message(i)) for i in range(10))), 5)
-    await eventually(lambda: len(kept) == 10, 5, "redelivered receipts")
+    await wait_for(lambda: len(kept) == 10, 5, "redelivered receipts")
     assert {receipt.smsc_message_id for receipt in kept} == {o.smsc_message_ids[0] for o in outcomes}
     assert simulator.receipts_refused == 10 and simulator.receipts_acked == 10
     assert connector.stats["receipt_handler_errors"] == 10
@@ -230,7 +231,7 @@ async def test_delayed_receipts_arrive_later(simulator_factory: SimulatorFactory
     sent_at = time.monotonic()
     assert (await connector.submit(message(1))).ok
     assert (await connector.submit(message(2, "254700000001"))).ok  # undeliverable by number
-    await eventually(lambda: len(box.receipts) == 2, 5, "two receipts")
+    await wait_for(lambda: len(box.receipts) == 2, 5, "two receipts")
     assert time.monotonic() - sent_at >= 0.35
     states = {receipt.stat for receipt in box.receipts}
     assert states == {"DELIVRD", "UNDELIV"}
@@ -344,7 +345,7 @@ async def test_smsc_unbind_is_answered_then_the_connector_binds_again(connector_
         assert (type(answer), answer.sequence_number) == (smpp.UnbindResp, 5)
         await asyncio.wait_for(smsc.connections.get(), 5)
         assert smsc.connection_count == 2
-        await eventually(lambda: connector.bound, 5, "the new bind")
+        await wait_for(lambda: connector.bound, 5, "the new bind")
     finally:
         await smsc.stop()
 

@@ -15,7 +15,8 @@ from smsgw.connectors.smpp.pdu import DeliverSm, encode_pdu
 from smsgw.connectors.smpp.receipt import format_receipt_text, parse_receipt, printable
 from smsgw.domain.states import DeliveryState
 
-from .conftest import LOOPBACK, eventually
+from ..helpers import wait_for
+from .conftest import LOOPBACK
 from .test_faults import ScriptedSmsc
 from .test_pdu import any_pdu
 
@@ -95,7 +96,7 @@ def test_a_session_fed_hostile_bytes_answers_or_closes_and_binds_again(chunks: l
 
             # Every generic_nack the session counted reached the SMSC (the SMSC's reader of the
             # first connection may still be catching up), and nothing but answers did.
-            await eventually(lambda: nacks_read() >= connector.stats["generic_nacks_sent"], 5, "the generic_nacks")
+            await wait_for(lambda: nacks_read() >= connector.stats["generic_nacks_sent"], 5, "the generic_nacks")
             assert nacks_read() == connector.stats["generic_nacks_sent"]
             assert all(pdu.command_id & 0x80000000 for pdu in answers), answers
             assert all(link.task is not None and not link.task.done() for link in connector._links)

@@ -9,7 +9,8 @@ import socket
 from smsgw.connectors.smpp import pdu as smpp
 from smsgw.connectors.smpp.simulator import SmscSimulator
 
-from .conftest import LOOPBACK, eventually, ordinary_number
+from ..helpers import wait_for
+from .conftest import LOOPBACK, ordinary_number
 
 
 async def bound(port: int, system_id: str, bind: type[smpp.Pdu] = smpp.BindTransceiver) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -39,7 +40,7 @@ async def test_system_ids_binding_in_turn_leave_bounded_state(simulator_factory)
         writer.write(smpp.encode_pdu(smpp.Unbind(sequence_number=3)))
         await asyncio.wait_for(smpp.read_pdu(reader), 5)
         writer.close()
-    await eventually(lambda: simulator.bound_sessions == 0, 5, "every session to end")
+    await wait_for(lambda: simulator.bound_sessions == 0, 5, "every session to end")
     assert simulator.tracked_system_ids <= 20
     assert simulator.parked_receipts <= 20
     assert simulator.receipts_abandoned >= 40
@@ -66,7 +67,7 @@ async def test_receipts_never_acknowledged_are_capped(simulator_factory):
         for index in range(1000):
             writer.write(submit(index + 2, index))
         await writer.drain()
-        await eventually(lambda: simulator.submits == 1000, 20, "every submit_sm to be read")
+        await wait_for(lambda: simulator.submits == 1000, 20, "every submit_sm to be read")
         await asyncio.sleep(0.2)
         assert deliver_sm == 10  # one window, then nothing until they are answered
         assert simulator.parked_receipts <= 300

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from smsgw.connectors.smpp.client import OutboundMessage, SmppConnector
 from smsgw.domain.encoding import Encoding
 
-from .conftest import ReceiptBox, eventually, ordinary_number
+from ..helpers import wait_for
+from .conftest import ReceiptBox, ordinary_number
 
 
 async def test_smsc_sim_command_serves_until_sigterm(connector_factory: Callable[..., SmppConnector]) -> None:
@@ -49,7 +50,7 @@ async def test_smsc_sim_command_serves_until_sigterm(connector_factory: Callable
             asyncio.gather(*(connector.submit(OutboundMessage(2 + i, "12345", n, "hello", Encoding.GSM7)) for i, n in enumerate(reserved))), 10
         )
         assert [o.ok for o in outcomes] == [True] * 9
-        await eventually(lambda: len(box.receipts) == 10, 10, "every receipt")
+        await wait_for(lambda: len(box.receipts) == 10, 10, "every receipt")
         assert {r.stat for r in box.receipts} == {"DELIVRD"}
         await connector.stop()
     finally:

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,21 +27,6 @@ def number(i: int, prefix: str = "071") -> str:
     if i >= 10**width:
         raise ValueError(f"only {10**width} numbers with prefix {prefix}")
     return f"{prefix}{i:0{width}d}00"
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, explain: Callable[[], Any] | None = None) -> Any:
-    """Polls until `predicate()` (sync or async) is truthy; fails the test on timeout, with
-    what `explain()` says of the state it was left in."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s" + (f": {explain()}" if explain else ""))
-        await asyncio.sleep(interval)
 
 
 @dataclass

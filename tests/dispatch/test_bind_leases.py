@@ -10,7 +10,8 @@ from smsgw.dispatch.dispatcher import DispatchSettings
 from smsgw.store import binds
 
 from ..faults import write_lock_held
-from .conftest import Rig, wait_for
+from ..helpers import wait_for
+from .conftest import Rig
 
 TTL = 3_000
 START = 1_800_000_000_000  # the clock in ms, as the dispatchers pass it

@@ -19,8 +19,8 @@ import pytest
 from smsgw.dispatch.webhooks import CallbackSender, signature_v2
 from smsgw.store import delivery
 
-from ..helpers import entry
-from .conftest import Rig, number, wait_for
+from ..helpers import entry, wait_for
+from .conftest import Rig, number
 from .test_callbacks_and_receipts import CallbackReceiver
 
 

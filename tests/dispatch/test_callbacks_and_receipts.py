@@ -15,8 +15,8 @@ from smsgw.domain.states import DeliveryState
 from smsgw.store import delivery
 from smsgw.store.delivery import IncomingReceipt, Submitted
 
-from ..helpers import entry
-from .conftest import Rig, number, wait_for
+from ..helpers import entry, wait_for
+from .conftest import Rig, number
 
 
 class CallbackReceiver:

@@ -10,8 +10,8 @@ import httpx
 from smsgw.dispatch.dispatcher import DispatchSettings
 from smsgw.domain.states import DeliveryState
 
-from ..helpers import DEFAULT_KEY, entry
-from .conftest import Rig, number, wait_for
+from ..helpers import DEFAULT_KEY, entry, wait_for
+from .conftest import Rig, number
 
 MESSAGES = 200
 CANCELLED = int(DeliveryState.CANCELLED)

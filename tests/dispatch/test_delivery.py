@@ -8,8 +8,8 @@ import time
 from smsgw.dispatch.dispatcher import DispatchSettings
 from smsgw.domain.states import DeliveryState
 
-from ..helpers import entry
-from .conftest import Rig, number, wait_for
+from ..helpers import entry, wait_for
+from .conftest import Rig, number
 
 DELIVERED = int(DeliveryState.DELIVERED)
 FINAL = {int(s) for s in DeliveryState if s.is_final}

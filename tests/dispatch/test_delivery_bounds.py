@@ -16,8 +16,8 @@ from smsgw.domain.states import DeliveryState
 from smsgw.store import delivery
 from smsgw.store.delivery import IncomingReceipt
 
-from ..helpers import entry
-from .conftest import Rig, number, wait_for
+from ..helpers import entry, wait_for
+from .conftest import Rig, number
 from .test_callbacks_and_receipts import CallbackReceiver
 
 CREDITS = 1_000_000_00

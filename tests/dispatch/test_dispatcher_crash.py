@@ -10,8 +10,8 @@ import sys
 
 from smsgw.domain.states import DeliveryState
 
-from ..helpers import entry
-from .conftest import Rig, number, wait_for
+from ..helpers import entry, wait_for
+from .conftest import Rig, number
 
 WINDOW = 16
 

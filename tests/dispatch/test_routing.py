@@ -19,8 +19,8 @@ from smsgw.dispatch.runtime import DeliveryPlan, run_delivery
 from smsgw.domain.states import DeliveryState
 
 from ..faults import write_lock_held
-from ..helpers import LiveServer, Operator, entry, make_settings
-from .conftest import Rig, number, wait_for
+from ..helpers import LiveServer, Operator, entry, make_settings, wait_for
+from .conftest import Rig, number
 
 DELIVERED = int(DeliveryState.DELIVERED)
 REACHED_A_CARRIER = {DELIVERED, int(DeliveryState.SENT_TO_NETWORK)}

@@ -17,9 +17,9 @@ import smpp34
 from smsgw.connectors.smpp.simulator import SmscSimulator
 from smsgw.store import inbound
 
-from ..connectors.conftest import LOOPBACK, Smpp34Peer, eventually
+from ..connectors.conftest import LOOPBACK, Smpp34Peer
 from ..faults import write_lock_held
-from ..helpers import Operator, free_port, make_settings, start_serve
+from ..helpers import Operator, free_port, make_settings, start_serve, wait_for
 from .conftest import PartnerEndpoint
 
 # Short leases: the restarted gateway may bind the carrier soon after the killed one's lease.
@@ -49,13 +49,13 @@ class SimulatorCarrier:
         """Sends and waits for the answer."""
         acked = self.simulator.receipts_acked
         self.simulator.send_inbound(source, "SC1", text)
-        await eventually(lambda: self.simulator.receipts_acked > acked, 20, f"the answer to {text!r}")
+        await wait_for(lambda: self.simulator.receipts_acked > acked, 20, f"the answer to {text!r}")
 
     async def deliver_unanswered(self, source: str, text: str) -> None:
         """Sends; the gateway must not answer (it cannot store)."""
         sent, acked = self.simulator.receipts_sent, self.simulator.receipts_acked
         self.simulator.send_inbound(source, "SC1", text)
-        await eventually(lambda: self.simulator.receipts_sent > sent, 10, "the deliver_sm on the wire")
+        await wait_for(lambda: self.simulator.receipts_sent > sent, 10, "the deliver_sm on the wire")
         await asyncio.sleep(0.5)  # the gateway has read it and waits for the store
         assert self.simulator.receipts_acked == acked, "the gateway answered a deliver_sm it could not have stored"
 
@@ -126,13 +126,13 @@ async def test_sigkill_between_deliver_sm_and_its_answer_loses_nothing_and_forwa
     port = free_port()
     gateway = await asyncio.to_thread(start_serve, env, port, tmp_path, smsc)
     try:
-        await eventually(lambda: carrier.binds() >= 1, 20, "the gateway's bind")
+        await wait_for(lambda: carrier.binds() >= 1, 20, "the gateway's bind")
 
         # Stored and answered, but the answer never reached the carrier (lost with the
         # connection): the carrier will send it again.
         await carrier.deliver("254712000001", "answered before the kill")
-        await eventually(lambda: forwarded_texts(endpoint) == ["answered before the kill"], 20, "the first forward")
-        await eventually(lambda: operator.sql("SELECT count(*) FROM inbound_messages WHERE forwarded_at IS NOT NULL") == [(1,)], 10, "its record")
+        await wait_for(lambda: forwarded_texts(endpoint) == ["answered before the kill"], 20, "the first forward")
+        await wait_for(lambda: operator.sql("SELECT count(*) FROM inbound_messages WHERE forwarded_at IS NOT NULL") == [(1,)], 10, "its record")
 
         # Received, not yet stored (the store is held by another session), so not answered:
         # the gateway dies in between.
@@ -144,10 +144,10 @@ async def test_sigkill_between_deliver_sm_and_its_answer_loses_nothing_and_forwa
 
         binds = carrier.binds()
         gateway = await asyncio.to_thread(start_serve, env, port, tmp_path, smsc)
-        await eventually(lambda: carrier.binds() > binds, 30, "the restarted gateway's bind")
+        await wait_for(lambda: carrier.binds() > binds, 30, "the restarted gateway's bind")
         await carrier.resend_unanswered()
         await carrier.deliver("254712000001", "answered before the kill")  # the carrier's resend of the lost answer
-        await eventually(lambda: "unanswered at the kill" in forwarded_texts(endpoint), 30, "the resent message's forward")
+        await wait_for(lambda: "unanswered at the kill" in forwarded_texts(endpoint), 30, "the resent message's forward")
         deadline = time.monotonic() + 2  # room for a second forward, if there were one
         while time.monotonic() < deadline:
             await asyncio.sleep(0.1)
@@ -178,14 +178,14 @@ async def test_a_message_stored_but_never_answered_is_forwarded_once_however_lat
     carrier = SimulatorCarrier()
     carrier.simulator = simulator
     try:
-        await eventually(lambda: simulator.binds >= 1, 20, "the gateway's bind")
+        await wait_for(lambda: simulator.binds >= 1, 20, "the gateway's bind")
 
         # Answered: the subscriber sending the same text again past the window is a new message.
         await carrier.deliver("254712000001", "see you")
-        await eventually(lambda: forwarded_texts(endpoint) == ["see you"], 20, "the first forward")
+        await wait_for(lambda: forwarded_texts(endpoint) == ["see you"], 20, "the first forward")
         await asyncio.sleep(1.2)
         await carrier.deliver("254712000001", "see you")
-        await eventually(lambda: forwarded_texts(endpoint) == ["see you", "see you"], 20, "both forwards")
+        await wait_for(lambda: forwarded_texts(endpoint) == ["see you", "see you"], 20, "both forwards")
 
         # Stored, never answered: the carrier stops waiting for the answer and drops the bind
         # while the store is held, then the store takes the message, with nobody to answer.
@@ -196,14 +196,14 @@ async def test_a_message_stored_but_never_answered_is_forwarded_once_however_lat
             for session in list(simulator._sessions):
                 session.abort("no deliver_sm_resp in time")
             # Reconnecting, the gateway has seen its connection end.
-            await eventually(lambda: simulator.connections > connections, 10, "the gateway's reconnection")
-        await eventually(lambda: forwarded_texts(endpoint)[2:] == ["stored, never answered"], 20, "its forward")
+            await wait_for(lambda: simulator.connections > connections, 10, "the gateway's reconnection")
+        await wait_for(lambda: forwarded_texts(endpoint)[2:] == ["stored, never answered"], 20, "its forward")
         assert simulator.receipts_acked == acked, "the carrier got an answer on a connection it had dropped"
         # The gateway then dies, and is down past the window when the carrier resends.
         gateway.send_signal(signal.SIGKILL)
         await asyncio.to_thread(gateway.wait, 10)
         gateway = await asyncio.to_thread(start_serve, env, port, tmp_path, smsc)
-        await eventually(lambda: simulator.receipts_acked > acked, 30, "the answer to the carrier's resend")
+        await wait_for(lambda: simulator.receipts_acked > acked, 30, "the answer to the carrier's resend")
         deadline = time.monotonic() + 2  # room for a second forward, if there were one
         while time.monotonic() < deadline:
             await asyncio.sleep(0.1)

@@ -21,7 +21,8 @@ from smsgw.domain.encoding import Encoding
 from smsgw.store import inbound, optout
 
 from ..connectors.conftest import Smpp34Peer
-from ..dispatch.conftest import Rig, wait_for
+from ..dispatch.conftest import Rig
+from ..helpers import wait_for
 from .conftest import PartnerEndpoint
 
 SECRET = "inbound-secret-for-the-test"

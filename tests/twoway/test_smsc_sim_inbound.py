@@ -13,7 +13,7 @@ import pytest
 from smsgw.connectors.smpp.client import MobileOriginated
 from smsgw.connectors.smpp.inbound_feed import parse_line
 
-from ..connectors.conftest import eventually
+from ..helpers import wait_for
 
 
 @pytest.mark.parametrize(
@@ -53,10 +53,10 @@ async def test_lines_of_the_inbound_file_are_sent_to_the_bound_gateway(tmp_path,
         connector = connector_factory(port, on_mobile_originated=collect)
         await connector.start()
         assert await connector.wait_bound(5), connector.last_error
-        await eventually(lambda: len(received) == 1, 10, "the first line")
+        await wait_for(lambda: len(received) == 1, 10, "the first line")
         with feed.open("a", encoding="utf-8") as handle:
             handle.write("254712000002 22000 Habari 😀\n")
-        await eventually(lambda: len(received) == 2, 10, "the appended line")
+        await wait_for(lambda: len(received) == 2, 10, "the appended line")
         await connector.stop()
     finally:
         if process.returncode is None:

@@ -14,8 +14,8 @@ import orjson
 
 from smsgw.store import inbound, optout
 
-from ..dispatch.conftest import Rig, number, wait_for
-from ..helpers import DEFAULT_KEY, entry
+from ..dispatch.conftest import Rig, number
+from ..helpers import DEFAULT_KEY, entry, wait_for
 from .conftest import PartnerEndpoint, two_way
 
 SECRET = "inbound-secret-for-the-test"
