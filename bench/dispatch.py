@@ -171,6 +171,9 @@ def mixed(args: argparse.Namespace, directory: Path) -> None:
 
     requests = bulk_requests(make_bodies(10))
     env = dict(os.environ, SMSGW_SQLITE_SYNCHRONOUS=os.environ.get("SMSGW_SQLITE_SYNCHRONOUS", "FULL"))
+    # The servers run in a temporary directory: a relative PYTHONPATH (`PYTHONPATH=src`) would
+    # silently measure the installed package instead of the tree asked for.
+    env["PYTHONPATH"] = os.pathsep.join(str(Path(entry).resolve()) for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry)
 
     def start_server(url: str, *role: str) -> tuple[subprocess.Popen, str]:
         asyncio.run(prepare_store(url))
