@@ -183,6 +183,9 @@ async def test_a_write_given_up_before_its_turn_is_not_run(db):
     kept = asyncio.create_task(db.write(insert_child(3)))
     await _until(lambda: db.writes_waiting == 2, "both writes are queued")
     abandoned.cancel()
+    # Its caller is gone before the turn starts (the cancellation reaches the writer's queue
+    # with the task's end).
+    await asyncio.wait([abandoned])
     held.release.set()
     await held_task
     assert await kept == 3
