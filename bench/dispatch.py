@@ -13,8 +13,9 @@ this process against it and prints:
 
 `--mixed SECONDS` instead measures the embedded default under mixed load: one `smsgw serve`
 (API, dispatcher and simulated carrier in one process, one SQLite writer) takes 1000-message
-sendbulk requests for SECONDS while it delivers them, and both rates are printed: neither
-side may starve the other.
+sendbulk requests for SECONDS while it delivers them, beside acceptance alone (`serve --role
+api`, the same load) and delivery alone (the same server delivering its backlog right after),
+all in one run: both rates, with and without the other side, and the share each keeps.
 
 Not a test: figures go to docs/performance.md.
 """
@@ -163,30 +164,52 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
 
 
 def mixed(args: argparse.Namespace, directory: Path) -> None:
+    """Three phases of `args.mixed` seconds, each on a fresh store and server: acceptance alone
+    (`serve --role api`), acceptance and delivery at once (the embedded `serve`), then that
+    server delivering its backlog alone."""
     from accept import bulk_requests, load, make_bodies, percentile, prepare_store, wait_healthy
 
-    url = f"sqlite:///{directory / 'mixed.db'}"
-    asyncio.run(prepare_store(url))
-    port = free_port()
-    env = dict(os.environ, SMSGW_DATABASE_URL=url, SMSGW_SQLITE_SYNCHRONOUS=os.environ.get("SMSGW_SQLITE_SYNCHRONOUS", "FULL"))
-    command = [sys.executable, "-m", "smsgw", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    server = subprocess.Popen(command, env=env, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    requests = bulk_requests(make_bodies(10))
+    env = dict(os.environ, SMSGW_SQLITE_SYNCHRONOUS=os.environ.get("SMSGW_SQLITE_SYNCHRONOUS", "FULL"))
+    # The servers run in a temporary directory: a relative PYTHONPATH (`PYTHONPATH=src`) would
+    # silently measure the installed package instead of the tree asked for.
+    env["PYTHONPATH"] = os.pathsep.join(str(Path(entry).resolve()) for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry)
+
+    def start_server(url: str, *role: str) -> tuple[subprocess.Popen, str]:
+        asyncio.run(prepare_store(url))
+        port = free_port()
+        command = [sys.executable, "-m", "smsgw", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *role]
+        server = subprocess.Popen(
+            command, env=dict(env, SMSGW_DATABASE_URL=url), cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        base = f"http://127.0.0.1:{port}"
         wait_healthy(base, server)
-        requests = bulk_requests(make_bodies(10))
+        return server, base
+
+    def stop(server: subprocess.Popen) -> None:
+        server.terminate()
+        server.wait(timeout=30)
+
+    alone_url = f"sqlite:///{directory / 'accept-alone.db'}"
+    server, base = start_server(alone_url, "--role", "api")
+    try:
+        alone_rate, alone_latencies, alone_errors = asyncio.run(load(base, requests, 1000, args.concurrency, args.mixed))
+    finally:
+        stop(server)
+
+    url = f"sqlite:///{directory / 'mixed.db'}"
+    server, base = start_server(url)
+    try:
         process = psutil.Process(server.pid)
         process.cpu_percent()
         window_start = int(time.time() * 1000)
         rate, latencies, errors = asyncio.run(load(base, requests, 1000, args.concurrency, args.mixed))
         window_end = int(time.time() * 1000)
         cpu = process.cpu_percent()
-        # Then delivery alone, as long again, for comparison.
         time.sleep(args.mixed)
         after_end = int(time.time() * 1000)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
 
     async def submitted_between(start: int, end: int) -> int:
         store = Store.open(Settings.from_env({"SMSGW_DATABASE_URL": url}).database_url)
@@ -198,14 +221,22 @@ def mixed(args: argparse.Namespace, directory: Path) -> None:
 
     sent = asyncio.run(submitted_between(window_start, window_end))
     sent_after = asyncio.run(submitted_between(window_end, after_end))
-    queued = rate * (window_end - window_start) // 1000
     seconds = (window_end - window_start) / 1000
-    note = f" ({errors} requests not fully accepted)" if errors else ""
-    print(f"mixed load, one `smsgw serve` (API + dispatcher + simulated carrier, SQLite), {seconds:.1f} s, sendbulk concurrency {args.concurrency}")
-    print(f"accepted msg/s:   {rate:,}  (p50 {percentile(latencies, 0.5) * 1000:.0f} ms, p99 {percentile(latencies, 0.99) * 1000:.0f} ms){note}")
-    print(f"submit_sm/s:      {sent / seconds:,.0f}  ({sent} of about {queued:,} accepted messages sent to the carrier during the load)")
-    print(f"then delivery alone: {sent_after / ((after_end - window_end) / 1000):,.0f} submit_sm/s")
-    print(f"cpu: gateway process {cpu:.0f} % during the load")
+    submit_mixed = sent / seconds
+    submit_alone = sent_after / ((after_end - window_end) / 1000)
+
+    def latency(values: list[float], failed: int) -> str:
+        note = f", {failed} requests not fully accepted" if failed else ""
+        return f"p50 {percentile(values, 0.5) * 1000:.0f} ms, p99 {percentile(values, 0.99) * 1000:.0f} ms{note}"
+
+    print(
+        f"SQLite synchronous={env['SMSGW_SQLITE_SYNCHRONOUS']}, {args.mixed:g} s per phase, sendbulk (1000 messages) from {args.concurrency} connections"
+    )
+    print(f"{'phase':<48} {'accepted msg/s':>15} {'submit_sm/s':>12}")
+    print(f"{'acceptance alone (serve --role api)':<48} {alone_rate:>15,} {'-':>12}   ({latency(alone_latencies, alone_errors)})")
+    print(f"{'acceptance and delivery at once (serve)':<48} {rate:>15,} {submit_mixed:>12,.0f}   ({latency(latencies, errors)}; cpu {cpu:.0f} %)")
+    print(f"{'delivery alone, right after (same serve)':<48} {'-':>15} {submit_alone:>12,.0f}")
+    print(f"shares kept under mixed load: acceptance {rate / max(1, alone_rate):.2f}, delivery {submit_mixed / max(1.0, submit_alone):.2f}")
 
 
 def main() -> None:

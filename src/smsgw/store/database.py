@@ -6,7 +6,12 @@ transaction. How it runs depends on the database:
 - SQLite (embedded): in a thread, on a synchronous pysqlite connection. Writes go through one
   writer thread, which is SQLite's own rule (one writer at a time) made explicit: writers of
   this process queue in order instead of sleeping in SQLite's busy handler, and a whole
-  transaction costs one hop to that thread instead of one per statement.
+  transaction costs one hop to that thread instead of one per statement. The writer takes
+  every write that is waiting when it starts a turn into one transaction, each in a savepoint
+  of its own (`_SqliteWriter`): with acceptance and delivery in one process, the dispatcher's
+  claims and outcomes ride in the commit of the acceptance group they queued behind instead
+  of waiting for it and then paying a commit of their own, so neither side waits more than
+  one turn for the other.
 - PostgreSQL (scale-out): on the event loop through asyncpg, with the same function run by
   `AsyncConnection.run_sync`.
 
@@ -20,8 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
@@ -35,6 +43,9 @@ from .urls import StoreUrl
 T = TypeVar("T")
 Transaction = Callable[..., T]
 _LOOKUP_BUSY_TIMEOUT_MS = 50
+# A turn stops growing here so that one commit stays short; the writes queued behind it go
+# into the next turn, in order.
+_WRITES_PER_TURN = 64
 
 
 class SqliteDatabase:
@@ -49,7 +60,7 @@ class SqliteDatabase:
         )
         _configure_sqlite(self.engine, synchronous, lock_timeout_ms)
         self.dialect: Dialect = self.engine.dialect
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="smsgw-sqlite-writer")
+        self._writer = _SqliteWriter(self.engine)
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="smsgw-sqlite-reader")
         self._lookups: Connection | None = None
 
@@ -57,8 +68,17 @@ class SqliteDatabase:
         """Runs `fn(conn, *args)` in a write transaction (BEGIN IMMEDIATE: the write lock is
         taken up front, so a transaction that reads before writing never meets a stale
         snapshot)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self._transaction, "BEGIN IMMEDIATE", fn, args)
+        return await asyncio.wrap_future(self._writer.submit(fn, args))
+
+    @property
+    def write_turns(self) -> int:
+        """Write transactions committed or rolled back so far (each holds one or more writes)."""
+        return self._writer.turns
+
+    @property
+    def writes_waiting(self) -> int:
+        """Writes queued for a turn that has not started yet."""
+        return self._writer.waiting
 
     async def read(self, fn: Transaction[T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -85,11 +105,108 @@ class SqliteDatabase:
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
         # Let queued transactions finish: an accepted batch in the writer's queue must land.
-        await loop.run_in_executor(None, self._writer.shutdown, True)
+        await loop.run_in_executor(None, self._writer.shutdown)
         await loop.run_in_executor(None, self._readers.shutdown, True)
         if self._lookups is not None:
             self._lookups.close()
         self.engine.dispose()
+
+
+@dataclass
+class _Write:
+    fn: Transaction[Any]
+    args: tuple[Any, ...]
+    future: Future[Any]
+
+
+class _SqliteWriter:
+    """The one writer thread. Each turn is one transaction (BEGIN IMMEDIATE) holding every
+    write waiting at its start, up to `_WRITES_PER_TURN`, run in the order they came. Alone, a
+    write runs as its own transaction. Shared, each runs in a savepoint: one that raises is
+    rolled back to its savepoint and gets its own exception, the others go on. Every write of
+    a turn is answered only after the commit, and a commit that fails (or a rollback to a
+    savepoint that fails, which leaves the transaction in doubt) is the answer of every write
+    of that turn and of no other."""
+
+    def __init__(self, engine) -> None:
+        self._engine = engine
+        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self.turns = 0
+        self._thread = threading.Thread(target=self._run, name="smsgw-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Transaction[T], args: tuple[Any, ...]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put(_Write(fn, args, future))
+        return future
+
+    @property
+    def waiting(self) -> int:
+        return self._queue.qsize()
+
+    def shutdown(self) -> None:
+        """Writes what is queued, then stops the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                return
+            turn = [first]
+            while len(turn) < _WRITES_PER_TURN:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                turn.append(more)
+            # A write whose caller gave up before its turn is not run (as an executor's).
+            turn = [write for write in turn if write.future.set_running_or_notify_cancel()]
+            if turn:
+                self.turns += 1
+                self._write_turn(turn)
+
+    def _write_turn(self, turn: list[_Write]) -> None:
+        answers: list[tuple[_Write, Any, BaseException | None]] = []
+        try:
+            with self._engine.connect() as conn:
+                conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+                with conn.begin():
+                    if len(turn) == 1:
+                        answers.append((turn[0], turn[0].fn(conn, *turn[0].args), None))
+                    else:
+                        for write in turn:
+                            answers.append(_in_savepoint(conn, write))
+        except BaseException as exc:
+            # The thread goes on whatever was raised: a dead writer would leave every later
+            # write waiting forever.
+            for write in turn:
+                write.future.set_exception(exc)
+            return
+        for write, result, error in answers:
+            if error is None:
+                write.future.set_result(result)
+            else:
+                write.future.set_exception(error)
+
+
+def _in_savepoint(conn: Connection, write: _Write) -> tuple[_Write, Any, BaseException | None]:
+    conn.exec_driver_sql("SAVEPOINT smsgw_write")
+    try:
+        result = write.fn(conn, *write.args)
+    except Exception as exc:
+        # Raises (failing the whole turn) if the savepoint cannot be rolled back: SQLite may
+        # have rolled back the transaction itself (a full disk, an I/O error).
+        conn.exec_driver_sql("ROLLBACK TO smsgw_write")
+        conn.exec_driver_sql("RELEASE smsgw_write")
+        return write, None, exc
+    conn.exec_driver_sql("RELEASE smsgw_write")
+    return write, result, None
 
 
 class PostgresDatabase:
