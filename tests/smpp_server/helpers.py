@@ -69,9 +69,13 @@ class Esme:
     answers: dict[int, Answer] = field(default_factory=dict)
     receipts: list[Any] = field(default_factory=list)
     refused: int = 0
+    source: str | None = None  # another loopback address to connect from (127.0.0.0/8)
 
     def __post_init__(self) -> None:
         self.client = smpplib.client.Client(LOOPBACK, self.port, timeout=10, allow_unknown_opt_params=True)
+        if self.source is not None:
+            self.client._socket = self.client._create_socket()
+            self.client._socket.bind((self.source, 0))
         self.client.connect()
 
     def bind(self) -> int:

@@ -55,9 +55,17 @@ class FailureThrottle:
         """Seconds before another attempt for this partner id and address is heard (0: now).
         For passwords, which can be guessed, unlike keys: past the limit even the right one
         waits."""
+        return self._waiting(("partner " + partner_id, "address " + address))
+
+    def address_waiting(self, address: str) -> int:
+        """Seconds before another attempt from this address is heard (0: now), whatever it
+        names: guessing is slowed per address without letting anyone lock an account out."""
+        return self._waiting(("address " + address,))
+
+    def _waiting(self, subjects: tuple[str, ...]) -> int:
         now = time.monotonic()
         retry_after = 0.0
-        for subject in ("partner " + partner_id, "address " + address):
+        for subject in subjects:
             recent = self._failures.get(subject)
             if recent is not None and len(recent) >= FAILURES_PER_WINDOW:
                 retry_after = max(retry_after, recent[-FAILURES_PER_WINDOW] + WINDOW_SECONDS - now)

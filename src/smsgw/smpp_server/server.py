@@ -195,7 +195,11 @@ class PartnerSmppServer:
 
     async def bind(self, session: PartnerSession, pdu: BindTransmitter | BindReceiver | BindTransceiver) -> tuple[int, bool]:
         """(command_status, close the connection) for a bind; on ESME_ROK the session is
-        the account's."""
+        the account's. An address past the failure limit is not heard at all, right password
+        or not: SMPP passwords are short enough to guess, and reconnecting is free."""
+        if self.throttle.address_waiting(session.address):
+            self.stats["bind_failures"] += 1
+            return ESME_RBINDFAIL, True
         try:
             hasher = self._hasher or await self._load_hasher()
             account = await self.store.read(smpp_accounts.get_account, pdu.system_id)
