@@ -357,8 +357,7 @@ class Dispatcher:
             if not self._lease_holds(message.id):
                 # Its lease could not be renewed (the store is away): another dispatcher
                 # may take the message over soon, so it is not sent from here.
-                self.stats["given back"] += 1
-                await self._enqueue(Retry(message.id, self.owner, now_ms(), "lease not renewed in time"), wait=True)
+                await self._give_back(message, "lease not renewed in time")
                 return
             self._submitting.add(message.id)
             outcome = await self._submit(lane, outbound)
@@ -367,10 +366,7 @@ class Dispatcher:
                 # Refused for good by this route: once, another route of the network may take it.
                 other = self._lane_for(message.network_id, time.monotonic(), besides=lane)
                 if other is not None and not self._lease_holds(message.id):
-                    self.stats["given back"] += 1
-                    await self._enqueue(
-                        Retry(message.id, self.owner, now_ms(), f"lease not renewed in time to reroute after: {outcome.reason}"), wait=True
-                    )
+                    await self._give_back(message, f"lease not renewed in time to reroute after: {outcome.reason}")
                     return
                 if other is not None:
                     metrics.submitted(lane.config.name, outcome, message.created_at)
@@ -385,6 +381,10 @@ class Dispatcher:
                     lane = other
                     await lane.unrecorded.acquire()
                     holding = lane
+                    if not self._lease_holds(message.id):
+                        # The wait for the other route's window outlasted the lease.
+                        await self._give_back(message, f"lease not renewed in time to reroute after: {outcome.reason}")
+                        return
                     outcome = await self._submit(lane, outbound)
             await self._enqueue(self._outcome(lane, message, outcome, refused_by), wait=True)
         except PoisonOutcome:
@@ -396,6 +396,11 @@ class Dispatcher:
             self._submitting.discard(message.id)
             lane.in_flight -= 1
             self._slot_freed.set()
+
+    async def _give_back(self, message: Claimed, reason: str) -> None:
+        """Back to the queue unsent from here, committed before its window slot is freed."""
+        self.stats["given back"] += 1
+        await self._enqueue(Retry(message.id, self.owner, now_ms(), reason), wait=True)
 
     def _lease_holds(self, message_id: int) -> bool:
         return self._leased.get(message_id, 0) - now_ms() >= self.settings.lease_seconds * 1000 / 2
