@@ -208,3 +208,15 @@ def test_a_bad_callback_url_is_refused(console, url):
         answer = client.post("/portal/account/callback", data={"csrf": token, "url": url})
         assert answer.status_code == 400
     assert console.gateway.operator.sql("SELECT callback_url FROM partners WHERE id = 'acme'") == [(None,)]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_form_past_its_size_limit_is_refused_before_it_is_read(console, chunked):
+    from smsgw.console.web import MAX_FORM_BYTES
+
+    body = b"csrf=x&units=1&reference=" + b"a" * MAX_FORM_BYTES
+    content = iter([body[i : i + 8192] for i in range(0, len(body), 8192)]) if chunked else body  # an iterator goes out chunked
+    with operator_client(console) as client:
+        answer = client.post("/console/partners/acme/topup", content=content, headers={"content-type": "application/x-www-form-urlencoded"})
+        assert answer.status_code == 413
+        assert console.gateway.operator.balance("acme") == 1000_00

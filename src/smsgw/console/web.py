@@ -26,6 +26,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from ..api.bodies import read_body
 from ..api.controls import client_address
 from ..api.guard import FailureThrottle
 from ..config import Settings
@@ -33,6 +34,7 @@ from ..domain.identifiers import parse_ip_address
 from ..domain.money import format_units
 from ..domain.passwords import verify_password
 from ..domain.states import DeliveryState
+from ..service.errors import BadRequest
 from ..store import web as web_store
 from ..store.errors import StoreUnavailable
 from ..store.store import Store, now_ms
@@ -133,9 +135,10 @@ class Web:
         return trusted and request.headers.get("x-forwarded-proto", "").split(",")[-1].strip().lower() == "https"
 
     async def form(self, request: Request) -> dict[str, str]:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_FORM_BYTES):
-            raise Refusal(self.error_page("console", 413, "The form is too large."))
+        try:
+            await read_body(request, MAX_FORM_BYTES)  # also when chunked, without a Content-Length
+        except BadRequest:
+            raise Refusal(self.error_page("console", 413, "The form is too large.")) from None
         data = await request.form(max_files=0, max_fields=50)
         return {key: value for key, value in data.items() if isinstance(value, str)}
 
