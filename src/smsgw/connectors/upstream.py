@@ -68,7 +68,12 @@ def verdict_of(entry: Any) -> SubmitOutcome:
         return SubmitOutcome.accepted([message_id], f"accepted as {message_id}", code)
     if code in _REFUSALS:
         return SubmitOutcome.failed(f"refused {code}: {description}", code)
-    # 1004 (the route's credit), 1005 (its store) and anything unknown: the route's trouble.
+    if code == Code.MESSAGE_SYSTEM_ERROR and entry.get("messageid"):
+        # Its commit was cut off: it may be stored and charged there. Sending it again could
+        # send it twice; its getdlr will say whether it exists.
+        message_id = str(entry["messageid"])
+        return SubmitOutcome.accepted([message_id], f"outcome unknown there, followed as {message_id}", code)
+    # 1004 (the route's credit), 1005 without an id (its store) and anything unknown: the route's trouble.
     return SubmitOutcome.retry(f"answered {code if code is not None else '?'}: {description}", code, unanswered=code == Code.MESSAGE_SYSTEM_ERROR)
 
 
