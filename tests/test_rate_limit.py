@@ -12,7 +12,7 @@ from smsgw.store import accounts
 
 from .dispatch.conftest import number
 from .helpers import Operator, entry, free_port, make_settings, wait_for
-from .test_scale_out import healthy, start
+from .test_scale_out import healthy, logs_tail, start
 
 MPS = 200
 SECONDS = 10.0
@@ -20,16 +20,16 @@ PER_REQUEST = 100
 OFFERED_PER_SECOND = 2000  # ten times the limit
 
 
-async def test_two_api_processes_share_one_rate_limit(postgres_url):
+async def test_two_api_processes_share_one_rate_limit(postgres_url, tmp_path):
     operator = Operator(make_settings(postgres_url))
     operator.partner("p1", credits=1_000_000_00, shortcode="SC1")
     operator.partner("warm", credits=1_000_000_00, shortcode="WARM")  # no limit: warms the servers up
     operator._with_store(lambda store: store.write(accounts.set_rate_limit, "p1", MPS))
     ports = [free_port(), free_port()]
-    servers = [await start("--role", "api", "--port", str(port), url=postgres_url) for port in ports]
+    servers = [await start("--role", "api", "--port", str(port), url=postgres_url, logs=tmp_path) for port in ports]
     try:
         for port in ports:
-            await wait_for(lambda port=port: healthy(port), timeout=60)
+            await wait_for(lambda port=port: healthy(port), timeout=60, explain=lambda: logs_tail(tmp_path))
         async with httpx.AsyncClient(timeout=30) as client:
             # Pools, id blocks and statement caches filled first, so a cold start does not
             # eat into the burst.
