@@ -48,6 +48,7 @@ from ..connectors.smpp.pdu import (
 )
 from ..connectors.smpp.receipt import STAT_MESSAGE_STATES, format_receipt_text
 from ..domain.apikeys import KeyHasher
+from ..domain.codes import Code
 from ..domain.identifiers import parse_ip_address
 from ..domain.states import PRIORITY_BULK, DeliveryState
 from ..service.acceptance import Acceptance
@@ -71,6 +72,8 @@ RECEIPT_RETRY_SECONDS = 5.0
 RECEIPT_RETRY_MAX_SECONDS = 300.0
 # How often the store is asked for receipts that became owed while a receiver is bound.
 RECEIPT_POLL_SECONDS = 0.25
+# How many times a cut-off commit's message is looked up (over about 5 s) before the answer.
+UNKNOWN_OUTCOME_CHECKS = 6
 
 # A message's final state -> the receipt's stat and err.
 _RECEIPT_STAT = {
@@ -275,8 +278,23 @@ class PartnerSmppServer:
         except BadRequest as refused:
             return status_of(refused.code), ""
         entry = orjson.loads(answer)["responses"][0]
+        if entry["response-code"] == Code.MESSAGE_SYSTEM_ERROR and entry.get("messageid"):
+            return await self._settle_unknown(partner, entry["messageid"])
         status = status_of(entry["response-code"])
         return status, entry["messageid"] if status == ESME_ROK else ""
+
+    async def _settle_unknown(self, partner: Partner, message_id: str) -> tuple[int, str]:
+        """A commit cut off: it may hold the message. ESME_RSYSERR says nothing was accepted
+        and the ESME resends, so the store is asked first: an ESME must not pay twice."""
+        for attempt in range(UNKNOWN_OUTCOME_CHECKS):
+            try:
+                stored = await self.store.get_message(partner.id, int(message_id))
+            except StoreUnavailable:
+                await asyncio.sleep(0.2 * (attempt + 1))
+                continue
+            return (ESME_ROK, message_id) if stored is not None else (ESME_RSYSERR, "")
+        log.warning("message %s: its commit was cut off and the store cannot say whether it holds it; answered ESME_RSYSERR", message_id)
+        return ESME_RSYSERR, ""
 
     # -- receipts ----------------------------------------------------------------------------
 
