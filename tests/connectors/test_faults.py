@@ -87,7 +87,9 @@ async def test_connector_tps_limit_paces_submits(simulator_factory: SimulatorFac
     simulator = await simulator_factory()
     connector = await started(connector_factory(simulator.port, tps=tps))
     await asyncio.wait_for(asyncio.gather(*(connector.submit(message(i)) for i in range(375))), 20)
-    times = sorted(record.received_at for record in simulator.received)
+    # Measured without the first tenth of the messages: a start delayed by a busy machine (375 submits begin
+    # at once) shortens the span from the first message and overstates the rate.
+    times = sorted(record.received_at for record in simulator.received)[len(simulator.received) // 10 :]
     rate = (len(times) - 1) / (times[-1] - times[0])
     assert 0.6 < rate / tps < 1.1, rate  # never faster; slower only on a starved CPU
 
