@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from smsgw.dispatch.inbound import InboundForwarder
 from smsgw.dispatch.webhooks import CallbackSender, signature_v2
 from smsgw.store import delivery
 
@@ -208,3 +209,18 @@ async def test_a_partner_not_allowed_private_destinations_gets_no_callback_to_lo
     finally:
         allowed.close()
         refused.close()
+
+
+@pytest.mark.parametrize("outbox", ["callbacks", "inbound"])
+async def test_a_stop_that_meets_a_wake_up_still_stops_the_sender(rig_factory, outbox):
+    """A stop in the same turn of the loop as a wake-up (a POST that just ended, a message
+    just accepted). asyncio.wait_for of Python 3.11 swallows a cancellation that arrives as the
+    awaited event is set: the sender then ran on, retrying, and stop() never returned."""
+    rig: Rig = await rig_factory()
+    sender = CallbackSender(rig.store, poll_interval=30) if outbox == "callbacks" else InboundForwarder(rig.store, rig.settings, poll_interval=30)
+    await sender.start()
+    await asyncio.sleep(0.5)  # its first look at the empty outbox is over: it waits to be woken
+    sender.wake()
+    async with asyncio.timeout(10) as deadline:
+        await sender.stop()
+    assert not deadline.expired(), "stop() returned only when it was cancelled itself"

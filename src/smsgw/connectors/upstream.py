@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import hashlib
 import logging
 import time
@@ -152,8 +151,7 @@ class UpstreamConnector:
             await asyncio.wait(list(self._batches), timeout=self.timeout)
         if self._poller is not None:
             self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+            await asyncio.gather(self._poller, return_exceptions=True)
             self._poller = None
         if self._client is not None:
             await self._client.aclose()

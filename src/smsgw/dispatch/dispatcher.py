@@ -267,8 +267,9 @@ class Dispatcher:
             if len(claimed) < min(room, self.settings.batch_size):
                 # Drained: wait for new work or the next poll.
                 self._wake.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.poll_interval):
+                        await self._wake.wait()
 
     def _networks_of(self, lanes: list[Lane]) -> list[int] | None:
         networks: set[int] = set()
@@ -569,7 +570,8 @@ class Dispatcher:
         while True:
             await asyncio.sleep(renewal)
             try:
-                await asyncio.wait_for(self._coordinate_binds(), renewal)
+                async with asyncio.timeout(renewal):
+                    await self._coordinate_binds()
             except (StoreUnavailable, TimeoutError) as exc:
                 log.warning("cannot renew SMSC bind leases: %s", exc or "the store is slow")
             except Exception:

@@ -98,7 +98,8 @@ class InboundReceiver:
         """Writes the marks still queued (for a few seconds at most, the store may be away)."""
         if self._marking is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._marking, 5)
+                async with asyncio.timeout(5):
+                    await self._marking
 
 
 class InboundForwarder(CallbackSender):

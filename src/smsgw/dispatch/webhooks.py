@@ -112,8 +112,8 @@ class CallbackSender:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Not `suppress(CancelledError)`: that would swallow a cancellation of stop() itself.
+            await asyncio.gather(self._task, return_exceptions=True)
         for task in list(self._sending):
             task.cancel()
         if self._sending:
@@ -136,8 +136,9 @@ class CallbackSender:
                 more = False
             if more:
                 continue
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
 
     async def _step(self) -> bool:
         """Records what finished and claims what there is room for, in one transaction (one

@@ -164,12 +164,12 @@ class PartnerSmppServer:
             await asyncio.wait(set(self._session_tasks), timeout=5)
         if self._receipts_task is not None:
             self._receipts_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._receipts_task
+            await asyncio.gather(self._receipts_task, return_exceptions=True)
         await self._flush_delivered()
         if self._server is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+                async with asyncio.timeout(2):
+                    await self._server.wait_closed()
 
     def _tls_context(self) -> ssl.SSLContext | None:
         if self.settings.smpp_tls_cert_file is None or self.settings.smpp_tls_key_file is None:
@@ -304,7 +304,8 @@ class PartnerSmppServer:
     async def _deliver_receipts(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._receipts_wanted.wait(), RECEIPT_POLL_SECONDS)
+                async with asyncio.timeout(RECEIPT_POLL_SECONDS):
+                    await self._receipts_wanted.wait()
             self._receipts_wanted.clear()
             try:
                 await self._flush_delivered()

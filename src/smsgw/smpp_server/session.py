@@ -114,7 +114,8 @@ class PartnerSession:
         self._pending[pdu.sequence_number] = future
         try:
             self.writer.write(encode_pdu(pdu))
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                return await future
         finally:
             self._pending.pop(pdu.sequence_number, None)
 

@@ -462,7 +462,8 @@ class _Link:
 
     async def _connect_and_bind(self) -> tuple[_Session, asyncio.Task[None]]:
         connector = self.connector
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(connector.host, connector.port), connector.response_timeout)
+        async with asyncio.timeout(connector.response_timeout):
+            reader, writer = await asyncio.open_connection(connector.host, connector.port)
         session = _Session(connector, self.name, reader, writer)
         reader_task = asyncio.create_task(session.run())
         try:
@@ -617,7 +618,8 @@ class SmppConnector:
     async def wait_bound(self, timeout: float) -> bool:
         """True once every link is bound; False if that does not happen within `timeout`."""
         try:
-            await asyncio.wait_for(asyncio.gather(*(link.bound.wait() for link in self._links)), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(*(link.bound.wait() for link in self._links))
         except TimeoutError:
             return False
         return True
