@@ -21,8 +21,8 @@ import uvicorn
 
 from smsgw.api.app import create_app
 from smsgw.api.http import server_options
-from smsgw.config import Settings, open_store
-from smsgw.store.store import Store
+from smsgw.config import Settings
+from smsgw.store.store import Store, open_store
 
 DEFAULT_KEY = "test-key-0123456789abcdef"
 

@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .domain.apikeys import MIN_SECRET_LENGTH
 from .domain.compliance import DEFAULT_OPTIN_KEYWORDS, DEFAULT_OPTOUT_KEYWORDS, DEFAULT_PROMO_WINDOW, Window, parse_keywords
 from .domain.networks import KENYA, NetworkTable, NetworkTableError
-from .store.store import Store
 from .store.urls import DEFAULT_DATABASE_URL, BadDatabaseUrl, StoreUrl
 
 
@@ -252,16 +251,6 @@ class Settings:
             smpp_tls_cert_file=tls_cert,
             smpp_tls_key_file=tls_key,
         )
-
-
-def open_store(settings: Settings) -> Store:
-    """The store these settings name (not yet prepared or migrated)."""
-    return Store.open(
-        settings.database_url,
-        sqlite_synchronous=settings.sqlite_synchronous,
-        lock_timeout_ms=settings.lock_timeout_ms,
-        pool_size=settings.database_pool_size,
-    )
 
 
 def load_network_table(path: str | None) -> NetworkTable:

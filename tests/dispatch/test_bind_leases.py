@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from smsgw.config import open_store
 from smsgw.dispatch.dispatcher import DispatchSettings
 from smsgw.store import binds
+from smsgw.store.store import open_store
 
 from ..faults import write_lock_held
 from ..helpers import wait_for

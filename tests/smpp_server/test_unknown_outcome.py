@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import orjson
 
-from smsgw.config import open_store
 from smsgw.connectors.smpp.pdu import ESME_ROK, ESME_RSYSERR
 from smsgw.domain.states import PRIORITY_BULK
 from smsgw.service.acceptance import Acceptance
 from smsgw.smpp_server.server import PartnerSmppServer
+from smsgw.store.store import open_store
 
 
 async def test_a_stored_message_is_answered_with_its_id_and_a_missing_one_as_not_accepted(settings, operator):

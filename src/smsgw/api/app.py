@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from .. import metrics
-from ..config import Settings, open_store
+from ..config import Settings
 from ..console import add_console_routes
 from ..domain.codes import Code
 from ..domain.money import format_units, parse_units
@@ -25,7 +25,7 @@ from ..domain.reports import duration, local_time
 from ..domain.states import PRIORITY_BULK, PRIORITY_OTP, DeliveryState
 from ..logs import configure_logging
 from ..store.errors import NotFound, StoreUnavailable
-from ..store.store import Store
+from ..store.store import Store, open_store
 from . import reseller, schemas
 from .acceptance import Acceptance, idempotency_key
 from .bodies import BadRequest, InexactNumber, exact_numbers, mobile_numbers, parameters, parse_json, read_body

@@ -50,7 +50,6 @@ from ..client.campaign import (
 )
 from ..config import ConfigError, load_network_table
 from ..domain.money import format_units
-from .main import main
 
 ENV_HELP = "environment variable"
 
@@ -96,7 +95,7 @@ def fail(message: str, code: int = 1) -> None:
 # -- balance, dlr -----------------------------------------------------------------------------------
 
 
-@main.command("balance")
+@click.command("balance")
 @connection_options(shortcode=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(0.1), help="Seconds to wait for an answer.")
@@ -116,7 +115,7 @@ def balance_command(url: str | None, partner_id: str | None, api_key: str | None
         click.echo(f"partner {found.partner_id or partner_id}: credit {found.credit}")
 
 
-@main.command("dlr")
+@click.command("dlr")
 @click.argument("message_id")
 @connection_options(shortcode=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -204,7 +203,7 @@ class StopSignal:
         return self.event.is_set()
 
 
-@main.command("send")
+@click.command("send")
 @connection_options(shortcode=True)
 @click.option(
     "--csv", "csv_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The campaign: a header line, then one row per message."

@@ -28,8 +28,8 @@ from ..domain.money import format_units
 from ..logs import configure_logging
 from ..smpp_server.server import partner_smpp_server
 from ..store.errors import SchemaOutOfDate, StoreUnavailable
-from ..store.store import Store
-from .main import fail, load_settings, main, open_store
+from ..store.store import Store, open_store
+from .common import fail, load_settings
 
 log = logging.getLogger("smsgw")
 
@@ -41,7 +41,7 @@ DEMO_CREDITS = 1000_00
 DEFAULT_PORT = 8000
 
 
-@main.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port",

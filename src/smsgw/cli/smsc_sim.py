@@ -11,10 +11,9 @@ import click
 
 from ..connectors.smpp import inbound_feed
 from ..connectors.smpp.simulator import BEHAVIOUR_NAMES, SmscSimulator
-from .main import main
 
 
-@main.command("smsc-sim")
+@click.command("smsc-sim")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
 @click.option("--port", default=2775, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
 @click.option("--system-id", default=None, help="Accept only binds with this system_id (default: any).")

@@ -15,7 +15,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import asyncpg
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -32,6 +32,9 @@ from .migrate import current_revision, head_revision, upgrade_to_head
 from .prepared import Prepared, PreparedIn
 from .schema import id_blocks, idempotency_keys, ledger, messages, partners, server_secrets, shortcodes, smpp_receipts
 from .urls import StoreUrl
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -671,3 +674,13 @@ _SHORTCODE_BY_NAME = Prepared(
         shortcodes.c.shortcode == bindparam("shortcode")
     )
 )
+
+
+def open_store(settings: Settings) -> Store:
+    """The store these settings name (not yet prepared or migrated)."""
+    return Store.open(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        lock_timeout_ms=settings.lock_timeout_ms,
+        pool_size=settings.database_pool_size,
+    )

@@ -5,15 +5,28 @@ store/database.py) or asyncpg."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 DEFAULT_DATABASE_URL = "sqlite:///./smsgw.db"
 
 
 class BadDatabaseUrl(ValueError):
     pass
+
+
+def _sqlalchemy_url(raw: str) -> URL:
+    # SQLAlchemy is imported when a URL is read, not with this module: the client commands
+    # import the settings (and so this module) and never open a store.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(raw)
+    except ArgumentError:
+        raise BadDatabaseUrl("SMSGW_DATABASE_URL is not a database URL; use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB") from None
 
 
 @dataclass(frozen=True)
@@ -24,10 +37,7 @@ class StoreUrl:
 
     @classmethod
     def parse(cls, raw: str) -> StoreUrl:
-        try:
-            url = make_url(raw)
-        except ArgumentError:
-            raise BadDatabaseUrl("SMSGW_DATABASE_URL is not a database URL; use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB") from None
+        url = _sqlalchemy_url(raw)
         backend = url.get_backend_name()
         if backend == "sqlite":
             if not url.database or url.database == ":memory:":
@@ -43,8 +53,8 @@ class StoreUrl:
     @property
     def display(self) -> str:
         """The URL with any password masked, for logs and banners."""
-        return make_url(self.raw).render_as_string(hide_password=True)
+        return _sqlalchemy_url(self.raw).render_as_string(hide_password=True)
 
     @property
     def sqlite_path(self) -> str | None:
-        return make_url(self.raw).database if self.is_sqlite else None
+        return _sqlalchemy_url(self.raw).database if self.is_sqlite else None
