@@ -11,7 +11,7 @@ from ..config import Settings
 from ..store import smpp_accounts
 from ..store.smpp_accounts import SmppAccount
 from ..store.store import Store
-from .common import with_store
+from .common import StoreGroup, with_store
 
 # SMPP 3.4 C-octet strings: system_id at most 15 characters, password at most 8.
 MAX_SYSTEM_ID_LENGTH = 15
@@ -30,7 +30,7 @@ def check_password(password: str) -> None:
         raise click.BadParameter(f"an SMPP password has 1 to {MAX_PASSWORD_LENGTH} printable ASCII characters (SMPP 3.4)", param_hint="password")
 
 
-@click.group("smpp-account")
+@click.group("smpp-account", cls=StoreGroup)
 def smpp_account() -> None:
     """Accounts partners bind to the partner SMPP server with (`smsgw serve --smpp-port`)."""
 
