@@ -3,13 +3,18 @@ the sign-in throttle."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from smsgw.api.guard import FAILURES_PER_WINDOW, FailureThrottle
 from smsgw.console.charts import Bar, bar_chart, line_chart
+from smsgw.console.operator_pages import route_rows
 from smsgw.console.search import MessageQuery
 from smsgw.domain.networks import KENYA, NetworkTable
 from smsgw.domain.passwords import WeakPassword, check_password, hash_password, verify_password
+
+from ..helpers import make_settings
 
 NETWORKS = NetworkTable.from_mapping(KENYA)
 
@@ -90,3 +95,43 @@ def test_the_throttle_makes_even_the_right_password_wait_past_the_limit():
     assert 0 < throttle.waiting("alice", "192.0.2.1") <= 61
     assert 0 < throttle.waiting("bob", "192.0.2.1") <= 61  # the address is over its limit too
     assert throttle.waiting("bob", "198.51.100.7") == 0
+
+
+def _report(route: str, *, reported_at: int, accepted_recent: int = 0, networks: str | None = "1", state: str = "up") -> SimpleNamespace:
+    return SimpleNamespace(
+        route=route, kind="smpp", networks=networks, priority=1, weight=1, state=state, bound=True,
+        accepted=accepted_recent, accepted_recent=accepted_recent, failovers=0, since=0, reported_at=reported_at,
+    )  # fmt: skip
+
+
+NOW = 1_000_000_000
+LEASE_MS = make_settings("sqlite:///unused.db").bind_lease_seconds * 1000
+
+
+@pytest.mark.parametrize(
+    ("reports", "leases", "expected"),
+    [
+        pytest.param(
+            [_report("a", reported_at=NOW, accepted_recent=30), _report("b", reported_at=NOW, accepted_recent=10)],
+            {"a": ("d1", NOW + 1), "b": ("d2", NOW + 1)},
+            {"a": ("up", "d1", 0.75), "b": ("up", "d2", 0.25)},
+            id="shares-of-recent-traffic",
+        ),
+        pytest.param(
+            [_report("a", reported_at=NOW, accepted_recent=30), _report("b", reported_at=NOW - LEASE_MS - 1, accepted_recent=90)],
+            {"a": ("d1", NOW + 1), "b": ("d2", NOW - 1)},
+            {"a": ("up", "d1", 1.0), "b": ("unknown", None, None)},
+            id="a-holder-that-stopped-reporting",
+        ),
+        pytest.param(
+            [_report("a", reported_at=NOW, state="probing")],
+            {},
+            {"a": ("probing", None, None)},
+            id="no-traffic-and-no-lease",
+        ),
+    ],
+)
+def test_route_rows(reports, leases, expected):
+    rows = route_rows(reports, leases, make_settings("sqlite:///unused.db"), NOW)
+    assert {row.name: (row.state, row.holder, row.share) for row in rows} == expected
+    assert rows[0].networks == "Safaricom"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import re
 import time
 
 import pytest
@@ -18,6 +19,7 @@ from smsgw.dispatch.routing import RouteError, RouteHealth, RouteState, parse_sm
 from smsgw.dispatch.runtime import DeliveryPlan, run_delivery
 from smsgw.domain.states import DeliveryState
 
+from ..console.conftest import signed_in
 from ..faults import write_lock_held
 from ..helpers import LiveServer, Operator, entry, make_settings, wait_for
 from .conftest import Rig, number
@@ -297,3 +299,44 @@ async def test_an_upstream_that_answers_4090_gets_each_message_once(rig: Rig, sm
     taken = await accepted_by(carrier)
     assert sorted(taken) == sorted(a["mobile"] for a in answers) and set(taken.values()) == {1}
     assert Operator(upstream_settings).balance("down") == 1_000_000_00 - 300 * 100
+
+
+def routes_page(rig: Rig) -> dict[str, dict[str, str]]:
+    """The console's routes page as an operator sees it: route name -> its row's data."""
+    with signed_in(rig.api_url, "console", "ops", "ops password for the routes page") as client:
+        answer = client.get("/console/routes")
+    assert answer.status_code == 200, answer.text
+    rows = re.findall(r'<tr class="route-[a-z]+" ((?:data-[a-z]+="[^"]*" ?)+)>', answer.text)
+    return {fields["route"]: fields for fields in (dict(re.findall(r'data-([a-z]+)="([^"]*)"', row)) for row in rows)}
+
+
+async def test_the_console_shows_each_routes_state_holder_and_traffic_as_its_dispatcher_reports_them(rig_factory, smsc_factory):
+    rig = await rig_factory(env={"SMSGW_BIND_LEASE_SECONDS": "3"})  # a report a second
+    rig.operator.console_operator("ops", "ops password for the routes page")
+    second, port = await smsc_factory()
+    plan = DeliveryPlan.from_urls([rig.smsc_url(name="a", weight=3), rig.smsc_url(port, name="b", weight=1)], rig.settings)
+    async with run_delivery(rig.store, rig.settings, plan) as dispatcher:
+        await wait_for(lambda: all(lane.usable(0) for lane in dispatcher.lanes))
+        answers = await send_all(rig, 400)
+        await wait_for(lambda: _all_in(rig, answers, {DELIVERED}))
+        taken = {"a": sum((await accepted_by(rig.simulator)).values()), "b": sum((await accepted_by(second)).values())}
+
+        async def reported() -> dict[str, dict[str, str]] | None:
+            page = await asyncio.to_thread(routes_page, rig)
+            return page if {name: int(page.get(name, {}).get("taken", -1)) for name in taken} == taken else None
+
+        page = await wait_for(reported, timeout=20, explain=lambda: routes_page(rig))
+        assert {name: (row["state"], row["holder"]) for name, row in page.items()} == {"a": ("up", dispatcher.owner), "b": ("up", dispatcher.owner)}
+        assert taken["a"] + taken["b"] == 400 and taken["a"] > taken["b"]
+        # Route b's carrier goes away: the next report says so.
+        await second.stop()
+        page = await wait_for(lambda: _state_of(rig, "b", "down"), timeout=20, explain=lambda: routes_page(rig))
+        assert page["a"]["state"] == "up"
+    # A dispatcher that stops cleanly leaves its routes down and held by no one.
+    page = await asyncio.to_thread(routes_page, rig)
+    assert {name: (row["state"], row["holder"]) for name, row in page.items()} == {"a": ("down", ""), "b": ("down", "")}
+
+
+async def _state_of(rig: Rig, route: str, state: str) -> dict[str, dict[str, str]] | None:
+    page = await asyncio.to_thread(routes_page, rig)
+    return page if page.get(route, {}).get("state") == state else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter
@@ -9,10 +10,12 @@ from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..config import Settings
 from ..domain.apikeys import generate_api_key
 from ..domain.identifiers import MAX_SHORTCODE_LENGTH, is_partner_id, is_shortcode
 from ..domain.money import format_units, parse_units
 from ..domain.passwords import WeakPassword, check_password, hash_password
+from ..store import binds
 from ..store import web as web_store
 from ..store.errors import AlreadyExists
 from ..store.figures import scrape_figures
@@ -216,6 +219,14 @@ def router(web: Web) -> APIRouter:
         session = await web.session(request, AREA)
         return await message_page(web, request, session, None)
 
+    async def routes_page(request: Request) -> Response:
+        session = await web.session(request, AREA)
+        store = web.store(request)
+        reports = await store.read(binds.route_report_rows)
+        leases = await store.read(binds.lease_holders)
+        rows = route_rows(reports, leases, web.settings, now_ms())
+        return web.page("console_routes.html", area=AREA, session=session, routes=rows)
+
     async def audit_log(request: Request) -> Response:
         session = await web.session(request, AREA)
         rows = await web.store(request).read(web_store.audit_entries, AUDIT_ROWS)
@@ -236,6 +247,7 @@ def router(web: Web) -> APIRouter:
     add("/console/partners/{partner_id}/portal-password", portal_password, "POST")
     add("/console/messages", messages)
     add("/console/messages/{message_id}", message)
+    add("/console/routes", routes_page)
     add("/console/audit", audit_log)
     return routes
 
@@ -250,3 +262,55 @@ async def message_page(web: Web, request: Request, session: Any, partner_id: str
         return web.error_page(session.area, 404, "No such message.", session)
     row, parts, posts = found
     return web.page("message.html", area=session.area, session=session, message=row, parts=parts, callbacks=posts)
+
+
+@dataclass(frozen=True)
+class RouteRow:
+    name: str
+    kind: str
+    networks: str
+    priority: int
+    weight: int
+    state: str  # up, down, probing, or "unknown" when its holder has stopped reporting
+    bound: bool
+    holder: str | None  # the dispatcher holding its bind lease now
+    share: float | None  # of the submits the carriers took since the reports before, all routes
+    accepted: int
+    failovers: int
+    since: int
+    reported_at: int
+
+
+def route_rows(reports: list[Any], leases: dict[str, tuple[str, int]], settings: Settings, now: int) -> list[RouteRow]:
+    """The routes page: each reported route with its holder and share of recent traffic. A
+    report older than a bind lease is from a dispatcher that stopped without saying so."""
+    stale_after = settings.bind_lease_seconds * 1000
+    fresh = [r for r in reports if now - r.reported_at <= stale_after]
+    recent_total = sum(r.accepted_recent for r in fresh)
+    rows = []
+    for r in reports:
+        holder, lease_until = leases.get(r.route, ("", 0))
+        current = now - r.reported_at <= stale_after
+        names = (
+            [settings.networks.networks[int(n)].name if int(n) in settings.networks.networks else n for n in r.networks.split(",")]
+            if r.networks
+            else []
+        )
+        rows.append(
+            RouteRow(
+                name=r.route,
+                kind=r.kind,
+                networks=", ".join(names) if names else "every network",
+                priority=r.priority,
+                weight=r.weight,
+                state=r.state if current else "unknown",
+                bound=bool(r.bound) and current,
+                holder=holder if holder and lease_until >= now else None,
+                share=(r.accepted_recent / recent_total) if current and recent_total else None,
+                accepted=r.accepted,
+                failovers=r.failovers,
+                since=r.since,
+                reported_at=r.reported_at,
+            )
+        )
+    return rows

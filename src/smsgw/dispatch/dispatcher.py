@@ -52,7 +52,7 @@ from ..store.delivery import EXPIRED, Claimed, Failure, IncomingReceipt, Retry, 
 from ..store.errors import StoreUnavailable
 from ..store.store import Store, now_ms
 from .backoff import backoff_ms
-from .routing import RouteConfig, RouteHealth, RouteState
+from .routing import RouteConfig, RouteHealth, RouteState, UpstreamConfig
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,11 @@ class Lane:
     unrecorded: asyncio.Semaphore = field(init=False)
     health: RouteHealth = field(default_factory=RouteHealth)
     credit: int = 0  # smooth weighted round robin among the routes of one priority
+    # Since this dispatcher bound it, for the route reports (store/binds.py RouteReport).
+    bound_since: int = 0  # epoch ms
+    accepted: int = 0
+    accepted_reported: int = 0
+    failovers: int = 0
 
     def __post_init__(self) -> None:
         self.unrecorded = asyncio.Semaphore(self.config.window)
@@ -423,6 +428,7 @@ class Dispatcher:
             outcome = SubmitOutcome.retry(f"connector error: {type(exc).__name__}", unanswered=True)
         if lane.health.answered(time.monotonic(), retry=outcome.verdict is Verdict.RETRY, probe=probe):
             self.stats["routes out"] += 1
+            lane.failovers += 1
             metrics.ROUTES_OUT.labels(lane.config.name).inc()
             log.warning(
                 "route %s is out for %.0f s after %d submits to retry in a row", lane.config.name, lane.health.probe_seconds, lane.health.failures
@@ -437,6 +443,7 @@ class Dispatcher:
         if outcome.verdict is Verdict.ACCEPTED:
             keys = [smsc_id_keys(smsc_id) for smsc_id in outcome.smsc_message_ids]
             self.stats["submitted"] += 1
+            lane.accepted += 1
             return Submitted(message.id, lane.config.name, list(outcome.smsc_message_ids), keys)
         error = outcome.reason or f"code {outcome.code}"
         if refused_by is not None:
@@ -582,7 +589,11 @@ class Dispatcher:
         """Holds exactly the connections this dispatcher's lease says it may bind."""
         names = [lane.config.name for lane in self.lanes]
         asked = time.monotonic()
-        plan = await self.store.write(binds.coordinate, self.owner, names, now_ms(), int(self.settings.bind_lease_seconds * 1000))
+        reported = self._route_reports()
+        reports = [report for _, report in reported]
+        plan = await self.store.write(binds.coordinate, self.owner, names, now_ms(), int(self.settings.bind_lease_seconds * 1000), reports)
+        for lane, report in reported:
+            lane.accepted_reported = report.accepted
         for lane in self.lanes:
             if lane.config.name in plan.held:
                 lane.lease_valid_until = asked + self.settings.bind_lease_seconds
@@ -590,6 +601,30 @@ class Dispatcher:
                     await self._activate(lane)
             elif lane.active:
                 await self._deactivate(lane)
+
+    def _route_reports(self) -> list[tuple[Lane, binds.RouteReport]]:
+        """Of the routes this dispatcher holds: what the console shows of them."""
+        states = self.route_states()
+        return [
+            (
+                lane,
+                binds.RouteReport(
+                    route=lane.config.name,
+                    kind="upstream" if isinstance(lane.config, UpstreamConfig) else "smpp",
+                    networks=",".join(str(n) for n in sorted(lane.config.networks)) if lane.config.networks is not None else None,
+                    priority=lane.config.priority,
+                    weight=lane.config.weight,
+                    state=states[lane.config.name],
+                    bound=lane.connector.bound,
+                    accepted=lane.accepted,
+                    accepted_recent=lane.accepted - lane.accepted_reported,
+                    failovers=lane.failovers,
+                    since=lane.bound_since,
+                ),
+            )
+            for lane in self.lanes
+            if lane.active
+        ]
 
     async def _unbind_unconfirmed(self) -> None:
         """A bind whose lease this dispatcher could not renew in time is dropped: another
@@ -606,6 +641,7 @@ class Dispatcher:
         log.info("dispatcher %s binds %s", self.owner, lane.config.display)
         await lane.connector.start()
         lane.active = True
+        lane.bound_since, lane.accepted, lane.accepted_reported, lane.failovers = now_ms(), 0, 0, 0
         self._slot_freed.set()
 
     async def _deactivate(self, lane: Lane) -> None:

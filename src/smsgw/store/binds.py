@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from .schema import bind_leases, dispatchers
+from .schema import bind_leases, dispatchers, route_reports
 
 RELEASE_GRACE_MS = 5_000
 
@@ -29,10 +30,33 @@ class BindPlan:
     live_dispatchers: int
 
 
-def coordinate(conn: Connection, owner: str, connectors: Sequence[str], now: int, ttl_ms: int) -> BindPlan:
+@dataclass(frozen=True)
+class RouteReport:
+    """What a dispatcher says of a route it holds (see schema.route_reports)."""
+
+    route: str
+    kind: str
+    networks: str | None
+    priority: int
+    weight: int
+    state: str
+    bound: bool
+    accepted: int
+    accepted_recent: int
+    failovers: int
+    since: int
+
+
+def coordinate(conn: Connection, owner: str, connectors: Sequence[str], now: int, ttl_ms: int, reports: Sequence[RouteReport] = ()) -> BindPlan:
     """One round: heartbeat, renew this owner's leases, give back any above its fair share,
-    and take free or expired ones up to it. Returns the connections this owner now holds."""
+    and take free or expired ones up to it; the reports of the routes it held go in the same
+    transaction. Returns the connections this owner now holds."""
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    if reports:
+        rows = [{**vars(report), "owner": owner, "reported_at": now} for report in reports]
+        statement = insert(route_reports).values(rows)
+        replaced = {column: statement.excluded[column] for column in rows[0] if column != "route"}
+        conn.execute(statement.on_conflict_do_update(index_elements=["route"], set_=replaced))
     conn.execute(insert(dispatchers).values(owner=owner, seen_at=now).on_conflict_do_update(index_elements=["owner"], set_={"seen_at": now}))
     conn.execute(delete(dispatchers).where(dispatchers.c.seen_at < now - 10 * ttl_ms))
     live = conn.execute(select(func.count()).select_from(dispatchers).where(dispatchers.c.seen_at >= now - ttl_ms)).scalar_one()
@@ -77,7 +101,13 @@ def release_all(conn: Connection, owner: str) -> None:
     """A dispatcher stopping cleanly: its connections are free at once, not after the lease."""
     conn.execute(delete(bind_leases).where(bind_leases.c.owner == owner))
     conn.execute(delete(dispatchers).where(dispatchers.c.owner == owner))
+    conn.execute(update(route_reports).where(route_reports.c.owner == owner).values(state="down", bound=False, accepted_recent=0))
 
 
 def lease_holders(conn: Connection) -> dict[str, tuple[str, int]]:
     return {row.connector: (row.owner, row.lease_until) for row in conn.execute(select(bind_leases))}
+
+
+def route_report_rows(conn: Connection) -> list[Any]:
+    """Every route a dispatcher has reported, by network priority then name."""
+    return list(conn.execute(select(route_reports).order_by(route_reports.c.priority, route_reports.c.route)).all())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -246,6 +247,26 @@ bind_leases = Table(
     Column("connector", String(64), primary_key=True),
     Column("owner", String(64), nullable=False),
     Column("lease_until", BigInteger, nullable=False),
+)
+
+# What the dispatcher holding a route last said of it, with each renewal of its bind lease:
+# the console reads routes here (their state lives in that dispatcher's memory).
+route_reports = Table(
+    "route_reports",
+    metadata,
+    Column("route", String(64), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # smpp or upstream
+    Column("networks", String(200)),  # comma-separated network ids; NULL: every network
+    Column("priority", Integer, nullable=False),
+    Column("weight", Integer, nullable=False),
+    Column("state", String(16), nullable=False),  # up, down or probing (dispatch/routing.py)
+    Column("bound", Boolean, nullable=False),
+    Column("accepted", BigInteger, nullable=False),  # submits the carrier took since the holder bound it
+    Column("accepted_recent", BigInteger, nullable=False),  # of those, since the report before
+    Column("failovers", Integer, nullable=False),
+    Column("since", BigInteger, nullable=False),  # when the holder bound it
+    Column("reported_at", BigInteger, nullable=False),
 )
 
 # The token bucket of a partner with a rate limit (partners.max_mps), in thousandths of a
