@@ -6,9 +6,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .domain.apikeys import MIN_SECRET_LENGTH
@@ -69,15 +70,17 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def _networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
+def _networks(env: Mapping[str, str], name: str, default: tuple[IPNetwork, ...]) -> tuple[IPNetwork, ...]:
     raw = env.get(name) or ""
+    if not raw.strip():
+        return default
     try:
         return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip())
     except ValueError as exc:
         raise ConfigError(f"{name}={raw!r} must be comma-separated addresses or CIDRs: {exc}") from None
 
 
-def _keywords(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> frozenset[str]:
+def _keywords(env: Mapping[str, str], name: str, default: frozenset[str]) -> frozenset[str]:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return frozenset(default)
@@ -97,83 +100,140 @@ def _window(env: Mapping[str, str], name: str, default: Window) -> Window:
         raise ConfigError(f"{name}: {exc}") from None
 
 
+def _api_key_secret(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    return _secret(env, name, MIN_SECRET_LENGTH) or default
+
+
+def _synchronous(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or default).upper()
+    if value not in ("FULL", "NORMAL", "EXTRA"):
+        raise ConfigError(f"{name}={value!r} must be FULL, EXTRA or NORMAL (OFF would lose accepted messages)")
+    return value
+
+
+def _log_format(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in ("text", "json"):
+        raise ConfigError(f"{name}={value!r} must be text or json")
+    return value
+
+
+Reader = Callable[[Mapping[str, str], str, Any], Any]
+
+
+def setting(env: str, default: Any, *, minimum: float = 0, read: Reader | None = None, secret: bool = False) -> Any:
+    """A field of Settings, declared once: its environment variable and its default. It is
+    read by its type (int and float with `minimum`, bool, str | None) unless `read` is given;
+    a secret is left out of the repr."""
+    return field(default=default, repr=not secret, metadata={"env": env, "minimum": minimum, "read": read})
+
+
+def _from_declarations(settings: type[Settings], env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for declared in fields(settings):
+        name = declared.metadata.get("env")
+        if name is None:
+            continue
+        read, minimum = declared.metadata["read"], declared.metadata["minimum"]
+        default: Any = declared.default
+        if read is not None:
+            values[declared.name] = read(env, name, default)
+        elif declared.type == "int":
+            values[declared.name] = _int(env, name, default, minimum=int(minimum))
+        elif declared.type == "float":
+            values[declared.name] = _float(env, name, default, minimum=minimum)
+        elif declared.type == "bool":
+            values[declared.name] = _bool(env, name, default)
+        elif declared.type == "str | None":
+            values[declared.name] = env.get(name) or default
+        else:
+            raise TypeError(f"Settings.{declared.name}: a {declared.type} setting needs a reader")
+    return values
+
+
+def setting_defaults() -> dict[str, Any]:
+    """Each declared setting's default, by field name: what other settings objects (the
+    dispatcher's) take their defaults from instead of writing them again."""
+    return {declared.name: declared.default for declared in fields(Settings) if "env" in declared.metadata}
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: StoreUrl
     timezone: ZoneInfo
     networks: NetworkTable
-    max_bulk_messages: int = 1000
-    max_parts: int = 6
-    max_body_bytes: int = 8 * 1024 * 1024
-    legacy_respose_code: bool = False
-    sqlite_synchronous: str = "FULL"
+    max_bulk_messages: int = setting("SMSGW_MAX_BULK_MESSAGES", 1000, minimum=1)
+    max_parts: int = setting("SMSGW_MAX_PARTS", 6, minimum=1)
+    max_body_bytes: int = setting("SMSGW_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)
+    legacy_respose_code: bool = setting("SMSGW_LEGACY_RESPOSE_CODE", False)
+    sqlite_synchronous: str = setting("SMSGW_SQLITE_SYNCHRONOUS", "FULL", read=_synchronous)
     # How long a transaction waits for a lock held by another before giving up (4090):
     # SQLite's busy_timeout, PostgreSQL's lock_timeout.
-    lock_timeout_ms: int = 10_000
-    admin_token: str | None = field(default=None, repr=False)
+    lock_timeout_ms: int = setting("SMSGW_LOCK_TIMEOUT_MS", 10_000, minimum=1)
+    admin_token: str | None = setting("SMSGW_ADMIN_TOKEN", None, secret=True)
     # Keys the stored API key hashes; unset, the store's own generated secret does.
-    api_key_secret: str | None = field(default=None, repr=False)
-    database_pool_size: int = 10
+    api_key_secret: str | None = setting("SMSGW_API_KEY_SECRET", None, read=_api_key_secret, secret=True)
+    database_pool_size: int = setting("SMSGW_DATABASE_POOL_SIZE", 10, minimum=1)
     # How long the gateway keeps trying a message it cannot hand to a carrier.
-    validity_seconds: int = 48 * 3600
+    validity_seconds: int = setting("SMSGW_VALIDITY_SECONDS", 48 * 3600, minimum=1)
     # A dispatcher that dies holds its claimed messages this long before others take them.
-    lease_seconds: int = 60
+    lease_seconds: int = setting("SMSGW_LEASE_SECONDS", 60, minimum=1)
     # An SMSC bind whose dispatcher stopped renewing is taken over after this.
-    bind_lease_seconds: int = 15
-    retry_base_seconds: float = 2.0
-    retry_max_seconds: float = 300.0
-    callback_retry_base_seconds: float = 10.0
+    bind_lease_seconds: int = setting("SMSGW_BIND_LEASE_SECONDS", 15, minimum=1)
+    retry_base_seconds: float = setting("SMSGW_RETRY_BASE_SECONDS", 2.0, minimum=0)
+    retry_max_seconds: float = setting("SMSGW_RETRY_MAX_SECONDS", 300.0, minimum=1)
+    callback_retry_base_seconds: float = setting("SMSGW_CALLBACK_RETRY_BASE_SECONDS", 10.0, minimum=0.1)
     # Proxies whose X-Forwarded-For names the client (for partners' IP allow-lists).
-    trusted_proxies: tuple[IPNetwork, ...] = ()
+    trusted_proxies: tuple[IPNetwork, ...] = setting("SMSGW_TRUSTED_PROXIES", (), read=_networks)
     # Delivery bounds: a submit_sm without submit_sm_resp is sent again at most this many
     # times (each may be a duplicate on the handset), then the message ends Unknown; a
     # message the carrier took ends SentToNetwork (final) this long after its validity if no
     # receipt came.
-    max_unanswered_resends: int = 2
-    receipt_grace_seconds: int = 24 * 3600
+    max_unanswered_resends: int = setting("SMSGW_MAX_UNANSWERED_RESENDS", 2, minimum=0)
+    receipt_grace_seconds: int = setting("SMSGW_RECEIPT_GRACE_SECONDS", 24 * 3600, minimum=0)
     # A route with this many submits to retry in a row is out of the choice for the probe time
     # (doubling while its probes fail), and the routes of the next priority take its traffic.
-    route_failure_threshold: int = 5
-    route_probe_seconds: float = 5.0
-    callback_timeout_seconds: float = 10.0
-    callback_concurrency: int = 64
-    callback_concurrency_per_partner: int = 16
+    route_failure_threshold: int = setting("SMSGW_ROUTE_FAILURE_THRESHOLD", 5, minimum=1)
+    route_probe_seconds: float = setting("SMSGW_ROUTE_PROBE_SECONDS", 5.0, minimum=0.1)
+    callback_timeout_seconds: float = setting("SMSGW_CALLBACK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+    callback_concurrency: int = setting("SMSGW_CALLBACK_CONCURRENCY", 64, minimum=1)
+    callback_concurrency_per_partner: int = setting("SMSGW_CALLBACK_CONCURRENCY_PER_PARTNER", 16, minimum=1)
     # A callback still failing this long after it was queued is given up (reason in its row).
-    callback_give_up_seconds: int = 3 * 86400
+    callback_give_up_seconds: int = setting("SMSGW_CALLBACK_GIVE_UP_SECONDS", 3 * 86400, minimum=1)
     # HTTP connections (api/http.py). A client sends its request head within the head timeout
     # and its body at the minimum rate after a first allowance; one idle between requests
     # longer than the keep-alive is closed. Past the connection limit the oldest connection
     # that has not yet sent a request head is closed for the new one, or the new one refused.
-    http_head_timeout_seconds: float = 10.0
-    http_body_timeout_seconds: float = 20.0
-    http_body_min_bytes_per_second: int = 1024
-    http_max_head_bytes: int = 32 * 1024
-    http_max_header_line_bytes: int = 8 * 1024
-    http_keep_alive_seconds: float = 15.0
-    http_max_connections: int = 1000
-    worker_healthcheck_seconds: int = 30
+    http_head_timeout_seconds: float = setting("SMSGW_HTTP_HEAD_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+    http_body_timeout_seconds: float = setting("SMSGW_HTTP_BODY_TIMEOUT_SECONDS", 20.0, minimum=0.1)
+    http_body_min_bytes_per_second: int = setting("SMSGW_HTTP_BODY_MIN_BYTES_PER_SECOND", 1024, minimum=1)
+    http_max_head_bytes: int = setting("SMSGW_HTTP_MAX_HEAD_BYTES", 32 * 1024, minimum=1024)
+    http_max_header_line_bytes: int = setting("SMSGW_HTTP_MAX_HEADER_LINE_BYTES", 8 * 1024, minimum=256)
+    http_keep_alive_seconds: float = setting("SMSGW_HTTP_KEEP_ALIVE_SECONDS", 15.0, minimum=0.1)
+    http_max_connections: int = setting("SMSGW_HTTP_MAX_CONNECTIONS", 1000, minimum=1)
+    worker_healthcheck_seconds: int = setting("SMSGW_WORKER_HEALTHCHECK_SECONDS", 30, minimum=1)
     # Operations (docs/operations.md): log lines as text or JSON; a bearer token for /metrics.
-    log_format: str = "text"
-    metrics_token: str | None = field(default=None, repr=False)
+    log_format: str = setting("SMSGW_LOG_FORMAT", "text", read=_log_format)
+    metrics_token: str | None = setting("SMSGW_METRICS_TOKEN", None, secret=True)
     # Two-way messaging and compliance (docs/configuration.md, "Inbound messages and opt-out").
-    optout_keywords: frozenset[str] = frozenset(DEFAULT_OPTOUT_KEYWORDS)
-    optin_keywords: frozenset[str] = frozenset(DEFAULT_OPTIN_KEYWORDS)
-    promo_window: Window = DEFAULT_PROMO_WINDOW
-    inbound_parts_timeout_seconds: int = 600
-    inbound_timeout_seconds: float = 15.0
-    inbound_duplicate_seconds: int = 60
+    optout_keywords: frozenset[str] = setting("SMSGW_OPTOUT_KEYWORDS", frozenset(DEFAULT_OPTOUT_KEYWORDS), read=_keywords)
+    optin_keywords: frozenset[str] = setting("SMSGW_OPTIN_KEYWORDS", frozenset(DEFAULT_OPTIN_KEYWORDS), read=_keywords)
+    promo_window: Window = setting("SMSGW_PROMO_WINDOW", DEFAULT_PROMO_WINDOW, read=_window)
+    inbound_parts_timeout_seconds: int = setting("SMSGW_INBOUND_PARTS_TIMEOUT_SECONDS", 600, minimum=1)
+    inbound_timeout_seconds: float = setting("SMSGW_INBOUND_TIMEOUT_SECONDS", 15.0, minimum=0.1)
+    inbound_duplicate_seconds: int = setting("SMSGW_INBOUND_DUPLICATE_SECONDS", 60, minimum=0)
     # The built-in simulated carrier sends the lines of this file as subscribers' messages.
-    simulator_inbound_file: str | None = None
+    simulator_inbound_file: str | None = setting("SMSGW_SIMULATOR_INBOUND_FILE", None)
     # Where the gateway's clock stands against the real one for the promotional window (tests).
     clock_offset_seconds: float = 0.0
     # A web console or portal sign-in lasts this long (docs/console.md).
-    console_session_seconds: int = 8 * 3600
+    console_session_seconds: int = setting("SMSGW_CONSOLE_SESSION_SECONDS", 8 * 3600, minimum=1)
     # The partner SMPP server (docs/smpp-server.md): an ESME silent this long gets enquire_link,
     # twice this long is closed (so is a connection that does not bind in this time); TLS when
     # both files are set.
-    smpp_idle_seconds: float = 60.0
-    smpp_tls_cert_file: str | None = None
-    smpp_tls_key_file: str | None = None
+    smpp_idle_seconds: float = setting("SMSGW_SMPP_IDLE_SECONDS", 60.0, minimum=0.1)
+    smpp_tls_cert_file: str | None = setting("SMSGW_SMPP_TLS_CERT_FILE", None)
+    smpp_tls_key_file: str | None = setting("SMSGW_SMPP_TLS_KEY_FILE", None)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -188,69 +248,15 @@ class Settings:
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"SMSGW_TIMEZONE={tz_name!r} is not a known time zone (e.g. Africa/Nairobi)") from None
         networks = load_network_table(env.get("SMSGW_NETWORKS_FILE"))
-        synchronous = (env.get("SMSGW_SQLITE_SYNCHRONOUS") or "FULL").upper()
-        log_format = (env.get("SMSGW_LOG_FORMAT") or "text").strip().lower()
-        if log_format not in ("text", "json"):
-            raise ConfigError(f"SMSGW_LOG_FORMAT={log_format!r} must be text or json")
-        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
-            raise ConfigError(f"SMSGW_SQLITE_SYNCHRONOUS={synchronous!r} must be FULL, EXTRA or NORMAL (OFF would lose accepted messages)")
-        max_head_bytes = _int(env, "SMSGW_HTTP_MAX_HEAD_BYTES", 32 * 1024, minimum=1024)
-        max_header_line_bytes = _int(env, "SMSGW_HTTP_MAX_HEADER_LINE_BYTES", 8 * 1024, minimum=256)
-        if max_header_line_bytes > max_head_bytes:
-            raise ConfigError(f"SMSGW_HTTP_MAX_HEADER_LINE_BYTES={max_header_line_bytes} must not exceed SMSGW_HTTP_MAX_HEAD_BYTES={max_head_bytes}")
-        tls_cert, tls_key = env.get("SMSGW_SMPP_TLS_CERT_FILE") or None, env.get("SMSGW_SMPP_TLS_KEY_FILE") or None
-        if (tls_cert is None) != (tls_key is None):
+        declared = _from_declarations(cls, env)
+        if declared["http_max_header_line_bytes"] > declared["http_max_head_bytes"]:
+            raise ConfigError(
+                f"SMSGW_HTTP_MAX_HEADER_LINE_BYTES={declared['http_max_header_line_bytes']} must not exceed "
+                f"SMSGW_HTTP_MAX_HEAD_BYTES={declared['http_max_head_bytes']}"
+            )
+        if (declared["smpp_tls_cert_file"] is None) != (declared["smpp_tls_key_file"] is None):
             raise ConfigError("SMSGW_SMPP_TLS_CERT_FILE and SMSGW_SMPP_TLS_KEY_FILE are set together (TLS for the partner SMPP server) or not at all")
-        return cls(
-            database_url=url,
-            timezone=timezone,
-            networks=networks,
-            max_bulk_messages=_int(env, "SMSGW_MAX_BULK_MESSAGES", 1000, minimum=1),
-            max_parts=_int(env, "SMSGW_MAX_PARTS", 6, minimum=1),
-            max_body_bytes=_int(env, "SMSGW_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024),
-            legacy_respose_code=_bool(env, "SMSGW_LEGACY_RESPOSE_CODE", False),
-            sqlite_synchronous=synchronous,
-            lock_timeout_ms=_int(env, "SMSGW_LOCK_TIMEOUT_MS", 10_000, minimum=1),
-            database_pool_size=_int(env, "SMSGW_DATABASE_POOL_SIZE", 10, minimum=1),
-            admin_token=env.get("SMSGW_ADMIN_TOKEN") or None,
-            api_key_secret=_secret(env, "SMSGW_API_KEY_SECRET", MIN_SECRET_LENGTH),
-            validity_seconds=_int(env, "SMSGW_VALIDITY_SECONDS", 48 * 3600, minimum=1),
-            lease_seconds=_int(env, "SMSGW_LEASE_SECONDS", 60, minimum=1),
-            bind_lease_seconds=_int(env, "SMSGW_BIND_LEASE_SECONDS", 15, minimum=1),
-            retry_base_seconds=_float(env, "SMSGW_RETRY_BASE_SECONDS", 2.0, minimum=0),
-            retry_max_seconds=_float(env, "SMSGW_RETRY_MAX_SECONDS", 300.0, minimum=1),
-            callback_retry_base_seconds=_float(env, "SMSGW_CALLBACK_RETRY_BASE_SECONDS", 10.0, minimum=0.1),
-            trusted_proxies=_networks(env, "SMSGW_TRUSTED_PROXIES"),
-            max_unanswered_resends=_int(env, "SMSGW_MAX_UNANSWERED_RESENDS", 2, minimum=0),
-            receipt_grace_seconds=_int(env, "SMSGW_RECEIPT_GRACE_SECONDS", 24 * 3600, minimum=0),
-            route_failure_threshold=_int(env, "SMSGW_ROUTE_FAILURE_THRESHOLD", 5, minimum=1),
-            route_probe_seconds=_float(env, "SMSGW_ROUTE_PROBE_SECONDS", 5.0, minimum=0.1),
-            callback_timeout_seconds=_float(env, "SMSGW_CALLBACK_TIMEOUT_SECONDS", 10.0, minimum=0.1),
-            callback_concurrency=_int(env, "SMSGW_CALLBACK_CONCURRENCY", 64, minimum=1),
-            callback_concurrency_per_partner=_int(env, "SMSGW_CALLBACK_CONCURRENCY_PER_PARTNER", 16, minimum=1),
-            callback_give_up_seconds=_int(env, "SMSGW_CALLBACK_GIVE_UP_SECONDS", 3 * 86400, minimum=1),
-            http_head_timeout_seconds=_float(env, "SMSGW_HTTP_HEAD_TIMEOUT_SECONDS", 10.0, minimum=0.1),
-            http_body_timeout_seconds=_float(env, "SMSGW_HTTP_BODY_TIMEOUT_SECONDS", 20.0, minimum=0.1),
-            http_body_min_bytes_per_second=_int(env, "SMSGW_HTTP_BODY_MIN_BYTES_PER_SECOND", 1024, minimum=1),
-            http_max_head_bytes=max_head_bytes,
-            http_max_header_line_bytes=max_header_line_bytes,
-            http_keep_alive_seconds=_float(env, "SMSGW_HTTP_KEEP_ALIVE_SECONDS", 15.0, minimum=0.1),
-            http_max_connections=_int(env, "SMSGW_HTTP_MAX_CONNECTIONS", 1000, minimum=1),
-            worker_healthcheck_seconds=_int(env, "SMSGW_WORKER_HEALTHCHECK_SECONDS", 30, minimum=1),
-            log_format=log_format,
-            metrics_token=env.get("SMSGW_METRICS_TOKEN") or None,
-            optout_keywords=_keywords(env, "SMSGW_OPTOUT_KEYWORDS", DEFAULT_OPTOUT_KEYWORDS),
-            optin_keywords=_keywords(env, "SMSGW_OPTIN_KEYWORDS", DEFAULT_OPTIN_KEYWORDS),
-            promo_window=_window(env, "SMSGW_PROMO_WINDOW", DEFAULT_PROMO_WINDOW),
-            inbound_parts_timeout_seconds=_int(env, "SMSGW_INBOUND_PARTS_TIMEOUT_SECONDS", 600, minimum=1),
-            inbound_timeout_seconds=_float(env, "SMSGW_INBOUND_TIMEOUT_SECONDS", 15.0, minimum=0.1),
-            inbound_duplicate_seconds=_int(env, "SMSGW_INBOUND_DUPLICATE_SECONDS", 60, minimum=0),
-            simulator_inbound_file=env.get("SMSGW_SIMULATOR_INBOUND_FILE") or None,
-            console_session_seconds=_int(env, "SMSGW_CONSOLE_SESSION_SECONDS", 8 * 3600, minimum=1),
-            smpp_idle_seconds=_float(env, "SMSGW_SMPP_IDLE_SECONDS", 60.0, minimum=0.1),
-            smpp_tls_cert_file=tls_cert,
-            smpp_tls_key_file=tls_key,
-        )
+        return cls(database_url=url, timezone=timezone, networks=networks, **declared)
 
 
 def load_network_table(path: str | None) -> NetworkTable:

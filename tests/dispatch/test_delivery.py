@@ -81,8 +81,10 @@ async def test_validity_runs_out_for_a_carrier_that_never_takes_it(rig_factory):
 
 
 async def test_time_to_send_is_respected(rig: Rig):
-    due = int(time.time()) + 4  # far enough that the message without a time goes out before it
-    async with rig.delivering():
+    async with rig.delivering() as dispatcher:
+        await wait_for(lambda: all(lane.usable(0) for lane in dispatcher.lanes))
+        # Far enough, counted from a bound carrier, that the message without a time goes out before it.
+        due = int(time.time()) + 5
         (_later,) = await rig.send([entry(number(1), timeToSend=due)])
         (_now,) = await rig.send([entry(number(2))])
         await wait_for(lambda: all_final(rig, 2), timeout=20)

@@ -39,11 +39,12 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from .. import metrics
+from ..config import Settings, setting_defaults
 from ..connectors.base import Connector, OutboundMessage, Receipt, ReceiptSink, SubmitOutcome, Verdict, smsc_id_keys
 from ..domain.encoding import Encoding
 from ..domain.states import DeliveryState
@@ -96,23 +97,34 @@ class Lane:
         return self.active and self.connector.bound and self.health.usable(now)
 
 
+_SHARED_DEFAULTS = setting_defaults()
+
+
 @dataclass(frozen=True)
 class DispatchSettings:
     batch_size: int = 500
-    lease_seconds: float = 60.0
     poll_interval: float = 0.25
     sweep_interval: float = 2.0
     # Claims expire what they meet; this sweep is for messages no dispatcher claims at all,
     # and for messages the carrier took whose receipt never came.
     expire_interval: float = 60.0
-    bind_lease_seconds: float = 15.0
-    retry_base_seconds: float = 2.0
-    retry_max_seconds: float = 300.0
     stop_grace_seconds: float = 10.0
-    max_unanswered_resends: int = 2
-    receipt_grace_seconds: float = 24 * 3600.0
-    route_failure_threshold: int = 5
-    route_probe_seconds: float = 5.0
+    # The service settings the dispatcher shares: declared (with their defaults) in
+    # config.Settings, and taken from there by `of`.
+    lease_seconds: float = _SHARED_DEFAULTS["lease_seconds"]
+    bind_lease_seconds: float = _SHARED_DEFAULTS["bind_lease_seconds"]
+    retry_base_seconds: float = _SHARED_DEFAULTS["retry_base_seconds"]
+    retry_max_seconds: float = _SHARED_DEFAULTS["retry_max_seconds"]
+    max_unanswered_resends: int = _SHARED_DEFAULTS["max_unanswered_resends"]
+    receipt_grace_seconds: float = _SHARED_DEFAULTS["receipt_grace_seconds"]
+    route_failure_threshold: int = _SHARED_DEFAULTS["route_failure_threshold"]
+    route_probe_seconds: float = _SHARED_DEFAULTS["route_probe_seconds"]
+
+    @classmethod
+    def of(cls, settings: Settings, **own: Any) -> DispatchSettings:
+        """The service's values of the shared settings, with the dispatcher's own knobs."""
+        shared = {name: getattr(settings, name) for name in _SHARED_DEFAULTS if name in {f.name for f in fields(cls)}}
+        return cls(**shared, **own)
 
 
 @dataclass

@@ -73,16 +73,7 @@ async def run_delivery(
 
             feed = asyncio.create_task(inbound_feed.follow(simulator, Path(settings.simulator_inbound_file)), name="inbound feed")
             log.info("the simulated carrier sends each line of %s as a subscriber's message", settings.simulator_inbound_file)
-    dispatch = dispatch or DispatchSettings(
-        lease_seconds=settings.lease_seconds,
-        bind_lease_seconds=settings.bind_lease_seconds,
-        retry_base_seconds=settings.retry_base_seconds,
-        retry_max_seconds=settings.retry_max_seconds,
-        max_unanswered_resends=settings.max_unanswered_resends,
-        receipt_grace_seconds=settings.receipt_grace_seconds,
-        route_failure_threshold=settings.route_failure_threshold,
-        route_probe_seconds=settings.route_probe_seconds,
-    )
+    dispatch = dispatch or DispatchSettings.of(settings)
     dispatcher = Dispatcher(store, [], settings.timezone, dispatch)
     forwarder = InboundForwarder(store, settings, auto_reply)
     receiver = InboundReceiver(store, settings, on_stored=forwarder.wake)
