@@ -114,21 +114,6 @@ from .segments import concatenation_of, message_parts, split_udh
 
 log = logging.getLogger("smsgw.smsc_sim")
 
-BEHAVIOUR_NAMES = (
-    "happy",
-    "delayed",
-    "undeliverable",
-    "expired",
-    "rejected",
-    "throttle",
-    "queuefull",
-    "noresponse",
-    "drop",
-    "early",
-    "slow",
-    "blacklisted",
-)
-
 
 @dataclass(slots=True)
 class SubmitRecord:
@@ -360,6 +345,26 @@ class ReceiptBeforeResponse(Behaviour):
         context.session.answer_submit(context.pdu, context.record, ESME_ROK, message_id)
 
 
+# The one registry of the behaviours a flag can name (`behaviour=`, `smsgw smsc-sim
+# --behaviour`), each built with the simulator's options.
+BEHAVIOURS: dict[str, Callable[[SmscSimulator], Behaviour]] = {
+    "happy": lambda _sim: Happy(),
+    "delayed": lambda sim: DelayedReceipt(sim.receipt_delay or 2.0),
+    "undeliverable": lambda _sim: Undeliverable(),
+    "expired": lambda _sim: Expired(),
+    "rejected": lambda sim: Rejected(sim.reject_status),
+    "throttle": lambda sim: Throttling(*sim.throttle_options),
+    "queuefull": lambda sim: QueueFull(*sim.throttle_options),
+    "noresponse": lambda _sim: NoResponse(),
+    "drop": lambda sim: DropConnection(*sim.drop_options),
+    "early": lambda _sim: ReceiptBeforeResponse(),
+    "slow": lambda sim: SlowResponse(sim.response_delay),
+    "blacklisted": lambda _sim: Blacklisted(),
+}
+BEHAVIOUR_NAMES = tuple(BEHAVIOURS)
+
+# The reserved test numbers (only with `test_numbers=True`): some behaviours always, whatever
+# the throttle and drop options.
 TEST_NUMBER_SUFFIXES: dict[str, Callable[[SmscSimulator], Behaviour]] = {
     "0001": lambda _sim: Undeliverable(),
     "0002": lambda sim: Rejected(sim.reject_status),
@@ -582,7 +587,7 @@ class SmscSimulator:
         self.id_format = id_format
         self.receipt_id_format = receipt_id_format
         self.receipt_delay: float = receipt_delay
-        self.response_delay = response_delay
+        self.response_delay: float = response_delay
         self.receipt_tlvs = receipt_tlvs
         self.test_numbers = test_numbers
         self.reject_status: int = reject_status
@@ -592,8 +597,8 @@ class SmscSimulator:
         self.max_system_ids = max_system_ids
         self.max_write_buffer = max_write_buffer
         self.name = name
-        self._drop_options = (drop_after, drop_hold, drop_hold_timeout, max_drops)
-        self._throttle_options = (throttle_tps, throttle_every)
+        self.drop_options: tuple[int, int, float, int | None] = (drop_after, drop_hold, drop_hold_timeout, max_drops)
+        self.throttle_options: tuple[float, int] = (throttle_tps, throttle_every)
         self.default_behaviour = behaviour if isinstance(behaviour, Behaviour) else self._behaviour_named(behaviour)
         self._test_behaviours = {suffix: factory(self) for suffix, factory in TEST_NUMBER_SUFFIXES.items()}
         self._next_id = first_message_id if first_message_id is not None else random.randrange(1 << 28, 1 << 31)
@@ -611,25 +616,9 @@ class SmscSimulator:
         self.reset_counters()
 
     def _behaviour_named(self, name: str) -> Behaviour:
-        drop_after, drop_hold, drop_hold_timeout, max_drops = self._drop_options
-        throttle_tps, throttle_every = self._throttle_options
-        factories: dict[str, Callable[[], Behaviour]] = {
-            "happy": Happy,
-            "delayed": lambda: DelayedReceipt(self.receipt_delay or 2.0),
-            "undeliverable": Undeliverable,
-            "expired": Expired,
-            "rejected": lambda: Rejected(self.reject_status),
-            "throttle": lambda: Throttling(throttle_tps, throttle_every),
-            "queuefull": lambda: QueueFull(throttle_tps, throttle_every),
-            "noresponse": NoResponse,
-            "drop": lambda: DropConnection(drop_after, drop_hold, drop_hold_timeout, max_drops),
-            "early": ReceiptBeforeResponse,
-            "slow": lambda: SlowResponse(self.response_delay),
-            "blacklisted": Blacklisted,
-        }
-        if name not in factories:
+        if name not in BEHAVIOURS:
             raise ValueError(f"unknown behaviour {name!r}; one of {', '.join(BEHAVIOUR_NAMES)}")
-        return factories[name]()
+        return BEHAVIOURS[name](self)
 
     def reset_counters(self) -> None:
         self.submits = 0
