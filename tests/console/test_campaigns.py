@@ -360,3 +360,47 @@ def test_a_rotate_key_form_posted_twice_rotates_once(console):
     assert 'id="shown-secret"' in first.text
     assert "already sent" in again.text and 'id="shown-secret"' not in again.text
     assert console.gateway.operator.sql("SELECT api_key_hash FROM partners WHERE id = 'acme'") == key_hash
+
+
+def test_a_campaign_whose_process_died_is_taken_over_and_no_batch_is_charged_twice(console):
+    """As after a kill between a batch's acceptance and its record: the next process that shows
+    the campaign sends the batches again with the same Idempotency-Keys and is answered from the
+    first acceptance."""
+    count = CAMPAIGN_BATCH + 200
+    rows = [[number(i), f"n{i}"] for i in range(count)]
+    data = csv_bytes(rows)
+    operator = console.gateway.operator
+    operator.sql("UPDATE partners SET balance = 200000 WHERE id = 'acme'")
+    with portal(console) as client:
+        action, fields = confirm_form(upload(client, data).text)
+        client.post(action, data=fields)
+        campaign_id = int(action.split("/")[3])
+        wait_accepted(client, campaign_id)
+        charges = operator.sql("SELECT id, amount FROM ledger WHERE kind <> 'topup' ORDER BY id")
+        report = client.get(f"/portal/campaigns/{campaign_id}/report.csv").text
+        # Back to what the store held when the process died: both batches charged, neither recorded.
+        operator.sql("DELETE FROM campaign_ranges")
+        operator.sql(
+            "UPDATE campaigns SET status = 'accepting', batches_done = 0, accepted = 0, refused = 0, heartbeat_at = 0, finished_at = NULL, upload = :data",
+            {"data": data},
+        )
+        assert client.get(f"/portal/campaigns/{campaign_id}/report.csv").text.count("\n") == 1  # nothing recorded
+        page = wait_accepted(client, campaign_id)
+        assert figure(page, "accepted") == str(count)
+        assert client.get(f"/portal/campaigns/{campaign_id}/report.csv").text == report
+    assert operator.sql("SELECT id, amount FROM ledger WHERE kind <> 'topup' ORDER BY id") == charges
+    assert operator.sql("SELECT count(*) FROM messages") == [(count,)]
+    assert operator.balance("acme") == 2000_00 - count * 100
+
+
+def test_a_campaign_being_accepted_by_a_live_process_is_not_taken_over(console):
+    operator = console.gateway.operator
+    with portal(console) as client:
+        action, _ = confirm_form(upload(client, csv_bytes([[number(1), "a"]])).text)
+        campaign_id = int(action.split("/")[3])
+        # Another process confirmed it a moment ago and is at work on it.
+        operator.sql(f"UPDATE campaigns SET status = 'accepting', heartbeat_at = {int(time.time() * 1000)}")
+        page = client.get(f"/portal/campaigns/{campaign_id}").text
+        assert figure(page, "campaign-status").startswith("accepting")
+        time.sleep(1)
+    assert operator.sql("SELECT count(*) FROM messages") == [(0,)]

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -23,6 +23,9 @@ PREVIEW = "preview"
 ACCEPTING = "accepting"
 ACCEPTED = "accepted"
 STOPPED = "stopped"
+EXPIRED = "expired"  # a preview never confirmed: its upload is dropped
+PREVIEW_KEPT_MS = 24 * 3600 * 1000
+FORM_IDS_KEPT_MS = 7 * 24 * 3600 * 1000
 
 # The columns of a delivery report's rows, as the portal's message listing has them.
 _REPORTED = (
@@ -81,6 +84,8 @@ def claim_form(conn: Connection, area: str, subject: str, form_id: str, result: 
     earlier = submitted_form(conn, area, subject, form_id)
     if earlier is not None:
         raise AlreadySubmitted(earlier)
+    # A page is not reposted after a week: older ids go (ix_form_submissions_created).
+    conn.execute(delete(form_submissions).where(form_submissions.c.created_at < now - FORM_IDS_KEPT_MS))
     try:
         with conn.begin_nested():
             conn.execute(insert(form_submissions).values(area=area, subject=subject, form_id=form_id, result=result, created_at=now))
@@ -115,7 +120,13 @@ def create_campaign(
     estimated_cost: int,
     now: int,
 ) -> int:
-    """A campaign in preview, holding its upload until it is confirmed; its id."""
+    """A campaign in preview, holding its upload until it is confirmed; its id. The partner's
+    previews left unconfirmed for a day expire and drop their uploads."""
+    conn.execute(
+        update(campaigns)
+        .where(campaigns.c.partner_id == partner_id, campaigns.c.status == PREVIEW, campaigns.c.created_at < now - PREVIEW_KEPT_MS)
+        .values(status=EXPIRED, upload=None)
+    )
     return conn.execute(
         insert(campaigns)
         .values(
