@@ -215,7 +215,8 @@ def _cell_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, datetime.datetime):
-        return value.isoformat(sep=" ")
+        # A date cell reads as a datetime at midnight: shown as the date it was typed as.
+        return value.date().isoformat() if value.time() == datetime.time() else value.isoformat(sep=" ")
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
     return str(value)

@@ -191,11 +191,11 @@ class CampaignRunner:
     async def _run(self, store: Store, acceptance: Acceptance, campaign_id: int, partner_id: str) -> None:
         try:
             detail = await self._accept(store, acceptance, campaign_id, partner_id)
-        except asyncio.CancelledError:
-            raise  # the server stops: another process (or this one, restarted) takes it over
         except Exception:
-            log.exception("campaign %d could not be accepted", campaign_id)
-            detail = "stopped by an error of the gateway; the messages accepted so far are sent"
+            # Left accepting (the server stopping, the store gone): the first process that shows
+            # it after HEARTBEAT_STALE_MS takes it over where its record ends.
+            log.exception("campaign %d stopped before all of it was accepted; it is taken over later", campaign_id)
+            return
         status = campaign_store.ACCEPTED if detail is None else campaign_store.STOPPED
         await store.write(campaign_store.finish_campaign, campaign_id, status, detail, now_ms())
 
