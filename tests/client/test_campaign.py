@@ -3,12 +3,15 @@ results file surviving a cut, and how rows are grouped into requests on resume."
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import pytest
 
 from smsgw.client import Message, SendResult
 from smsgw.client.campaign import (
+    REASON_BAD_NUMBER,
+    REASON_EMPTY_TEXT,
     CampaignError,
     CsvSource,
     MessageTemplate,
@@ -18,8 +21,10 @@ from smsgw.client.campaign import (
     ResumeState,
     RowBuilder,
     RowState,
+    XlsxSource,
     key_deriver,
     plan,
+    reason_of,
     result_row,
 )
 
@@ -172,3 +177,64 @@ def test_keys_depend_on_the_run_and_the_exact_body():
     assert derive(b"body") == derive(b"body") != derive(b"body2")
     assert key_deriver("nonce2")(b"body") != derive(b"body")
     assert len(derive(b"x")) <= 255 and derive(b"x").isprintable()
+
+
+def test_uploaded_csv_bytes_read_as_the_file_would(tmp_path):
+    content = 'mobile;name\n0712000100;Ann\n\n0733000100;"Bob\nJr"\n'
+    path = tmp_path / "a.csv"
+    path.write_text(content, encoding="utf-8")
+    from_file = CsvSource(path)
+    from_bytes = CsvSource("upload.csv", data=content.encode())
+    assert from_bytes.header == from_file.header == ["mobile", "name"]
+    assert [(r.line, r.index, r.values) for r in from_bytes.records()] == [(r.line, r.index, r.values) for r in from_file.records()]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, ""),
+        (254712000100, "254712000100"),
+        (254712000100.0, "254712000100"),  # a phone number kept as a number cell
+        (12.5, "12.5"),
+        (True, "TRUE"),
+        (datetime.datetime(2026, 12, 2, 8, 30), "2026-12-02 08:30:00"),
+        (datetime.date(2026, 12, 2), "2026-12-02"),
+        (datetime.time(8, 30), "08:30:00"),
+        ("  text ", "  text "),
+    ],
+    ids=["empty", "int", "whole-float", "float", "bool", "datetime", "date", "time", "text"],
+)
+def test_xlsx_cells_read_as_text(tmp_path, value, text):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["mobile", "value"])
+    book.active.append(["0712000100", value])
+    path = tmp_path / "sheet.xlsx"
+    book.save(path)
+    source = XlsxSource("sheet.xlsx", path.read_bytes())
+    assert source.header == ["mobile", "value"]
+    assert [(r.line, r.values) for r in source.records()] == [(2, ["0712000100", text])]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [(b"not a zip at all", "not a valid XLSX workbook"), (b"PK\x03\x04" + bytes(40), "not a valid XLSX workbook")],
+    ids=["not-zip", "broken-zip"],
+)
+def test_a_broken_workbook_is_a_campaign_error(data, message):
+    with pytest.raises(CampaignError, match=message):
+        XlsxSource("sheet.xlsx", data)
+
+
+@pytest.mark.parametrize(
+    ("problem", "reason"),
+    [
+        ("missing number (column 'mobile' is empty)", REASON_BAD_NUMBER),
+        ("missing field 'name' for the message", REASON_EMPTY_TEXT),
+        ("missing message (column 'message' is empty)", REASON_EMPTY_TEXT),
+    ],
+    ids=["number", "field", "message"],
+)
+def test_row_problems_have_their_kind(problem, reason):
+    assert reason_of(problem) == reason

@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from smsgw.dispatch.runtime import DeliveryPlan, run_delivery
+
 from ..helpers import DEFAULT_KEY, Gateway, LiveServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -69,6 +71,18 @@ def signed_in(base_url: str, area: str, name: str, password: str) -> Iterator[ht
         answer = client.post(f"/{area}/login", data={"csrf": token, field: name, "password": password})
         assert answer.status_code == 303, answer.text
         yield client
+
+
+@pytest.fixture
+def delivering_console(settings, operator) -> Iterator[Console]:
+    """As `console`, with delivery running in the gateway against the built-in simulated
+    carrier (as `smsgw serve` does by default), so messages reach their final states."""
+    for partner_id, password in PARTNER_PASSWORDS.items():
+        operator.partner(partner_id, shortcode=partner_id.upper())
+        operator.portal_password(partner_id, password)
+    plan = DeliveryPlan.from_urls([], settings)
+    with LiveServer(settings, delivery=lambda store: run_delivery(store, settings, plan)) as server, httpx.Client(timeout=30) as client:
+        yield Console(Gateway(server, operator, client))
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,21 @@ from starlette.responses import Response
 
 from ..config import Settings
 from ..store import optout
+from ..store.store import Shortcode
 from .acceptance import Acceptance
 from .bodies import mobile_numbers, parameters
 from .responses import answer
+
+
+def promotional_footers(settings: Settings, shortcode: Shortcode) -> dict[int, str]:
+    """The opt-out footer each network id appends to the shortcode's messages (none unless it is promotional)."""
+    if not shortcode.promotional:
+        return {}
+    return {
+        network.id: network.promo_footer
+        for network in settings.networks.networks.values()
+        if network.promo_footer and (shortcode.networks is None or network.id in shortcode.networks)
+    }
 
 
 def checkoptout_handler(settings: Settings, acceptance: Callable[[Request], Acceptance]) -> Callable[[Request], Awaitable[Response]]:
@@ -37,13 +49,7 @@ def checkoptout_handler(settings: Settings, acceptance: Callable[[Request], Acce
                 asked.append((number, normalised.digits))
         listed = await gateway.store.read(optout.listed, partner.id, shortcode.shortcode, [digits for _, digits in asked])
         opted_out = [number for number, digits in asked if digits in listed]
-        footers: dict[str, str] = {}
-        if shortcode.promotional:
-            footers = {
-                str(network.id): network.promo_footer
-                for network in settings.networks.networks.values()
-                if network.promo_footer and (shortcode.networks is None or network.id in shortcode.networks)
-            }
+        footers = {str(network_id): footer for network_id, footer in promotional_footers(settings, shortcode).items()}
         return answer(
             {
                 "response-code": 200,

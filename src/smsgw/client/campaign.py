@@ -22,6 +22,7 @@ Resume semantics (docs/client.md, "Resuming"):
 from __future__ import annotations
 
 import csv
+import datetime
 import hashlib
 import io
 import json
@@ -30,7 +31,7 @@ import secrets
 import string
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,11 @@ from .models import Batch, BatchOutcome, Message, OptOutAnswer, SendResult
 RETRYABLE_ROW_CODES = frozenset({int(Code.LOW_CREDIT), int(Code.MESSAGE_SYSTEM_ERROR)})
 
 RESULT_COLUMNS = ("messageid", "code", "description", "networkid")
+# Why a row cannot be sent, by kind (Tally.reasons): what a preview counts.
+REASON_BAD_NUMBER = "bad number"
+REASON_UNKNOWN_NETWORK = "unknown network"
+REASON_EMPTY_TEXT = "empty text"
+REASON_TOO_LONG = "too long"
 LINE_COLUMN = "line"
 MOBILE_COLUMN_NAMES = ("mobile", "msisdn", "phone", "phone_number", "phonenumber", "number", "tel")
 MESSAGE_COLUMN_NAMES = ("message", "text", "sms", "body")
@@ -65,31 +71,12 @@ class Record:
     values: list[str]
 
 
-class CsvSource:
-    """The campaign's CSV, read lazily, as many times as needed (counting, then sending)."""
+class TableSource:
+    """A campaign's rows with a header naming their columns: a CSV file, or a spreadsheet's
+    first sheet. Read lazily, as many times as needed (counting, then sending)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, encoding: str = "utf-8-sig", delimiter: str | None = None) -> None:
-        self.path = Path(path)
-        self.encoding = encoding
-        try:
-            with self._open() as handle:
-                first = handle.readline()
-        except FileNotFoundError:
-            raise CampaignError(f"{self.path}: no such file") from None
-        except UnicodeDecodeError as exc:
-            raise CampaignError(f"{self.path}: not {encoding} text ({exc.reason}); give --encoding") from None
-        except OSError as exc:
-            raise CampaignError(f"{self.path}: {exc.strerror}") from None
-        if not first.strip():
-            raise CampaignError(f"{self.path}: empty file, or no header line")
-        self.delimiter = delimiter or _guess_delimiter(first)
-        header = next(csv.reader([first], delimiter=self.delimiter))
-        self.header = [name.strip() for name in header]
-        if any(not name for name in self.header):
-            raise CampaignError(f"{self.path}: the header has an empty column name: {first.strip()!r}")
-
-    def _open(self) -> io.TextIOWrapper:
-        return open(self.path, newline="", encoding=self.encoding)
+    path: Path  # what error messages call the source
+    header: list[str]
 
     def column(self, name: str) -> int | None:
         wanted = name.strip().lower()
@@ -104,6 +91,46 @@ class CsvSource:
             if position is not None:
                 return position
         return None
+
+    def records(self) -> Iterator[Record]:
+        raise NotImplementedError
+
+    def count(self) -> int:
+        return sum(1 for _ in self.records())
+
+    def _set_header(self, header: Sequence[Any], shown: str) -> None:
+        self.header = ["" if name is None else str(name).strip() for name in header]
+        if not any(self.header):
+            raise CampaignError(f"{self.path}: empty file, or no header line")
+        if any(not name for name in self.header):
+            raise CampaignError(f"{self.path}: the header has an empty column name: {shown!r}")
+
+
+class CsvSource(TableSource):
+    """The campaign's CSV file, or the bytes of one (`data`, an upload, named by `path`)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, encoding: str = "utf-8-sig", delimiter: str | None = None, data: bytes | None = None) -> None:
+        self.path = Path(path)
+        self.encoding = encoding
+        self.data = data
+        try:
+            with self._open() as handle:
+                first = handle.readline()
+        except FileNotFoundError:
+            raise CampaignError(f"{self.path}: no such file") from None
+        except UnicodeDecodeError as exc:
+            raise CampaignError(f"{self.path}: not {encoding} text ({exc.reason}); give --encoding") from None
+        except OSError as exc:
+            raise CampaignError(f"{self.path}: {exc.strerror}") from None
+        if not first.strip():
+            raise CampaignError(f"{self.path}: empty file, or no header line")
+        self.delimiter = delimiter or _guess_delimiter(first)
+        self._set_header(next(csv.reader([first], delimiter=self.delimiter)), first.strip())
+
+    def _open(self) -> io.TextIOWrapper:
+        if self.data is not None:
+            return io.TextIOWrapper(io.BytesIO(self.data), encoding=self.encoding, newline="")
+        return open(self.path, newline="", encoding=self.encoding)
 
     def records(self) -> Iterator[Record]:
         width = len(self.header)
@@ -127,8 +154,72 @@ class CsvSource:
             except csv.Error as exc:
                 raise CampaignError(f"{self.path}: line {reader.line_num}: {exc}") from None
 
-    def count(self) -> int:
-        return sum(1 for _ in self.records())
+
+class XlsxSource(TableSource):
+    """The first sheet of an XLSX workbook (the bytes of an upload, named by `path`), read in
+    openpyxl's read-only mode, row by row; its first row is the header. A whole number stored
+    as a number (as spreadsheets keep phone numbers) reads as its digits."""
+
+    def __init__(self, path: str | os.PathLike[str], data: bytes) -> None:
+        self.path = Path(path)
+        self.data = data
+        rows = self._rows()
+        try:
+            first = next(rows, None)
+        finally:
+            rows.close()
+        if first is None:
+            raise CampaignError(f"{self.path}: empty sheet, or no header row")
+        self._set_header(first[1], ", ".join(_cell_text(v) for v in first[1]))
+
+    def _rows(self) -> Generator[tuple[int, tuple[Any, ...]]]:
+        import zipfile
+
+        from openpyxl import load_workbook  # only for spreadsheets: the CLI's CSV path never needs it
+
+        try:
+            book = load_workbook(io.BytesIO(self.data), read_only=True, data_only=True)
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+            raise CampaignError(f"{self.path}: not a valid XLSX workbook ({exc})") from None
+        try:
+            sheet = book.worksheets[0] if book.worksheets else None
+            if sheet is None:
+                return
+            for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+                yield number, tuple(row)
+        finally:
+            book.close()
+
+    def records(self) -> Iterator[Record]:
+        width = len(self.header)
+        rows = self._rows()
+        try:
+            next(rows, None)  # the header
+            index = 0
+            for number, row in rows:
+                values = [_cell_text(value) for value in row[:width]]
+                if not any(value.strip() for value in values):
+                    continue  # an empty row is not a row
+                index += 1
+                values.extend([""] * (width - len(values)))
+                yield Record(number, index, values)
+        finally:
+            rows.close()
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime.datetime):
+        # A date cell reads as a datetime at midnight: shown as the date it was typed as.
+        return value.date().isoformat() if value.time() == datetime.time() else value.isoformat(sep=" ")
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    return str(value)
 
 
 def _guess_delimiter(header_line: str) -> str:
@@ -145,7 +236,7 @@ class MessageTemplate:
     without regard to case). Only plain column names are allowed in braces; `{{` and `}}`
     are literal braces. A column that is empty on a row makes that row bad."""
 
-    def __init__(self, text: str, source: CsvSource) -> None:
+    def __init__(self, text: str, source: TableSource) -> None:
         self.text = text
         self.fields: dict[str, int] = {}
         try:
@@ -181,6 +272,12 @@ class MessageTemplate:
         return "".join(out)
 
 
+def reason_of(problem: str) -> str:
+    """The kind of a RowBuilder.build problem: a missing number is a bad number, a missing
+    field or message an empty text."""
+    return REASON_BAD_NUMBER if problem.startswith("missing number") else REASON_EMPTY_TEXT
+
+
 class MissingField(Exception):
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -193,7 +290,7 @@ class RowBuilder:
     from, and which clientsmsid it carries (the record's line number unless a column is
     named, so that delivery reports and the store can be matched back to the CSV)."""
 
-    source: CsvSource
+    source: TableSource
     mobile_column: int
     template: MessageTemplate | None = None
     message_column: int | None = None
@@ -203,7 +300,7 @@ class RowBuilder:
     @classmethod
     def create(
         cls,
-        source: CsvSource,
+        source: TableSource,
         *,
         mobile_column: str | None = None,
         message_template: str | None = None,
@@ -248,7 +345,7 @@ class RowBuilder:
         return cls(source, mobile, template, message, clientsmsid, time_to_send)
 
     def build(self, record: Record) -> Message | str:
-        """The record's message, or why the record cannot be sent."""
+        """The record's message, or why the record cannot be sent (reason_of tells its kind)."""
         values = record.values
         mobile = values[self.mobile_column].strip()
         if not mobile:
@@ -586,9 +683,12 @@ class Tally:
     problem_count: int = 0
     requests: int = 0
     max_problems: int = 20
+    # Problem rows by kind of reason (REASON_*), every one counted.
+    reasons: Counter[str] = field(default_factory=Counter)
 
-    def problem(self, line: int, text: str) -> None:
+    def problem(self, line: int, text: str, reason: str = "refused") -> None:
         self.problem_count += 1
+        self.reasons[reason] += 1
         if len(self.problems) < self.max_problems:
             self.problems.append((line, text))
 
@@ -620,7 +720,7 @@ class Tally:
             rows.append((record.line, result_row(record, result)))
         for record, reason in chunk.bad:
             self.bad += 1
-            self.problem(record.line, reason)
+            self.problem(record.line, reason, reason_of(reason))
             rows.append((record.line, bad_row(record, reason)))
         self.already_done += chunk.already_done
         self.still_bad += chunk.still_bad
@@ -720,7 +820,7 @@ def estimate(
                 encoding, parts = count_parts(with_footer(row.message, footer))
                 if parts > max_parts:
                     tally.bad += 1
-                    tally.problem(row.line, f"message with the opt-out footer needs {parts} parts, the limit is {max_parts}")
+                    tally.problem(row.line, f"message with the opt-out footer needs {parts} parts, the limit is {max_parts}", REASON_TOO_LONG)
                     continue
                 result.footer_parts += parts - row.parts
             entry = result.networks.get(row.network.id)
@@ -739,22 +839,22 @@ def estimate(
         built = builder.build(record)
         if isinstance(built, str):
             tally.bad += 1
-            tally.problem(record.line, built)
+            tally.problem(record.line, built, reason_of(built))
             continue
         msisdn = table.normalise(str(built.mobile))
         if msisdn is None:
             tally.bad += 1
-            tally.problem(record.line, f"invalid mobile number {str(built.mobile)[:24]!r}")
+            tally.problem(record.line, f"invalid mobile number {str(built.mobile)[:24]!r}", REASON_BAD_NUMBER)
             continue
         network = table.network_of(msisdn)
         if network is None:
             tally.bad += 1
-            tally.problem(record.line, f"{msisdn.digits}: no network of the local table serves this number")
+            tally.problem(record.line, f"{msisdn.digits}: no network of the local table serves this number", REASON_UNKNOWN_NETWORK)
             continue
         encoding, parts = count_parts(built.message)
         if parts > max_parts:
             tally.bad += 1
-            tally.problem(record.line, f"message needs {parts} parts; the limit is {max_parts}")
+            tally.problem(record.line, f"message needs {parts} parts; the limit is {max_parts}", REASON_TOO_LONG)
             continue
         pending.append(_Sendable(record.line, str(built.mobile), network, built.message, parts, encoding))
         if opted_out is None or len(pending) >= OPT_OUT_CHECK_BATCH:

@@ -17,6 +17,7 @@ from ..domain.money import format_units, parse_units
 from ..domain.passwords import WeakPassword, check_password, hash_password
 from ..store import binds
 from ..store import web as web_store
+from ..store.campaigns import AlreadySubmitted, claim_form, submitted_form
 from ..store.errors import AlreadyExists
 from ..store.figures import scrape_figures
 from ..store.store import now_ms
@@ -110,10 +111,13 @@ def router(web: Web) -> APIRouter:
         return partner_id
 
     async def topup(request: Request) -> Response:
-        """The same store function as `smsgw partner topup`, with the audit entry in its transaction."""
+        """The same store function as `smsgw partner topup`, with the audit entry and the form's
+        one-time id in its transaction: the same form posted twice credits once."""
         session = await web.session(request, AREA)
         fields = await web.form_of(request, session)
         partner_id = await partner_or_404(request, session)
+        form_id = web.form_id(fields)
+        done = f"/console/partners/{partner_id}?done=topup"
         raw = fields.get("units", "").strip()
         reference = fields.get("reference", "").strip() or "console top-up"
         negative = raw.startswith("-")
@@ -126,13 +130,24 @@ def router(web: Web) -> APIRouter:
             amount = -amount if negative else amount
 
             def audit(conn: Connection, balance: int) -> None:
+                if form_id is not None:
+                    claim_form(conn, AREA, session.subject, form_id, done, now_ms())  # rolls the top-up back if posted before
                 detail = f"{format_units(amount)} units, reference {reference!r}, balance {format_units(balance)}"
                 web_store.record_audit(conn, session.subject, "top-up", partner_id, detail, now_ms())
 
             await web.store(request).top_up(partner_id, amount, reference, audit=audit)
+        except AlreadySubmitted as earlier:
+            return web.redirect(earlier.result)
         except ValueError as exc:
             return web.error_page(AREA, 400, f"Top-up refused: {exc}", session)
-        return web.redirect(f"/console/partners/{partner_id}?done=topup")
+        return web.redirect(done)
+
+    async def web_form_result(request: Request, session: Any, fields: dict[str, str]) -> str | None:
+        """Where an earlier POST of this form (its one-time id) led, None if there was none."""
+        form_id = web.form_id(fields)
+        if form_id is None:
+            return None
+        return await web.store(request).read(submitted_form, AREA, session.subject, form_id)
 
     async def status(request: Request) -> Response:
         session = await web.session(request, AREA)
@@ -169,9 +184,13 @@ def router(web: Web) -> APIRouter:
         return web.redirect(f"/console/partners/{partner_id}?done=password")
 
     async def create_partner(request: Request) -> Response:
-        """As `smsgw partner create`: the API key is shown on this page only, once."""
+        """As `smsgw partner create`: the API key is shown on this page only, once. The same
+        form posted again creates nothing and leads to the partner's page."""
         session = await web.session(request, AREA)
         fields = await web.form_of(request, session)
+        earlier = await web_form_result(request, session, fields)
+        if earlier is not None:
+            return web.redirect(earlier)
         partner_id = fields.get("partner_id", "").strip()
         name = fields.get("name", "").strip() or partner_id
         try:
@@ -185,17 +204,29 @@ def router(web: Web) -> APIRouter:
             hasher = await store.api_key_hasher(web.settings.api_key_secret)
             await store.create_partner(partner_id, name, hasher.hash(key), credits)
         except (ValueError, AlreadyExists) as exc:
+            earlier = await web_form_result(request, session, fields)  # the same form, posted at once twice
+            if earlier is not None:
+                return web.redirect(earlier)
             return web.error_page(AREA, 400, f"Partner not created: {exc}", session)
-        await store.write(
-            web_store.record_audit, session.subject, "create-partner", partner_id, f"name {name!r}, {format_units(credits)} units", now_ms()
-        )
+
+        def audit(conn: Connection) -> None:
+            now = now_ms()
+            form_id = web.form_id(fields)
+            if form_id is not None:
+                claim_form(conn, AREA, session.subject, form_id, f"/console/partners/{partner_id}?done=created", now)
+            web_store.record_audit(conn, session.subject, "create-partner", partner_id, f"name {name!r}, {format_units(credits)} units", now)
+
+        await store.write(audit)
         return web.page("console_partner_created.html", area=AREA, session=session, partner_id=partner_id, api_key=key)
 
     async def add_shortcode(request: Request) -> Response:
-        """As `smsgw shortcode add`."""
+        """As `smsgw shortcode add`; the same form posted again adds nothing."""
         session = await web.session(request, AREA)
         fields = await web.form_of(request, session)
         partner_id = await partner_or_404(request, session)
+        earlier = await web_form_result(request, session, fields)
+        if earlier is not None:
+            return web.redirect(earlier)
         shortcode = fields.get("shortcode", "").strip()
         networks_text = fields.get("networks", "").strip()
         try:
@@ -204,10 +235,22 @@ def router(web: Web) -> APIRouter:
             networks = web.settings.networks.parse_ids(networks_text) if networks_text else None
             await web.store(request).add_shortcode(shortcode, partner_id, networks)
         except (ValueError, AlreadyExists) as exc:
+            earlier = await web_form_result(request, session, fields)
+            if earlier is not None:
+                return web.redirect(earlier)
             return web.error_page(AREA, 400, f"Shortcode not added: {exc}", session)
         where = "every network" if networks is None else "networks " + ",".join(map(str, sorted(networks)))
-        await web.store(request).write(web_store.record_audit, session.subject, "add-shortcode", partner_id, f"{shortcode} on {where}", now_ms())
-        return web.redirect(f"/console/partners/{partner_id}?done=shortcode")
+        done = f"/console/partners/{partner_id}?done=shortcode"
+
+        def audit(conn: Connection) -> None:
+            now = now_ms()
+            form_id = web.form_id(fields)
+            if form_id is not None:
+                claim_form(conn, AREA, session.subject, form_id, done, now)
+            web_store.record_audit(conn, session.subject, "add-shortcode", partner_id, f"{shortcode} on {where}", now)
+
+        await web.store(request).write(audit)
+        return web.redirect(done)
 
     async def messages(request: Request) -> Response:
         session = await web.session(request, AREA)

@@ -19,6 +19,8 @@ from ..domain.callback_urls import BadCallbackUrl, check_callback_url
 from ..domain.money import format_units
 from ..domain.states import DeliveryState
 from ..store import web as web_store
+from ..store.campaigns import AlreadySubmitted, claim_form
+from ..store.store import now_ms
 from .charts import line_chart
 from .operator_pages import CHART_DAYS, CHART_POINTS, LEDGER_ROWS, message_page
 from .search import MessageQuery
@@ -72,6 +74,20 @@ def report_row(web: Web, row: Any) -> tuple[Any, ...]:
         clientsmsid,
         row.text,
     )
+
+
+async def first_post(store: Any, session: Any, fields: dict[str, str], result: str) -> bool:
+    """Records the form's one-time id; False when an earlier POST of the same form did. The id
+    is recorded before the change it asks for, so a failed change leaves it used: the page
+    is loaded again for a new one."""
+    form_id = Web.form_id(fields)
+    if form_id is None:
+        return True
+    try:
+        await store.write(claim_form, session.area, session.subject, form_id, result, now_ms())
+    except AlreadySubmitted:
+        return False
+    return True
 
 
 def router(web: Web) -> APIRouter:
@@ -133,13 +149,17 @@ def router(web: Web) -> APIRouter:
     async def account(request: Request) -> Response:
         session = await web.session(request, AREA)
         partner = await web.store(request).get_partner(session.subject)
-        return web.page("portal_account.html", area=AREA, session=session, partner=partner, shown=None, error=None)
+        again = request.query_params.get("done") == "again"
+        return web.page("portal_account.html", area=AREA, session=session, partner=partner, shown=None, error=None, again=again)
 
     async def rotate_key(request: Request) -> Response:
-        """As `smsgw partner rotate-key`: the old key stops working, the new one is shown once."""
+        """As `smsgw partner rotate-key`: the old key stops working, the new one is shown once.
+        The same form posted again (its one-time id) rotates nothing."""
         session = await web.session(request, AREA)
-        await web.form_of(request, session)
+        fields = await web.form_of(request, session)
         store = web.store(request)
+        if not await first_post(store, session, fields, "/portal/account?done=again"):
+            return web.redirect("/portal/account?done=again")
         key = generate_api_key()
         hasher = await store.api_key_hasher(web.settings.api_key_secret)
         await store.set_api_key_hash(session.subject, hasher.hash(key))
@@ -153,6 +173,8 @@ def router(web: Web) -> APIRouter:
         fields = await web.form_of(request, session)
         store = web.store(request)
         url = fields.get("url", "").strip()
+        if not await first_post(store, session, fields, "/portal/account?done=again"):
+            return web.redirect("/portal/account?done=again")
         partner = await store.get_partner(session.subject)
         if not url:
             await store.set_callback(session.subject, None, None)

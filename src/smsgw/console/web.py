@@ -80,6 +80,8 @@ class Web:
         self.templates.filters["units"] = format_units
         self.templates.filters["when"] = self.local_time
         self.templates.filters["state"] = lambda value: f"{DeliveryState(value).description} ({int(value)})"
+        # Each rendering of a form that moves money or creates something gets its own id (form_submissions).
+        self.templates.globals["new_form_id"] = lambda: secrets.token_urlsafe(18)
         # Separate counts for operators and partners: a partner id and an operator name may
         # be the same word.
         self.throttles = {web_store.CONSOLE: FailureThrottle(), web_store.PORTAL: FailureThrottle()}
@@ -141,6 +143,37 @@ class Web:
             raise Refusal(self.error_page("console", 413, "The form is too large.")) from None
         data = await request.form(max_files=0, max_fields=50)
         return {key: value for key, value in data.items() if isinstance(value, str)}
+
+    async def upload_form(self, request: Request, session: Session, max_file_bytes: int) -> tuple[dict[str, str], str, bytes]:
+        """A posted multipart form with one file, if it carries the session's CSRF token: its
+        text fields, the file's name and its bytes. Refusal (413) past `max_file_bytes`,
+        counted before the body is parsed."""
+        try:
+            await read_body(request, max_file_bytes + MAX_FORM_BYTES)
+        except BadRequest:
+            raise Refusal(
+                self.error_page(session.area, 413, f"The file is too large: the limit is {max_file_bytes // 1_000_000} MB.", session)
+            ) from None
+        try:
+            data = await request.form(max_files=1, max_fields=50)
+        except Exception:  # a body that is not multipart/form-data, or a broken one
+            raise Refusal(self.error_page(session.area, 400, "The upload could not be read: send it from the form.", session)) from None
+        fields = {key: value for key, value in data.items() if isinstance(value, str)}
+        if not hmac.compare_digest(fields.get("csrf", "").encode(), session.csrf_token.encode()):
+            raise Refusal(self.error_page(session.area, 403, "The form was refused: it did not come from this page (CSRF token missing or wrong)."))
+        upload = next((value for value in data.values() if not isinstance(value, str)), None)
+        if upload is None:
+            raise Refusal(self.error_page(session.area, 400, "Choose a file to upload.", session))
+        body = await upload.read()
+        if len(body) > max_file_bytes:
+            raise Refusal(self.error_page(session.area, 413, f"The file is too large: the limit is {max_file_bytes // 1_000_000} MB.", session))
+        return fields, (upload.filename or "upload")[:200], body
+
+    @staticmethod
+    def form_id(fields: dict[str, str]) -> str | None:
+        """The form's one-time id (new_form_id), None when it has none (a script's POST)."""
+        value = fields.get("form_id", "")
+        return value if value and len(value) <= 64 and value.isascii() and value.isprintable() else None
 
     @staticmethod
     def cookie_name(area: str) -> str:

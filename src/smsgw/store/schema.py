@@ -438,3 +438,59 @@ smpp_receipts = Table(
         "ix_smpp_receipts_owed", "system_id", "message_id", sqlite_where=text("delivered_at IS NULL"), postgresql_where=text("delivered_at IS NULL")
     ),
 )
+
+# Campaigns a partner sends from the portal: the uploaded spreadsheet is kept (`upload`) from
+# the preview until its messages are accepted; `confirm_token` is the
+# preview's one-time confirmation token: a confirmation sent twice (a double click, a reload)
+# moves it from preview to accepting once.
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=False),
+    Column("name", String(200), nullable=False),  # the uploaded file's name
+    Column("kind", String(8), nullable=False),  # csv or xlsx
+    Column("shortcode", String(32), nullable=False),
+    Column("template", Text, nullable=False),
+    Column("mobile_column", String(200)),  # None: found by its name
+    Column("upload", LargeBinary),
+    Column("confirm_token", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # preview, accepting, accepted, stopped
+    Column("rows", Integer, nullable=False),
+    Column("valid", Integer, nullable=False),
+    Column("estimated_cost", BigInteger, nullable=False),
+    # Blocks of CAMPAIGN_BATCH rows accepted so far, and the outcome of their entries.
+    Column("batches_done", Integer, nullable=False, server_default=text("0")),
+    Column("accepted", Integer, nullable=False, server_default=text("0")),
+    Column("refused", Integer, nullable=False, server_default=text("0")),
+    Column("detail", String(2000)),  # why it stopped
+    Column("created_at", BigInteger, nullable=False),
+    Column("confirmed_at", BigInteger),
+    Column("heartbeat_at", BigInteger),  # the accepting process's last sign of life
+    Column("finished_at", BigInteger),
+    Index("ix_campaigns_partner", "partner_id", "id"),
+)
+
+# The message ids a campaign's messages have: runs of consecutive ids, each within one accepted
+# batch, so its messages are read through the primary key of messages and nothing else.
+campaign_ranges = Table(
+    "campaign_ranges",
+    metadata,
+    Column("campaign_id", BigInteger, ForeignKey("campaigns.id"), primary_key=True),
+    Column("first_id", BigInteger, primary_key=True),
+    Column("last_id", BigInteger, nullable=False),
+)
+
+# Console and portal forms that move money or create something carry a one-time id; the first
+# POST with it records here, in its own transaction, where it led, and a second POST with the
+# same id (a double click, a reload) changes nothing and is sent there too.
+form_submissions = Table(
+    "form_submissions",
+    metadata,
+    Column("area", String(16), primary_key=True),
+    Column("subject", String(64), primary_key=True),
+    Column("form_id", String(64), primary_key=True),
+    Column("result", String(2000), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_form_submissions_created", "created_at"),
+)
