@@ -81,6 +81,10 @@ DELIVER_RETRY_SECONDS = 5.0
 DELIVER_RETRY_MAX_SECONDS = 300.0
 # How often the store is asked for receipts and inbound messages owed while a receiver is bound.
 DELIVER_POLL_SECONDS = 0.25
+# Whole messages of one account and shortcode decided by one call of the acceptance service.
+# One call at a time per account and shortcode: two at once measured slower (their commits
+# queue behind each other in the store's writer, and the groups get smaller).
+ACCEPT_GROUP_MAX = 500
 # How many times a cut-off commit's message is looked up (over about 5 s) before the answer.
 UNKNOWN_OUTCOME_CHECKS = 6
 
@@ -168,6 +172,8 @@ class PartnerSmppServer:
         self.stats: collections.Counter[str] = collections.Counter()
         self.binds: dict[str, set[PartnerSession]] = {}
         self._buckets: dict[str, _TokenBucket] = {}
+        self._undecided: dict[tuple[str, str], list[tuple[Whole, asyncio.Future[tuple[int, str]]]]] = {}
+        self._deciding: set[tuple[str, str]] = set()
         self._sessions: set[PartnerSession] = set()
         self._session_tasks: set[asyncio.Task[None]] = set()
         self._hasher: KeyHasher | None = None
@@ -297,12 +303,47 @@ class PartnerSmppServer:
 
     async def accept(self, partner: Partner, account: SmppAccount, whole: Whole) -> tuple[int, str]:
         """(command_status, message id) for a whole message, decided, charged and stored by
-        the acceptance service before this returns."""
+        the acceptance service before this returns. Messages of one account and shortcode that
+        come while an earlier group of them is being decided wait and are decided together:
+        one call of the acceptance service pays its lookups and its commit once for all."""
+        key = (account.system_id, whole.source)
+        future: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        self._undecided.setdefault(key, []).append((whole, future))
+        if key not in self._deciding:
+            self._deciding.add(key)
+            self._spawn(self._decide_waiting(key, partner, account))
+        return await future
+
+    async def _decide_waiting(self, key: tuple[str, str], partner: Partner, account: SmppAccount) -> None:
+        waiting = self._undecided[key]
+        try:
+            while waiting:
+                group = waiting[:ACCEPT_GROUP_MAX]
+                del waiting[:ACCEPT_GROUP_MAX]
+                try:
+                    answers = await self._decide(partner, account, [whole for whole, _ in group])
+                except Exception:
+                    log.exception("%s: %d submit_sm could not be decided", account.system_id, len(group))
+                    answers = [(ESME_RSYSERR, "")] * len(group)
+                for (_, future), answer in zip(group, answers):
+                    if not future.done():
+                        future.set_result(answer)
+        finally:
+            self._deciding.discard(key)
+            for _, future in waiting:  # only when cancelled (the server stopping)
+                if not future.done():
+                    future.set_result((ESME_RSYSERR, ""))
+            del self._undecided[key]
+
+    async def _decide(self, partner: Partner, account: SmppAccount, wholes: list[Whole]) -> list[tuple[int, str]]:
+        """One answer per message, in order. A group refused as a whole for what its messages
+        would each pass alone (the credit or the partner's rate covers only some) is decided
+        again one message at a time, as if they had come apart."""
         try:
             answer = await self.acceptance.submit(
                 partner,
-                whole.source,
-                [{"mobile": whole.destination, "message": whole.text}],
+                wholes[0].source,
+                [{"mobile": whole.destination, "message": whole.text} for whole in wholes],
                 priority=PRIORITY_BULK,
                 mobile_as_number=False,
                 idempotency=None,
@@ -310,15 +351,23 @@ class PartnerSmppServer:
                 smpp_account=account.system_id,
             )
         except RateLimited:
+            if len(wholes) > 1:
+                return [(await self._decide(partner, account, [whole]))[0] for whole in wholes]
             metrics.smpp_throttled(account.system_id, "partner_limit")
-            return ESME_RTHROTTLED, ""
+            return [(ESME_RTHROTTLED, "")]
         except BadRequest as refused:
-            return status_of(refused.code), ""
-        entry = orjson.loads(answer)["responses"][0]
-        if entry["response-code"] == Code.MESSAGE_SYSTEM_ERROR and entry.get("messageid"):
-            return await self._settle_unknown(partner, entry["messageid"])
-        status = status_of(entry["response-code"])
-        return status, entry["messageid"] if status == ESME_ROK else ""
+            return [(status_of(refused.code), "")] * len(wholes)
+        entries = orjson.loads(answer)["responses"]
+        if len(wholes) > 1 and any(entry["response-code"] == Code.LOW_CREDIT for entry in entries):
+            return [(await self._decide(partner, account, [whole]))[0] for whole in wholes]
+        answers = []
+        for entry in entries:
+            if entry["response-code"] == Code.MESSAGE_SYSTEM_ERROR and entry.get("messageid"):
+                answers.append(await self._settle_unknown(partner, entry["messageid"]))
+                continue
+            status = status_of(entry["response-code"])
+            answers.append((status, entry["messageid"] if status == ESME_ROK else ""))
+        return answers
 
     async def _settle_unknown(self, partner: Partner, message_id: str) -> tuple[int, str]:
         """A commit cut off: it may hold the message. ESME_RSYSERR says nothing was accepted
