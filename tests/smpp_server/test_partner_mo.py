@@ -175,3 +175,14 @@ def test_metrics_count_binds_submits_by_result_throttling_and_receipts(settings,
     assert delta(before, after, "smsgw_smpp_server_submit_sm_total", account="narrowed", result=f"{ESME_RTHROTTLED:#010x}") == throttled
     assert delta(before, after, "smsgw_smpp_server_throttled_total", account="narrowed", reason="window") == throttled
     assert delta(before, after, "smsgw_smpp_server_deliver_sm_total", kind="receipt", outcome="sent") == 3
+
+
+def test_choosing_smpp_for_inbound_messages_is_stored_and_auto_reply_is_refused(tmp_path, database_url, operator):
+    operator.partner("p1", shortcode="SC1")
+    refused = smsgw(tmp_path, database_url, "partner", "inbound", "p1", "smpp", "--auto-reply")
+    assert refused.returncode != 0 and "auto-reply is for URLs" in refused.stderr
+    assert operator.sql("SELECT inbound_url, inbound_method FROM partners WHERE id = 'p1'") == [(None, None)]
+    assert smsgw(tmp_path, database_url, "partner", "inbound", "p1", "SMPP").returncode == 0
+    assert operator.sql("SELECT inbound_url, inbound_method FROM partners WHERE id = 'p1'") == [(None, "SMPP")]
+    assert smsgw(tmp_path, database_url, "partner", "inbound", "p1", "--clear").returncode == 0
+    assert operator.sql("SELECT inbound_url, inbound_method FROM partners WHERE id = 'p1'") == [(None, None)]
