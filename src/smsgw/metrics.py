@@ -25,6 +25,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -83,6 +84,28 @@ RECEIPTS = Counter(
     ["smsc", "state", "match"],
 )
 CALLBACK_ATTEMPTS = Counter("smsgw_callback_attempts", "Delivery report POSTs to partners' callback URLs, by outcome.", ["outcome"])
+
+SMPP_BINDS = Gauge(
+    "smsgw_smpp_server_binds",
+    "Binds open on the partner SMPP server, by SMPP account and bind type (transmitter, receiver, transceiver).",
+    ["account", "bind_type"],
+    multiprocess_mode="livesum",
+)
+SMPP_SUBMITS = Counter(
+    "smsgw_smpp_server_submit_sm",
+    "submit_sm answered by the partner SMPP server, by SMPP account and result (accepted, or the refusing command_status).",
+    ["account", "result"],
+)
+SMPP_THROTTLED = Counter(
+    "smsgw_smpp_server_throttled",
+    "submit_sm answered ESME_RTHROTTLED, by SMPP account and reason (window, rate: the account's TPS, partner_limit: the partner's rate limit).",
+    ["account", "reason"],
+)
+SMPP_DELIVER_SM = Counter(
+    "smsgw_smpp_server_deliver_sm",
+    "deliver_sm to partners' ESMEs, by kind (receipt, inbound) and outcome (sent: answered ESME_ROK; retried: not taken, sent again later).",
+    ["kind", "outcome"],
+)
 
 _RESPONSE_CODE = operator.itemgetter("response-code")
 _endpoint: contextvars.ContextVar[str] = contextvars.ContextVar("smsgw_endpoint", default="other")
@@ -153,6 +176,22 @@ def callback_attempts(errors: Iterable[str | None]) -> None:
         CALLBACK_ATTEMPTS.labels(outcome).inc()
 
 
+def smpp_bind_changed(account: str, bind_type: str, change: int) -> None:
+    SMPP_BINDS.labels(account, bind_type).inc(change)
+
+
+def smpp_submit_answered(account: str, command_status: int, count: int = 1) -> None:
+    SMPP_SUBMITS.labels(account, "accepted" if command_status == 0 else command_status_label(command_status)).inc(count)
+
+
+def smpp_throttled(account: str, reason: str) -> None:
+    SMPP_THROTTLED.labels(account, reason).inc()
+
+
+def smpp_deliver_sm(kind: str, taken: bool) -> None:
+    SMPP_DELIVER_SM.labels(kind, "sent" if taken else "retried").inc()
+
+
 def _state_name(state: int) -> str:
     try:
         return DeliveryState(state).description
@@ -219,6 +258,14 @@ class _Figures(Collector):
             yield GaugeMetricFamily(
                 "smsgw_callbacks_pending", "Delivery reports not yet taken by the partner's callback URL (2xx).", value=self.figures.callbacks_pending
             )
+            owed = GaugeMetricFamily(
+                "smsgw_smpp_server_deliver_sm_pending",
+                "deliver_sm owed to partners' ESMEs and not yet taken, by kind: receipts (of messages final or not yet) and inbound messages.",
+                labels=["kind"],
+            )
+            owed.add_metric(["receipt"], self.figures.smpp_receipts_pending)
+            owed.add_metric(["inbound"], self.figures.smpp_inbound_pending)
+            yield owed
             leases = GaugeMetricFamily("smsgw_smsc_bind_leased", "1 when a live dispatcher holds the SMSC's bind lease.", labels=["smsc"])
             for name, held in sorted(self.figures.bind_leases.items()):
                 leases.add_metric([name], 1 if held else 0)

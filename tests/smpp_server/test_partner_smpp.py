@@ -356,3 +356,34 @@ def test_each_message_gets_its_report_the_way_it_came(settings, partner):
             assert len(esme.receipts) == 1
         finally:
             esme.close()
+
+
+def test_submits_that_come_together_are_charged_together_and_low_credit_splits_the_group(settings, operator):
+    """submit_sm that arrive while others are being decided share one acceptance (one ledger
+    entry for several); when the credit pays for only some of such a group, each is decided
+    alone, as if they had come apart."""
+    operator.partner("rich", credits=1000_00, shortcode="RICH")
+    price = settings.networks.network_of(settings.networks.normaliser.normalise(number(1))).price_cents
+    operator.partner("poor", credits=2 * price, shortcode="POOR")
+    add_account(operator, "rich", "rich_smpp", "pw", window=50)
+    add_account(operator, "poor", "poor_smpp", "pw", window=50)
+    with smpp_gateway(settings, deliver=False) as (_, port):
+        answers = {}
+        for system_id, shortcode, count in (("rich_smpp", "RICH", 40), ("poor_smpp", "POOR", 5)):
+            esme = Esme(port, system_id, "pw")
+            try:
+                assert esme.bind() == ESME_ROK
+                pdus = [
+                    smpplib.smpp.make_pdu("submit_sm", client=esme.client, source_addr=shortcode, destination_addr=number(i), short_message=b"hi")
+                    for i in range(count)
+                ]
+                esme.client._socket.sendall(b"".join(pdu.generate() for pdu in pdus))
+                answers[system_id] = [esme.answer_of(pdu.sequence).status for pdu in pdus]
+            finally:
+                esme.close()
+    assert answers["rich_smpp"] == [ESME_ROK] * 40
+    assert sorted(answers["poor_smpp"]) == [ESME_ROK] * 2 + [STATUS_LOW_CREDIT] * 3
+    ledger = operator.sql("SELECT partner_id, count(*), sum(message_count) FROM ledger WHERE kind = 'charge' GROUP BY partner_id")
+    charges = {row[0]: row[1:] for row in ledger}
+    assert charges["rich"][1] == 40 and charges["rich"][0] < 40
+    assert charges["poor"] == (2, 2) and operator.balance("poor") == 0

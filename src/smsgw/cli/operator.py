@@ -477,13 +477,20 @@ async def partner_inbound(
     store: Store, settings: Settings, partner_id: str, url: str | None, method: str, auto_reply: bool, clear: bool, allow_private: bool | None
 ) -> None:
     """Forward messages subscribers send to the partner's shortcodes to URL, signed like
-    delivery reports (with the partner's callback secret)."""
+    delivery reports (with the partner's callback secret); URL `smpp`: as deliver_sm to a
+    receiver bind of the partner's SMPP accounts, kept until one takes them."""
     if clear:
         await store.write(inbound.set_endpoint, partner_id, None, None, False)
         click.echo(f"partner {partner_id}: inbound messages are not forwarded")
         return
     if url is None:
-        raise click.BadParameter("give the endpoint URL, or --clear", param_hint="URL")
+        raise click.BadParameter("give the endpoint URL, `smpp`, or --clear", param_hint="URL")
+    if url.lower() == "smpp":
+        if auto_reply:
+            raise click.BadParameter("an ESME answers with submit_sm: auto-reply is for URLs", param_hint="--auto-reply")
+        await store.write(inbound.set_endpoint, partner_id, None, inbound.INBOUND_BY_SMPP, False)
+        click.echo(f"partner {partner_id}: inbound messages go as deliver_sm to a receiver bind of its SMPP accounts")
+        return
     await check_destination(store, partner_id, url, allow_private)
     await store.write(inbound.set_endpoint, partner_id, url, method.upper(), auto_reply)
     click.echo(f"partner {partner_id}: inbound messages go to {url} by {method.upper()}" + (", with auto-reply" if auto_reply else ""))

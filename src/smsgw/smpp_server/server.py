@@ -10,9 +10,12 @@ the account's name, so the accepting transaction also records the receipt owed
 (`smpp_receipts`).
 
 Receipts: while an account has a receiver-capable bind here, the receipts of its messages
-that reached a final state are read from the store and sent as deliver_sm, at most
-`RECEIPT_WINDOW` unanswered per bind; one counts as delivered on deliver_sm_resp ESME_ROK
-and is otherwise sent again later. With no receiver bound they stay in the store.
+that reached a final state are read from the store and sent as deliver_sm. Inbound messages
+of a partner that takes them over SMPP go the same way to a receiver of any of its accounts
+(esm_class 0, from the subscriber's number to the shortcode; a long one in UDH parts, all
+of which must be taken). At most `DELIVER_WINDOW` of both are unanswered per bind; one
+counts as delivered on deliver_sm_resp ESME_ROK and is otherwise sent again later. With no
+receiver bound they stay in the store.
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ import logging
 import secrets
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Iterable
+from typing import Any
 
 import orjson
+from sqlalchemy.engine import Connection
 
+from .. import metrics
 from ..api.controls import ensure_allowed_address
 from ..api.guard import FailureThrottle
 from ..config import Settings
@@ -45,17 +51,20 @@ from ..connectors.smpp.pdu import (
     BindTransmitter,
     DeliverSm,
     DeliverSmResp,
+    PduError,
 )
 from ..connectors.smpp.receipt import STAT_MESSAGE_STATES, format_receipt_text
+from ..connectors.smpp.segments import message_parts, reference_for
 from ..domain.apikeys import KeyHasher
 from ..domain.codes import Code
+from ..domain.encoding import count_parts
 from ..domain.identifiers import parse_ip_address
 from ..domain.states import PRIORITY_BULK, DeliveryState
 from ..service.acceptance import Acceptance
 from ..service.errors import BadRequest, RateLimited
 from ..store import smpp_accounts
 from ..store.errors import StoreUnavailable
-from ..store.smpp_accounts import OwedReceipt, SmppAccount
+from ..store.smpp_accounts import OwedInbound, OwedReceipt, SmppAccount
 from ..store.store import Partner
 from .assembly import Whole
 from .session import PartnerSession
@@ -64,16 +73,22 @@ from .statuses import status_of
 log = logging.getLogger("smsgw.smpp_server")
 
 SYSTEM_ID = "smsgw"
-# deliver_sm receipts one bind may have unanswered.
-RECEIPT_WINDOW = 10
-RECEIPT_RESPONSE_SECONDS = 10.0
-# A receipt the ESME did not take is sent again after this (times its attempts, at most the max).
-RECEIPT_RETRY_SECONDS = 5.0
-RECEIPT_RETRY_MAX_SECONDS = 300.0
-# How often the store is asked for receipts that became owed while a receiver is bound.
-RECEIPT_POLL_SECONDS = 0.25
+# deliver_sm (receipts and inbound messages) one bind may have unanswered.
+DELIVER_WINDOW = 10
+DELIVER_RESPONSE_SECONDS = 10.0
+# A deliver_sm the ESME did not take is sent again after this (times its attempts, at most the max).
+DELIVER_RETRY_SECONDS = 5.0
+DELIVER_RETRY_MAX_SECONDS = 300.0
+# How often the store is asked for receipts and inbound messages owed while a receiver is bound.
+DELIVER_POLL_SECONDS = 0.25
+# Whole messages of one account and shortcode decided by one call of the acceptance service.
+# One call at a time per account and shortcode: two at once measured slower (their commits
+# queue behind each other in the store's writer, and the groups get smaller).
+ACCEPT_GROUP_MAX = 500
 # How many times a cut-off commit's message is looked up (over about 5 s) before the answer.
 UNKNOWN_OUTCOME_CHECKS = 6
+
+_BIND_TYPES = {BindTransmitter: "transmitter", BindReceiver: "receiver", BindTransceiver: "transceiver"}
 
 # A message's final state -> the receipt's stat and err.
 _RECEIPT_STAT = {
@@ -127,6 +142,26 @@ def receipt_pdu(owed: OwedReceipt) -> DeliverSm:
     )
 
 
+def inbound_pdus(message: OwedInbound) -> list[DeliverSm]:
+    """The deliver_sm a subscriber's message goes to the partner's ESME as: GSM-7 when every
+    character has a septet, else UCS-2; a long one in UDH-concatenated parts (esm_class UDHI)."""
+    encoding, _ = count_parts(message.text)
+    parts = message_parts(message.text, encoding, reference=reference_for(message.inbound_id))
+    return [
+        DeliverSm(
+            source_addr_ton=1,
+            source_addr_npi=1,
+            source_addr=message.msisdn,
+            destination_addr=message.shortcode,
+            esm_class=part.esm_class,
+            data_coding=part.data_coding,
+            short_message=part.short_message,
+            tlvs=dict(part.tlvs),
+        )
+        for part in parts
+    ]
+
+
 class PartnerSmppServer:
     def __init__(self, settings: Settings, acceptance: Acceptance) -> None:
         self.settings = settings
@@ -137,22 +172,26 @@ class PartnerSmppServer:
         self.stats: collections.Counter[str] = collections.Counter()
         self.binds: dict[str, set[PartnerSession]] = {}
         self._buckets: dict[str, _TokenBucket] = {}
+        self._undecided: dict[tuple[str, str], list[tuple[Whole, asyncio.Future[tuple[int, str]]]]] = {}
+        self._deciding: set[tuple[str, str]] = set()
         self._sessions: set[PartnerSession] = set()
         self._session_tasks: set[asyncio.Task[None]] = set()
         self._hasher: KeyHasher | None = None
         self._absent_hash = ""
         self._server: asyncio.Server | None = None
-        self._receipts_task: asyncio.Task[None] | None = None
-        self._receipts_wanted = asyncio.Event()
+        self._deliveries_task: asyncio.Task[None] | None = None
+        self._deliveries_wanted = asyncio.Event()
         self._receipts_in_flight: dict[str, set[int]] = collections.defaultdict(set)
+        self._inbound_in_flight: dict[str, set[int]] = collections.defaultdict(set)
         self._delivered: list[int] = []
+        self._inbound_delivered: list[int] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
         context = self._tls_context()
         self._server = await asyncio.start_server(self._accept_connection, host, port, ssl=context, reuse_port=reuse_port or None)
-        self._receipts_task = asyncio.create_task(self._deliver_receipts())
+        self._deliveries_task = asyncio.create_task(self._deliver_owed())
         return int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
@@ -162,9 +201,9 @@ class PartnerSmppServer:
             session.close("server stopping")
         if self._session_tasks:
             await asyncio.wait(set(self._session_tasks), timeout=5)
-        if self._receipts_task is not None:
-            self._receipts_task.cancel()
-            await asyncio.gather(self._receipts_task, return_exceptions=True)
+        if self._deliveries_task is not None:
+            self._deliveries_task.cancel()
+            await asyncio.gather(self._deliveries_task, return_exceptions=True)
         await self._flush_delivered()
         if self._server is not None:
             with contextlib.suppress(Exception):
@@ -227,6 +266,8 @@ class PartnerSmppServer:
         bound.add(session)
         session.account = account
         session.partner = partner
+        session.bind_type = _BIND_TYPES[type(pdu)]
+        metrics.smpp_bind_changed(account.system_id, session.bind_type, 1)
         self.stats["binds"] += 1
         log.info("%s: bound as %s (%s)", session.address, account.system_id, type(pdu).__name__)
         return ESME_ROK, False
@@ -244,8 +285,9 @@ class PartnerSmppServer:
     def detach(self, session: PartnerSession) -> None:
         if session.account is not None:
             bound = self.binds.get(session.account.system_id)
-            if bound is not None:
+            if bound is not None and session in bound:
                 bound.discard(session)
+                metrics.smpp_bind_changed(session.account.system_id, session.bind_type, -1)
                 if not bound:
                     del self.binds[session.account.system_id]
 
@@ -261,12 +303,47 @@ class PartnerSmppServer:
 
     async def accept(self, partner: Partner, account: SmppAccount, whole: Whole) -> tuple[int, str]:
         """(command_status, message id) for a whole message, decided, charged and stored by
-        the acceptance service before this returns."""
+        the acceptance service before this returns. Messages of one account and shortcode that
+        come while an earlier group of them is being decided wait and are decided together:
+        one call of the acceptance service pays its lookups and its commit once for all."""
+        key = (account.system_id, whole.source)
+        future: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        self._undecided.setdefault(key, []).append((whole, future))
+        if key not in self._deciding:
+            self._deciding.add(key)
+            self._spawn(self._decide_waiting(key, partner, account))
+        return await future
+
+    async def _decide_waiting(self, key: tuple[str, str], partner: Partner, account: SmppAccount) -> None:
+        waiting = self._undecided[key]
+        try:
+            while waiting:
+                group = waiting[:ACCEPT_GROUP_MAX]
+                del waiting[:ACCEPT_GROUP_MAX]
+                try:
+                    answers = await self._decide(partner, account, [whole for whole, _ in group])
+                except Exception:
+                    log.exception("%s: %d submit_sm could not be decided", account.system_id, len(group))
+                    answers = [(ESME_RSYSERR, "")] * len(group)
+                for (_, future), answer in zip(group, answers):
+                    if not future.done():
+                        future.set_result(answer)
+        finally:
+            self._deciding.discard(key)
+            for _, future in waiting:  # only when cancelled (the server stopping)
+                if not future.done():
+                    future.set_result((ESME_RSYSERR, ""))
+            del self._undecided[key]
+
+    async def _decide(self, partner: Partner, account: SmppAccount, wholes: list[Whole]) -> list[tuple[int, str]]:
+        """One answer per message, in order. A group refused as a whole for what its messages
+        would each pass alone (the credit or the partner's rate covers only some) is decided
+        again one message at a time, as if they had come apart."""
         try:
             answer = await self.acceptance.submit(
                 partner,
-                whole.source,
-                [{"mobile": whole.destination, "message": whole.text}],
+                wholes[0].source,
+                [{"mobile": whole.destination, "message": whole.text} for whole in wholes],
                 priority=PRIORITY_BULK,
                 mobile_as_number=False,
                 idempotency=None,
@@ -274,14 +351,23 @@ class PartnerSmppServer:
                 smpp_account=account.system_id,
             )
         except RateLimited:
-            return ESME_RTHROTTLED, ""
+            if len(wholes) > 1:
+                return [(await self._decide(partner, account, [whole]))[0] for whole in wholes]
+            metrics.smpp_throttled(account.system_id, "partner_limit")
+            return [(ESME_RTHROTTLED, "")]
         except BadRequest as refused:
-            return status_of(refused.code), ""
-        entry = orjson.loads(answer)["responses"][0]
-        if entry["response-code"] == Code.MESSAGE_SYSTEM_ERROR and entry.get("messageid"):
-            return await self._settle_unknown(partner, entry["messageid"])
-        status = status_of(entry["response-code"])
-        return status, entry["messageid"] if status == ESME_ROK else ""
+            return [(status_of(refused.code), "")] * len(wholes)
+        entries = orjson.loads(answer)["responses"]
+        if len(wholes) > 1 and any(entry["response-code"] == Code.LOW_CREDIT for entry in entries):
+            return [(await self._decide(partner, account, [whole]))[0] for whole in wholes]
+        answers = []
+        for entry in entries:
+            if entry["response-code"] == Code.MESSAGE_SYSTEM_ERROR and entry.get("messageid"):
+                answers.append(await self._settle_unknown(partner, entry["messageid"]))
+                continue
+            status = status_of(entry["response-code"])
+            answers.append((status, entry["messageid"] if status == ESME_ROK else ""))
+        return answers
 
     async def _settle_unknown(self, partner: Partner, message_id: str) -> tuple[int, str]:
         """A commit cut off: it may hold the message. ESME_RSYSERR says nothing was accepted
@@ -296,88 +382,182 @@ class PartnerSmppServer:
         log.warning("message %s: its commit was cut off and the store cannot say whether it holds it; answered ESME_RSYSERR", message_id)
         return ESME_RSYSERR, ""
 
-    # -- receipts ----------------------------------------------------------------------------
+    # -- deliver_sm: receipts and inbound messages -------------------------------------------
 
-    def receipts_wanted(self) -> None:
-        self._receipts_wanted.set()
+    def deliveries_wanted(self) -> None:
+        self._deliveries_wanted.set()
 
-    async def _deliver_receipts(self) -> None:
+    async def _deliver_owed(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(RECEIPT_POLL_SECONDS):
-                    await self._receipts_wanted.wait()
-            self._receipts_wanted.clear()
+                async with asyncio.timeout(DELIVER_POLL_SECONDS):
+                    await self._deliveries_wanted.wait()
+            self._deliveries_wanted.clear()
             try:
                 await self._flush_delivered()
                 for system_id in list(self.binds):
-                    await self._send_owed(system_id)
+                    await self._send_owed_receipts(system_id)
+                for partner_id, receivers in self._receivers_by_partner().items():
+                    await self._send_owed_inbound(partner_id, receivers)
             except StoreUnavailable as exc:
-                log.warning("receipts wait: the store is unavailable: %s", exc)
+                log.warning("deliver_sm wait: the store is unavailable: %s", exc)
                 await asyncio.sleep(1.0)
             except Exception:
-                log.exception("receipts could not be sent; trying again")
+                log.exception("deliver_sm could not be sent; trying again")
                 await asyncio.sleep(1.0)
 
-    async def _send_owed(self, system_id: str) -> None:
-        receivers = [s for s in self.binds.get(system_id, ()) if s.can_receive and s.open and not s.unbinding]
-        in_flight = self._receipts_in_flight[system_id]
-        room = RECEIPT_WINDOW * len(receivers) - len(in_flight)
+    @staticmethod
+    def _receivers(sessions: Iterable[PartnerSession]) -> list[PartnerSession]:
+        return [s for s in sessions if s.can_receive and s.open and not s.unbinding]
+
+    def _receivers_by_partner(self) -> dict[str, list[PartnerSession]]:
+        """Inbound messages go to a receiver of any of the partner's accounts."""
+        by_partner: dict[str, list[PartnerSession]] = collections.defaultdict(list)
+        for sessions in self.binds.values():
+            for session in self._receivers(sessions):
+                if session.partner is not None:
+                    by_partner[session.partner.id].append(session)
+        return by_partner
+
+    @staticmethod
+    def _room(receivers: list[PartnerSession]) -> int:
+        return sum(max(0, DELIVER_WINDOW - s.deliver_sm_unanswered) for s in receivers)
+
+    def _least_busy(self, receivers: list[PartnerSession]) -> PartnerSession | None:
+        session = min(receivers, key=lambda s: s.deliver_sm_unanswered)
+        if session.deliver_sm_unanswered >= DELIVER_WINDOW:
+            return None
+        session.deliver_sm_unanswered += 1
+        return session
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._session_tasks.add(task)
+        task.add_done_callback(self._session_tasks.discard)
+
+    async def _send_owed_receipts(self, system_id: str) -> None:
+        receivers = self._receivers(self.binds.get(system_id, ()))
+        room = self._room(receivers)
         if room <= 0:
             return
+        in_flight = self._receipts_in_flight[system_id]
         partner_id = receivers[0].partner.id if receivers[0].partner is not None else ""
         owed = await self.store.read(smpp_accounts.owed_receipts, system_id, partner_id, int(time.time() * 1000), room + len(in_flight))
         for receipt in owed:
             if receipt.message_id in in_flight:
                 continue
-            session = min(receivers, key=lambda s: s.receipts_unanswered)
-            if session.receipts_unanswered >= RECEIPT_WINDOW:
+            session = self._least_busy(receivers)
+            if session is None:
                 break
-            session.receipts_unanswered += 1
             in_flight.add(receipt.message_id)
-            task = asyncio.create_task(self._send_receipt(session, system_id, receipt))
-            self._session_tasks.add(task)
-            task.add_done_callback(self._session_tasks.discard)
+            self._spawn(self._send_receipt(session, system_id, receipt))
+
+    async def _send_owed_inbound(self, partner_id: str, receivers: list[PartnerSession]) -> None:
+        room = self._room(receivers)
+        if room <= 0:
+            return
+        in_flight = self._inbound_in_flight[partner_id]
+        owed = await self.store.read(smpp_accounts.owed_inbound, partner_id, int(time.time() * 1000), room + len(in_flight))
+        for message in owed:
+            if message.inbound_id in in_flight:
+                continue
+            session = self._least_busy(receivers)
+            if session is None:
+                break
+            in_flight.add(message.inbound_id)
+            self._spawn(self._send_inbound(session, partner_id, message))
+
+    async def _deliver(self, session: PartnerSession, pdus: list[DeliverSm]) -> str | None:
+        """Sends the deliver_sm in order, each after the last one's answer: None once every
+        one was answered ESME_ROK, else what went wrong (the rest is not sent)."""
+        try:
+            for pdu in pdus:
+                response = await session.request(pdu, DELIVER_RESPONSE_SECONDS)
+                if not isinstance(response, DeliverSmResp):
+                    return "answered generic_nack"
+                if response.command_status != ESME_ROK:
+                    return f"deliver_sm_resp {response.command_status:#010x}"
+        except TimeoutError:
+            return f"no deliver_sm_resp within {DELIVER_RESPONSE_SECONDS:g} s"
+        except (ConnectionError, OSError):
+            return "the bind closed before deliver_sm_resp"
+        except Exception:
+            log.exception("%s: deliver_sm could not be sent", session.name)
+            return "deliver_sm could not be sent"
+        finally:
+            session.deliver_sm_unanswered -= 1
+        return None
+
+    @staticmethod
+    def _retry_at(attempts: int) -> int:
+        delay = min(DELIVER_RETRY_MAX_SECONDS, DELIVER_RETRY_SECONDS * (attempts + 1))
+        return int((time.time() + delay) * 1000)
 
     async def _send_receipt(self, session: PartnerSession, system_id: str, receipt: OwedReceipt) -> None:
         in_flight = self._receipts_in_flight[system_id]
-        status: int | None = None
-        try:
-            try:
-                response = await session.request(receipt_pdu(receipt), RECEIPT_RESPONSE_SECONDS)
-            finally:
-                session.receipts_unanswered -= 1
-            # generic_nack or anything else: not taken.
-            status = response.command_status if isinstance(response, DeliverSmResp) else None
-        except (TimeoutError, ConnectionError, OSError):
-            status = None
-        except Exception:
-            log.exception("%s: receipt of message %d could not be sent", session.name, receipt.message_id)
-        if status == ESME_ROK:
+        error = await self._deliver(session, [receipt_pdu(receipt)])
+        metrics.smpp_deliver_sm("receipt", error is None)
+        if error is None:
             self.stats["receipts_delivered"] += 1
             self._delivered.append(receipt.message_id)
-            self._receipts_wanted.set()
+            self._deliveries_wanted.set()
             return
         self.stats["receipts_refused"] += 1
-        delay = min(RECEIPT_RETRY_MAX_SECONDS, RECEIPT_RETRY_SECONDS * (receipt.attempts + 1))
         try:
-            await self.store.write(smpp_accounts.receipt_refused, receipt.message_id, int((time.time() + delay) * 1000))
+            await self.store.write(smpp_accounts.receipt_refused, receipt.message_id, self._retry_at(receipt.attempts))
         except StoreUnavailable:
             pass  # still owed: sent again once the store is back
         finally:
             in_flight.discard(receipt.message_id)
 
+    async def _send_inbound(self, session: PartnerSession, partner_id: str, message: OwedInbound) -> None:
+        in_flight = self._inbound_in_flight[partner_id]
+        try:
+            pdus = inbound_pdus(message)
+        except PduError as exc:  # no deliver_sm sequence carries it: the inbox still has it
+            log.warning("inbound message %d of partner %s cannot go over SMPP: %s", message.inbound_id, partner_id, exc)
+            session.deliver_sm_unanswered -= 1
+            error: str | None = str(exc)
+        else:
+            error = await self._deliver(session, pdus)
+        metrics.smpp_deliver_sm("inbound", error is None)
+        if error is None:
+            self.stats["inbound_delivered"] += 1
+            self._inbound_delivered.append(message.inbound_id)
+            self._deliveries_wanted.set()
+            return
+        self.stats["inbound_refused"] += 1
+        log.info("%s: inbound message %d not taken (%s); sent again later", session.name, message.inbound_id, error)
+        try:
+            await self.store.write(smpp_accounts.inbound_refused, message.inbound_id, self._retry_at(message.attempts), error)
+        except StoreUnavailable:
+            pass  # still owed: sent again once the store is back
+        finally:
+            in_flight.discard(message.inbound_id)
+
     async def _flush_delivered(self) -> None:
-        """Records the receipts the ESMEs took, one transaction for all of them."""
-        if not self._delivered:
+        """Records the receipts and inbound messages the ESMEs took, one transaction for all."""
+        if not self._delivered and not self._inbound_delivered:
             return
         delivered, self._delivered = self._delivered, []
+        inbound, self._inbound_delivered = self._inbound_delivered, []
         try:
-            await self.store.write(smpp_accounts.receipts_delivered, delivered, int(time.time() * 1000))
+            await self.store.write(_record_delivered, delivered, inbound, int(time.time() * 1000))
         except BaseException:
             self._delivered.extend(delivered)
+            self._inbound_delivered.extend(inbound)
             raise
         for ids in self._receipts_in_flight.values():
             ids.difference_update(delivered)
+        for ids in self._inbound_in_flight.values():
+            ids.difference_update(inbound)
+
+
+def _record_delivered(conn: Connection, receipt_ids: list[int], inbound_ids: list[int], now: int) -> None:
+    if receipt_ids:
+        smpp_accounts.receipts_delivered(conn, receipt_ids, now)
+    if inbound_ids:
+        smpp_accounts.inbound_delivered(conn, inbound_ids, now)
 
 
 @contextlib.asynccontextmanager

@@ -17,6 +17,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from .. import metrics
 from ..connectors.smpp.pdu import (
     DEFAULT_MAX_PDU_LENGTH,
     ESME_RALYBND,
@@ -74,10 +75,11 @@ class PartnerSession:
         self.partner: Partner | None = None
         self.can_transmit = False
         self.can_receive = False
+        self.bind_type = ""
         self.open = True
         self.unbinding = False
         self.unanswered = 0  # submit_sm not yet answered, held parts included
-        self.receipts_unanswered = 0  # deliver_sm receipts sent, not yet answered
+        self.deliver_sm_unanswered = 0  # deliver_sm (receipts, inbound messages) sent, not yet answered
         self.assembler = Assembler(server.settings.smpp_idle_seconds)
         self.last_heard = time.monotonic()
         self._pending: dict[int, asyncio.Future[Pdu]] = {}
@@ -216,15 +218,18 @@ class PartnerSession:
         self.can_receive = pdu.can_receive
         self.send(response_to(pdu, ESME_ROK, system_id=self.server.system_id, tlvs={TLV_SC_INTERFACE_VERSION: bytes((INTERFACE_VERSION_34,))}))
         if self.can_receive:
-            self.server.receipts_wanted()
+            self.server.deliveries_wanted()
 
     # -- submit_sm ---------------------------------------------------------------------------
 
     def _admit(self, pdu: SubmitSm) -> None:
         account = self.account
         assert account is not None
-        if self.unanswered >= account.window or not self.server.take_rate(account):
+        over = "window" if self.unanswered >= account.window else None if self.server.take_rate(account) else "rate"
+        if over is not None:
             self.server.stats["throttled"] += 1
+            metrics.smpp_throttled(account.system_id, over)
+            metrics.smpp_submit_answered(account.system_id, ESME_RTHROTTLED)
             self.send(SubmitSmResp(sequence_number=pdu.sequence_number, command_status=ESME_RTHROTTLED))
             return
         self.unanswered += 1
@@ -251,6 +256,8 @@ class PartnerSession:
         self._answer(whole.pdus, status, message_id)
 
     def _answer(self, pdus: list[SubmitSm], status: int, message_id: str = "") -> None:
+        if self.account is not None:
+            metrics.smpp_submit_answered(self.account.system_id, status, len(pdus))
         for pdu in pdus:
             self.unanswered -= 1
             self.send(SubmitSmResp(sequence_number=pdu.sequence_number, command_status=status, message_id=message_id if status == ESME_ROK else ""))

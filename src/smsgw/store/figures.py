@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from ..domain.states import PRIORITY_BULK, PRIORITY_OTP, DeliveryState
-from .schema import bind_leases, callbacks, messages, unmatched_receipts
+from .schema import bind_leases, callbacks, messages, smpp_inbound, smpp_receipts, unmatched_receipts
 
 SCRAPE_COUNT_CAP = 1_000_000
 QUEUE_STATES = (DeliveryState.SCHEDULED, DeliveryState.SENT_TO_NETWORK)
@@ -26,6 +26,8 @@ class ScrapeFigures:
     unmatched_receipts: int  # waiting for a match
     callbacks_pending: int  # not yet answered with a 2xx
     bind_leases: dict[str, bool]  # SMSC name -> held by a dispatcher whose lease is current
+    smpp_receipts_pending: int = 0  # receipts of messages submitted over SMPP not yet taken by an ESME
+    smpp_inbound_pending: int = 0  # inbound messages owed to partners' ESMEs
 
 
 def _bounded_count(conn: Connection, table, *conditions, cap: int) -> int:
@@ -45,4 +47,6 @@ def scrape_figures(conn: Connection, now: int, cap: int = SCRAPE_COUNT_CAP) -> S
     unmatched = _bounded_count(conn, unmatched_receipts, unmatched_receipts.c.matched_at.is_(None), cap=cap)
     pending = _bounded_count(conn, callbacks, callbacks.c.delivered_at.is_(None), cap=cap)
     leases = {row.connector: row.lease_until > now for row in conn.execute(select(bind_leases.c.connector, bind_leases.c.lease_until))}
-    return ScrapeFigures(queue, unmatched, pending, leases)
+    smpp_receipts_pending = _bounded_count(conn, smpp_receipts, smpp_receipts.c.delivered_at.is_(None), cap=cap)
+    smpp_inbound_pending = _bounded_count(conn, smpp_inbound, smpp_inbound.c.delivered_at.is_(None), cap=cap)
+    return ScrapeFigures(queue, unmatched, pending, leases, smpp_receipts_pending, smpp_inbound_pending)

@@ -42,7 +42,11 @@ from ..domain.compliance import ALL_SHORTCODES, Consent, consent_of, words
 from ..domain.encoding import decode
 from ..domain.states import DeliveryState
 from . import optout
-from .schema import inbound_messages, inbound_parts, messages, partners, shortcode_keywords, shortcodes
+from .schema import inbound_messages, inbound_parts, messages, partners, shortcode_keywords, shortcodes, smpp_inbound
+
+# The partner's inbound method when its messages go as deliver_sm to its SMPP receiver binds
+# (smpp_inbound; no URL, nothing for the HTTP forwarder).
+INBOUND_BY_SMPP = "SMPP"
 
 
 @dataclass(frozen=True)
@@ -217,9 +221,9 @@ def _store_message(
     first = first_words[0] if first_words else None
     consent = consent_of(first, consents.optout_keywords, consents.optin_keywords)
     partner_id, keyword = _route(conn, shortcode, first_words, consent)
-    inbound_url = None
+    inbound_url = inbound_method = None
     if partner_id is not None:
-        inbound_url = conn.execute(select(partners.c.inbound_url).where(partners.c.id == partner_id)).scalar()
+        inbound_url, inbound_method = conn.execute(select(partners.c.inbound_url, partners.c.inbound_method).where(partners.c.id == partner_id)).one()
     message_id = conn.execute(
         insert(inbound_messages)
         .values(
@@ -237,6 +241,8 @@ def _store_message(
         )
         .returning(inbound_messages.c.id)
     ).scalar_one()
+    if partner_id is not None and inbound_method == INBOUND_BY_SMPP:
+        conn.execute(insert(smpp_inbound).values(inbound_id=message_id, partner_id=partner_id, next_attempt_at=now))
     if partner_id is not None and consent is not Consent.NONE:
         _apply_consent(conn, partner_id, shortcode, msisdn, consent, now)
     return StoredInbound(message_id, partner_id, consent)

@@ -48,7 +48,7 @@ partners = Table(
     Column("allowed_ips", String(2000)),  # comma-separated CIDRs; NULL: any address
     # Where messages subscribers send to the partner's shortcodes go (signed like callbacks).
     Column("inbound_url", String(2000)),
-    Column("inbound_method", String(8)),  # GET (query string) or POST (JSON)
+    Column("inbound_method", String(8)),  # GET (query string), POST (JSON), or SMPP (deliver_sm to a receiver bind; no URL)
     Column("inbound_auto_reply", SmallInteger, nullable=False, server_default=text("0")),
     # 1: callback and inbound URLs may lead to loopback, private or link-local addresses.
     Column("callback_allow_private", SmallInteger, nullable=False, server_default=text("0")),
@@ -493,4 +493,20 @@ form_submissions = Table(
     Column("result", String(2000), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_form_submissions_created", "created_at"),
+)
+
+# Inbound messages of partners that take them over SMPP, owed to a receiver bind of any of
+# the partner's SMPP accounts until one answers the deliver_sm ESME_ROK (stored with the
+# message, in the transaction that receives it).
+smpp_inbound = Table(
+    "smpp_inbound",
+    metadata,
+    Column("inbound_id", BigInteger, primary_key=True),
+    Column("partner_id", String(64), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", BigInteger, nullable=False, server_default=text("0")),
+    Column("delivered_at", BigInteger),
+    Index(
+        "ix_smpp_inbound_owed", "partner_id", "inbound_id", sqlite_where=text("delivered_at IS NULL"), postgresql_where=text("delivered_at IS NULL")
+    ),
 )

@@ -1,8 +1,10 @@
-"""Partners' SMPP accounts and the receipts owed to their binds (the partner SMPP server).
+"""Partners' SMPP accounts and what is owed to their binds (the partner SMPP server).
 
 A message accepted over SMPP gets its `smpp_receipts` row in the accepting transaction
 (store.py, `_charge_and_store`); once the message is final, its receipt is owed to a receiver
-bind of the account until the ESME answers the deliver_sm ESME_ROK.
+bind of the account until the ESME answers the deliver_sm ESME_ROK. An inbound message of a
+partner that takes them over SMPP gets its `smpp_inbound` row in the transaction that
+receives it (inbound.py) and is owed to a receiver bind of any of the partner's accounts.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..domain.states import DeliveryState
 from .errors import AlreadyExists, NotFound
-from .schema import messages, partners, smpp_accounts, smpp_receipts
+from .schema import inbound_messages, messages, partners, smpp_accounts, smpp_inbound, smpp_receipts
 
 # A message in one of these states is not final: its receipt is not owed yet.
 _OPEN_STATES = (int(DeliveryState.SCHEDULED), int(DeliveryState.SENT_TO_NETWORK))
@@ -123,6 +125,58 @@ def receipt_refused(conn: Connection, message_id: int, retry_at: int) -> None:
         .where(smpp_receipts.c.message_id == message_id, smpp_receipts.c.delivered_at.is_(None))
         .values(attempts=smpp_receipts.c.attempts + 1, next_attempt_at=retry_at)
     )
+
+
+@dataclass(frozen=True)
+class OwedInbound:
+    inbound_id: int
+    msisdn: str
+    shortcode: str
+    text: str
+    attempts: int
+
+
+def owed_inbound(conn: Connection, partner_id: str, now: int, limit: int) -> list[OwedInbound]:
+    """The partner's inbound messages due now for its receiver binds, oldest first."""
+    rows = conn.execute(
+        select(inbound_messages.c.id, inbound_messages.c.msisdn, inbound_messages.c.shortcode, inbound_messages.c.text, smpp_inbound.c.attempts)
+        .select_from(smpp_inbound.join(inbound_messages, inbound_messages.c.id == smpp_inbound.c.inbound_id))
+        .where(
+            smpp_inbound.c.partner_id == partner_id,
+            inbound_messages.c.partner_id == partner_id,
+            smpp_inbound.c.delivered_at.is_(None),
+            smpp_inbound.c.next_attempt_at <= now,
+        )
+        .order_by(smpp_inbound.c.inbound_id)
+        .limit(limit)
+    ).all()
+    return [OwedInbound(*row) for row in rows]
+
+
+def inbound_delivered(conn: Connection, inbound_ids: Sequence[int], now: int) -> None:
+    """An ESME took these (every part ESME_ROK): forwarded, as the inbox says of HTTP forwards."""
+    conn.execute(update(smpp_inbound).where(smpp_inbound.c.inbound_id.in_(inbound_ids)).values(delivered_at=now))
+    conn.execute(
+        update(inbound_messages)
+        .where(inbound_messages.c.id.in_(inbound_ids))
+        .values(forwarded_at=now, last_error=None, attempts=inbound_messages.c.attempts + 1)
+    )
+
+
+def inbound_refused(conn: Connection, inbound_id: int, retry_at: int, error: str) -> None:
+    """The ESME did not take the message (an error status, no answer, its bind gone): sent
+    again from `retry_at`."""
+    changed = conn.execute(
+        update(smpp_inbound)
+        .where(smpp_inbound.c.inbound_id == inbound_id, smpp_inbound.c.delivered_at.is_(None))
+        .values(attempts=smpp_inbound.c.attempts + 1, next_attempt_at=retry_at)
+    ).rowcount
+    if changed:
+        conn.execute(
+            update(inbound_messages)
+            .where(inbound_messages.c.id == inbound_id)
+            .values(last_error=error[:200], attempts=inbound_messages.c.attempts + 1)
+        )
 
 
 _ACCOUNT_COLUMNS = (
