@@ -19,10 +19,11 @@ ROLL_LEASE_MS = 30_000
 
 
 class Roller:
-    def __init__(self, store: Store, owner: str, interval: float = ROLL_INTERVAL_SECONDS) -> None:
+    def __init__(self, store: Store, owner: str, interval: float = ROLL_INTERVAL_SECONDS, settle_ms: int = rollups.SETTLE_MS) -> None:
         self.store = store
         self.owner = owner
         self.interval = interval
+        self.settle_ms = settle_ms
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -39,7 +40,7 @@ class Roller:
     async def _run(self) -> None:
         while True:
             try:
-                step = await self.store.write(rollups.roll_step, self.owner, now_ms(), ROLL_LEASE_MS)
+                step = await self.store.write(rollups.roll_step, self.owner, now_ms(), ROLL_LEASE_MS, self.settle_ms)
             except StoreUnavailable as exc:
                 log.warning("the roller waits for the store: %s", exc)
                 step = None
