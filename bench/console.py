@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from alembic import command  # noqa: E402
 
+from smsgw.store import rollups  # noqa: E402
 from smsgw.store.migrate import alembic_config  # noqa: E402
 from smsgw.store.store import Store  # noqa: E402
 from smsgw.store.urls import StoreUrl  # noqa: E402
@@ -94,7 +95,7 @@ def fill(path: Path, messages: int, partners: int) -> tuple[int, str]:
             )
             if i % 1000 == 0:
                 ledger_rows.append((partner, -100_000, 0, "charge", "sendbulk", 1000, mid, created))
-            if i == messages // 2:
+            if i >= messages // 2 and not sample[1] and partner == names[0]:  # one of p00's, half way
                 sample = (mid, number)
         conn.executemany(insert, rows)
         conn.commit()  # chunk by chunk, so that the WAL is checkpointed as it goes
@@ -150,6 +151,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--partners", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--roll", type=int, default=200_000, help="after the pages, the roller indexes the newest N messages again, timed")
     parser.add_argument("--keep", default=None, help="Directory for the store (default: a temporary one, removed).")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
@@ -209,6 +211,32 @@ def main() -> None:
                     print(f"{who:14s} {shown:44s} {statistics.median(times):10.1f} {max(times):8.1f} {status:6d}")
             for client in clients.values():
                 client.close()
+        if args.roll:
+            print(roll_again(path, FIRST_ID + args.messages - args.roll))
+
+
+def roll_again(path: Path, start: int) -> str:
+    """Takes the messages from `start` on out of the number index and times the roller putting
+    them back, step by step as a dispatcher would (their rollups are counted twice: the store
+    is thrown away)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM message_numbers WHERE message_id >= ?", (start,))
+        conn.execute("UPDATE roll_marks SET next_id = ?, pending_limit = NULL, pending_since = NULL", (start,))
+
+    async def roll() -> tuple[int, int, float]:
+        store = Store.open(StoreUrl.parse(f"sqlite:///{path}"))
+        try:
+            total, steps, began = 0, 0, time.perf_counter()
+            while True:
+                step = await store.write(rollups.roll_step, "bench", int(time.time() * 1000), 60_000, 0)
+                total, steps = total + step.rolled, steps + 1
+                if not step.more and step.rolled == 0:
+                    return total, steps, time.perf_counter() - began
+        finally:
+            await store.close()
+
+    total, steps, seconds = asyncio.run(roll())
+    return f"roller: {total:,} messages indexed and counted again in {steps} steps, {seconds:.1f} s: {total / seconds:,.0f} msg/s"
 
 
 if __name__ == "__main__":

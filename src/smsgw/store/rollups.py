@@ -21,10 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from .prepared import Prepared
 from .schema import id_blocks, message_numbers, message_rollups, messages, roll_marks
 from .store import ID_BLOCK_SECONDS
 
@@ -35,6 +36,22 @@ HOUR_MS = 3600 * 1000
 SETTLE_MS = int(ID_BLOCK_SECONDS * 1000) + 50_000
 # Rows per step: one short transaction, and a sort of this many number entries.
 ROLL_CHUNK = 20_000
+
+# Run with tuples through the driver (prepared.py): at 20,000 rows a step, building and
+# processing Core parameters would cost more than the database's work.
+_NEXT_MESSAGES = Prepared(
+    lambda: (
+        select(
+            messages.c.id, messages.c.partner_id, messages.c.msisdn, messages.c.network_id, messages.c.parts, messages.c.cost, messages.c.created_at
+        )
+        .where(messages.c.id >= bindparam("first"), messages.c.id < bindparam("limit"))
+        .order_by(messages.c.id)
+        .limit(bindparam("chunk"))
+    )
+)
+_ADD_NUMBER = Prepared(
+    lambda: insert(message_numbers).values(msisdn=bindparam("msisdn"), partner_id=bindparam("partner_id"), message_id=bindparam("message_id"))
+)
 
 
 @dataclass(frozen=True)
@@ -66,21 +83,13 @@ def roll_step(conn: Connection, owner: str, now: int, lease_ms: int, settle_ms: 
         conn.execute(update(roll_marks).where(roll_marks.c.name == MARK).values(pending_limit=limit, pending_since=since))
     if now < since + settle_ms or next_id >= limit:
         return RollStep(True, 0, next_id, False)
-    rows = conn.execute(
-        select(
-            messages.c.id, messages.c.partner_id, messages.c.msisdn, messages.c.network_id, messages.c.parts, messages.c.cost, messages.c.created_at
-        )
-        .where(messages.c.id >= next_id, messages.c.id < limit)
-        .order_by(messages.c.id)
-        .limit(chunk)
-    ).all()
+    rows = _NEXT_MESSAGES.all(conn, first=next_id, limit=limit, chunk=chunk)
     full = len(rows) == chunk
     if rows:
         # Sorted as the index is, so that its pages are written in order, not at random.
-        numbers = sorted((r.msisdn, r.partner_id, r.id) for r in rows)
-        conn.execute(insert(message_numbers), [{"msisdn": m, "partner_id": p, "message_id": i} for m, p, i in numbers])
+        _ADD_NUMBER.many(conn, ({"msisdn": m, "partner_id": p, "message_id": i} for i, p, m, *_ in sorted(rows, key=lambda r: (r[2], r[1], r[0]))))
         _add_to_rollups(conn, rows)
-    next_id = int(rows[-1].id) + 1 if full else int(limit)
+    next_id = int(rows[-1][0]) + 1 if full else int(limit)
     conn.execute(update(roll_marks).where(roll_marks.c.name == MARK).values(next_id=next_id))
     return RollStep(True, len(rows), next_id, full)
 
@@ -92,11 +101,11 @@ def release(conn: Connection, owner: str) -> None:
 
 def _add_to_rollups(conn: Connection, rows: Sequence[Any]) -> None:
     sums: dict[tuple[int, str, int], list[int]] = {}
-    for r in rows:
-        total = sums.setdefault((r.created_at // HOUR_MS * HOUR_MS, r.partner_id, r.network_id), [0, 0, 0])
+    for _, partner_id, _, network_id, parts, cost, created_at in rows:
+        total = sums.setdefault((created_at // HOUR_MS * HOUR_MS, partner_id, network_id), [0, 0, 0])
         total[0] += 1
-        total[1] += r.parts
-        total[2] += r.cost
+        total[1] += parts
+        total[2] += cost
     dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(message_rollups)
     statement = statement.on_conflict_do_update(
