@@ -3,7 +3,9 @@ another partner's ids, expired and ended sessions, guessing; and how the cookies
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import re
 
 import httpx
 import pytest
@@ -220,3 +222,31 @@ def test_a_form_past_its_size_limit_is_refused_before_it_is_read(console, chunke
         answer = client.post("/console/partners/acme/topup", content=content, headers={"content-type": "application/x-www-form-urlencoded"})
         assert answer.status_code == 413
         assert console.gateway.operator.balance("acme") == 1000_00
+
+
+def test_a_portal_search_by_number_finds_the_partners_messages_on_both_sides_of_the_roll_mark_and_no_others(console, monkeypatch):
+    from smsgw.store import rollups
+    from smsgw.store import store as store_module
+    from smsgw.store.store import Store, now_ms
+
+    monkeypatch.setattr(store_module, "ID_BLOCK_SECONDS", 0.0)  # each request a fresh block: a rolled range is complete at once
+
+    async def roll() -> int:
+        store = Store.open(console.gateway.server.settings.database_url)
+        try:
+            while (await store.write(lambda conn: rollups.roll_step(conn, "test", now_ms(), 1000, settle_ms=0))).more:
+                pass
+            return await store.read(rollups.mark)
+        finally:
+            await store.close()
+
+    rolled = [console.send("acme", "0712345678", f"old {n}") for n in range(3)] + [console.send("rival", "0712345678", "rival old")]
+    mark = asyncio.run(roll())
+    recent = [console.send("acme", "0712345678", "new"), console.send("rival", "0712345678", "rival new")]
+    assert max(rolled) < mark <= min(recent)
+    assert console.gateway.operator.sql("SELECT count(*) FROM message_numbers") == [(4,)]
+    with signed_in(console.url, "portal", "acme", PARTNER_PASSWORDS["acme"]) as acme:
+        page = acme.get("/portal/messages?q=0712345678").text
+    shown = {int(found) for found in re.findall(r'href="/portal/messages/(\d+)"', page)}
+    assert shown == {rolled[0], rolled[1], rolled[2], recent[0]}
+    assert "rival" not in page

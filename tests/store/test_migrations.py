@@ -68,3 +68,66 @@ def test_an_old_schema_is_refused_until_migrated(empty_database):
             await store.close()
 
     assert asyncio.run(scenario()) == head_revision()
+
+
+def test_the_upgrade_from_0015_indexes_and_counts_the_messages_stored_and_drops_their_console_indexes(empty_database):
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from smsgw.store.migrate import alembic_config
+
+    hour = 3600_000
+    stored = [
+        (
+            10_000_000 + i,
+            "acme" if i % 3 else "rival",
+            f"25471{i % 4:07d}",
+            1 + i % 2,
+            1 + i % 3,
+            100 * (1 + i % 3),
+            1_700_000_000_000 + (i % 5) * hour + i,
+        )
+        for i in range(60)
+    ]
+
+    async def scenario():
+        store = Store.open(StoreUrl.parse(empty_database))
+        try:
+            await store.write(lambda conn: command.upgrade(alembic_config(conn), "0015"))
+
+            def fill(conn):
+                for mid, partner, number, network, parts, cost, created in stored:
+                    conn.execute(
+                        text(
+                            "INSERT INTO messages (id, partner_id, shortcode, msisdn, network_id, text, data_coding, parts, cost, priority, state,"
+                            " due_at, created_at, batch_id) VALUES (:id, :p, 'SC', :n, :net, 'x', 0, :parts, :cost, 1, 3, :t, :t, :id)"
+                        ),
+                        {"id": mid, "p": partner, "n": number, "net": network, "parts": parts, "cost": cost, "t": created},
+                    )
+
+            await store.write(fill)
+            await store.migrate()
+
+            def read(conn):
+                numbers = conn.execute(text("SELECT msisdn, partner_id, message_id FROM message_numbers ORDER BY message_id")).all()
+                rolled = conn.execute(text("SELECT hour, partner_id, network_id, messages, parts, cost FROM message_rollups")).all()
+                mark = conn.execute(text("SELECT next_id FROM roll_marks WHERE name = 'messages'")).scalar_one()
+                indexes = {index["name"] for index in inspect(conn).get_indexes("messages")}
+                return [tuple(r) for r in numbers], {(int(r[0]), r[1], int(r[2])): tuple(int(v) for v in r[3:]) for r in rolled}, int(mark), indexes
+
+            return await store.read(read)
+        finally:
+            await store.close()
+
+    numbers, rolled, mark, indexes = asyncio.run(scenario())
+    assert numbers == [(number, partner, mid) for mid, partner, number, *_ in stored]
+    expected: dict[tuple[int, str, int], list[int]] = {}
+    for _, partner, _, network, parts, cost, created in stored:
+        total = expected.setdefault((created // hour * hour, partner, network), [0, 0, 0])
+        total[0] += 1
+        total[1] += parts
+        total[2] += cost
+    assert rolled == {key: tuple(value) for key, value in expected.items()}
+    assert mark == stored[-1][0] + 1
+    assert "ix_messages_msisdn" not in indexes and "ix_messages_partner" not in indexes
+    assert "ix_messages_due" in indexes

@@ -62,8 +62,7 @@ def router(web: Web) -> APIRouter:
         store = web.store(request)
         now = now_ms()
         figures = await store.read(scrape_figures, now, DASHBOARD_COUNT_CAP)
-        hours = await store.read(web_store.accepted_per_hour, None, now - 24 * web_store.HOUR_MS)
-        by_hour = {start: charged for start, charged, _ in hours}
+        by_hour = dict(await store.read(web_store.accepted_per_hour, None, now - 24 * web_store.HOUR_MS, DASHBOARD_COUNT_CAP))
         first = (now // web_store.HOUR_MS - 23) * web_store.HOUR_MS
         series = [(web.local_time(first + i * web_store.HOUR_MS)[11:16], by_hour.get(first + i * web_store.HOUR_MS, 0)) for i in range(24)]
         return web.page(

@@ -123,7 +123,7 @@ def router(web: Web) -> APIRouter:
 
     async def report(request: Request) -> Response:
         """The partner's delivery reports as CSV: the search's matches, or every message,
-        newest first, read a page at a time (ix_messages_partner)."""
+        newest first, read a page at a time (through the ledger's charges)."""
         session = await web.session(request, AREA)
         store = web.store(request)
         query = MessageQuery.parse(request.query_params.get("q", ""), web.settings.networks)
@@ -134,14 +134,13 @@ def router(web: Web) -> APIRouter:
                 for row in await query.run(store, session.subject):
                     yield csv_line(report_row(web, row))
                 return
-            before = None
+            cursor = None
             while True:
-                page = await store.read(web_store.recent_messages, session.subject, REPORT_PAGE, before)
+                page, cursor = await store.read(web_store.partner_messages, session.subject, REPORT_PAGE, cursor)
                 for row in page:
                     yield csv_line(report_row(web, row))
-                if len(page) < REPORT_PAGE:
+                if cursor is None:
                     return
-                before = page[-1].id
 
         headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{session.subject}-delivery-report.csv"'}
         return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers=headers)

@@ -40,7 +40,10 @@ class MessageQuery:
         """The newest messages without a query; the matches of one; nothing for a query that
         is neither an id nor a number."""
         if self.empty:
-            return await store.read(web_store.recent_messages, partner_id, RESULT_LIMIT)
+            if partner_id is None:
+                return await store.read(web_store.recent_messages, RESULT_LIMIT)
+            rows, _ = await store.read(web_store.partner_messages, partner_id, RESULT_LIMIT)
+            return rows
         if not self.understood:
             return []
         return await store.read(web_store.find_messages, partner_id, self.message_id, self.msisdn, RESULT_LIMIT)

@@ -15,6 +15,7 @@ from ..connectors.smpp.client import SmppConnector
 from ..store.store import Store
 from .dispatcher import Dispatcher, DispatchSettings, Lane
 from .inbound import AutoReply, InboundForwarder, InboundReceiver
+from .roller import Roller
 from .routing import ConnectorConfig, RouteConfig, RouteError, UpstreamConfig, has_alternative, parse_route_url, routed_networks
 from .webhooks import CallbackSender
 
@@ -132,9 +133,12 @@ async def run_delivery(
     await dispatcher.start()
     await callbacks.start()
     await forwarder.start()
+    roller = Roller(store, dispatcher.owner)
+    await roller.start()
     try:
         yield dispatcher
     finally:
+        await roller.stop()
         await dispatcher.stop()
         await receiver.close()
         await callbacks.stop()

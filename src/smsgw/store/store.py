@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 ID_BLOCK_SIZE = 100_000
+# A process hands out ids from a block for at most this long, then reserves a fresh one: every
+# id below the counter read at time T is handed out by T plus this, which is what lets the
+# message roller (rollups.py) know when an id range is complete.
+ID_BLOCK_SECONDS = 10.0
 # A group of accepting requests stops growing at this many messages: past a few thousand rows
 # a commit is no cheaper per row, and a longer transaction only delays everyone's answer.
 ACCEPT_GROUP_ROWS = 5_000
@@ -171,6 +175,7 @@ class Store:
         self._id_lock = asyncio.Lock()
         self._id_next = 0
         self._id_end = 0
+        self._id_reserved_at = 0.0  # time.monotonic() just before the block was reserved
         # The hot insert is compiled once for this database and sent with plain tuples:
         # per-row dictionaries and bind processing cost more than the insert itself.
         compiled = insert(messages).compile(dialect=db.dialect, column_keys=list(NewMessage._fields))
@@ -387,18 +392,19 @@ class Store:
     # -- acceptance ----------------------------------------------------------------------------
 
     async def next_message_ids(self, count: int) -> list[int]:
-        """`count` fresh message ids, unique across every process sharing the database."""
+        """`count` fresh message ids, unique across every process sharing the database, and
+        one contiguous range: a request's messages are the ids from its batch id up (less the
+        entries refused), which the portal's message list reads by the ledger's charge entries."""
         async with self._id_lock:
-            ids: list[int] = []
-            while len(ids) < count:
-                if self._id_next >= self._id_end:
-                    size = max(ID_BLOCK_SIZE, count)
-                    end = await self.write(_reserve_id_block, size)
-                    self._id_next, self._id_end = end - size, end
-                take = min(count - len(ids), self._id_end - self._id_next)
-                ids.extend(range(self._id_next, self._id_next + take))
-                self._id_next += take
-            return ids
+            if self._id_end - self._id_next < count or time.monotonic() - self._id_reserved_at > ID_BLOCK_SECONDS:
+                # The rest of the old block is given up: a few ids, against a range split in two.
+                size = max(ID_BLOCK_SIZE, count)
+                reserved_at = time.monotonic()
+                end = await self.write(_reserve_id_block, size)
+                self._id_next, self._id_end, self._id_reserved_at = end - size, end, reserved_at
+            first = self._id_next
+            self._id_next += count
+            return list(range(first, first + count))
 
     async def accept(
         self,

@@ -1,9 +1,10 @@
 """The web console's store: operators, portal passwords, browser sessions, the audit log, and
 the reads its pages show. Each function is one transaction's work on a Connection.
 
-Every read of messages goes through an index (the primary key, ix_messages_msisdn,
-ix_messages_partner) and stops at a limit, so a page costs the same on a store of ten million
-messages as on an empty one. Reads for a partner's portal take the partner id and filter on it
+Every read of messages goes through the primary key and stops at a limit, so a page costs
+the same on a store of ten million messages as on an empty one: a number's messages are found
+in message_numbers (and by a scan of the few ids above the roll mark, store/rollups.py), a
+partner's newest through its ledger charges, the hourly figures in message_rollups. Reads for a partner's portal take the partner id and filter on it
 in SQL: another partner's message is not found, the same answer as one that does not exist.
 """
 
@@ -11,11 +12,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from . import rollups
 from .errors import AlreadyExists, NotFound
-from .schema import audit_log, callbacks, ledger, message_parts, messages, operators, partners, portal_passwords, shortcodes, web_sessions
+from .schema import (
+    audit_log,
+    callbacks,
+    ledger,
+    message_numbers,
+    message_parts,
+    messages,
+    operators,
+    partners,
+    portal_passwords,
+    shortcodes,
+    web_sessions,
+)
 
 CONSOLE = "console"  # sessions of operators
 PORTAL = "portal"  # sessions of partners
@@ -142,22 +156,17 @@ def balance_points(conn: Connection, partner_id: str, since: int, limit: int) ->
     return [(int(r.created_at), int(r.balance_after)) for r in reversed(rows)]
 
 
-def accepted_per_hour(conn: Connection, partner_id: str | None, since: int) -> list[tuple[int, int, int]]:
-    """(hour start, messages charged, messages refunded) per hour since `since`, from the
-    ledger (one entry per accepting request, not per message); of one partner through
-    ix_ledger_partner_time, or of all."""
-    hour = ledger.c.created_at // HOUR_MS
-    query = (
-        select(hour.label("hour"), ledger.c.kind, func.sum(ledger.c.message_count))
-        .where(ledger.c.created_at >= since, ledger.c.kind.in_(("charge", "refund")))
-        .group_by(hour, ledger.c.kind)
-    )
+def accepted_per_hour(conn: Connection, partner_id: str | None, since: int, cap: int) -> list[tuple[int, int]]:
+    """(hour start, messages accepted) per hour since `since`, of one partner or of all: the
+    rollups up to the roll mark, and the messages above it read by id, at most `cap` of them."""
+    counts = {hour: accepted for hour, accepted, _, _ in rollups.accepted_per_hour(conn, partner_id, since)}
+    tail = select(messages.c.created_at).where(messages.c.id >= rollups.mark(conn), messages.c.created_at >= since)
     if partner_id is not None:
-        query = query.where(ledger.c.partner_id == partner_id)
-    buckets: dict[int, list[int]] = {}
-    for bucket, kind, count in conn.execute(query).all():
-        buckets.setdefault(int(bucket), [0, 0])[0 if kind == "charge" else 1] += int(count or 0)
-    return [(bucket * HOUR_MS, charged, refunded) for bucket, (charged, refunded) in sorted(buckets.items())]
+        tail = tail.where(messages.c.partner_id == partner_id)
+    for (created_at,) in conn.execute(tail.limit(cap)).all():
+        hour = created_at // HOUR_MS * HOUR_MS
+        counts[hour] = counts.get(hour, 0) + 1
+    return sorted(counts.items())
 
 
 # -- messages -----------------------------------------------------------------------------------
@@ -178,29 +187,81 @@ _LISTED = (
 )
 
 
-def recent_messages(conn: Connection, partner_id: str | None, limit: int, before: int | None = None) -> list[Any]:
-    """The newest messages (highest ids), of one partner or of all; with `before`, those
-    older than that id (the next page)."""
+def recent_messages(conn: Connection, limit: int, before: int | None = None) -> list[Any]:
+    """The newest messages of all partners (highest ids); with `before`, those older than that
+    id (the next page)."""
     query = select(*_LISTED).order_by(messages.c.id.desc()).limit(limit)
-    if partner_id is not None:
-        query = query.where(messages.c.partner_id == partner_id)
     if before is not None:
         query = query.where(messages.c.id < before)
     return list(conn.execute(query).all())
 
 
+# Where a partner's list goes on: the ledger entry of the batch it stopped in, and the message
+# id it stopped at (the next page starts below it).
+PageCursor = tuple[int, int]
+CHARGES_READ = 200  # ledger entries read at a time
+
+
+def partner_messages(conn: Connection, partner_id: str, limit: int, after: PageCursor | None = None) -> tuple[list[Any], PageCursor | None]:
+    """The partner's newest messages, newest charge first and the newest of each batch
+    first, and the cursor of the next page (None: no more).
+
+    Found through the ledger (ix_ledger_partner), not an index on messages: each accepting
+    request is one charge entry with its batch id and message count, and its messages are
+    the contiguous id range from the batch id up (store.next_message_ids), less the entries
+    refused; so each batch is one primary-key range read of exactly its messages."""
+    found: list[Any] = []
+    entry_below, id_below = (after[0] + 1, after[1]) if after is not None else (None, None)
+    while True:
+        query = (
+            select(ledger.c.id, ledger.c.batch_id, ledger.c.message_count)
+            .where(ledger.c.partner_id == partner_id, ledger.c.kind == "charge", ledger.c.message_count > 0)
+            .order_by(ledger.c.id.desc())
+            .limit(CHARGES_READ)
+        )
+        if entry_below is not None:
+            query = query.where(ledger.c.id < entry_below)
+        charges = conn.execute(query).all()
+        for charge in charges:
+            batch = (
+                select(*_LISTED)
+                .where(messages.c.id >= charge.batch_id, messages.c.batch_id == charge.batch_id, messages.c.partner_id == partner_id)
+                .order_by(messages.c.id)
+                .limit(charge.message_count)
+            )
+            rows = [row for row in reversed(conn.execute(batch).all()) if id_below is None or row.id < id_below]
+            id_below = None
+            for row in rows:
+                found.append(row)
+                if len(found) == limit:
+                    return found, (charge.id, row.id)
+        if len(charges) < CHARGES_READ:
+            return found, None
+        entry_below = charges[-1].id
+
+
 def find_messages(conn: Connection, partner_id: str | None, message_id: int | None, msisdn: str | None, limit: int) -> list[Any]:
     """Messages with this id or to this number (international digits), newest first; of one
-    partner, or of all. Two index reads rather than one OR, which not every planner splits."""
+    partner, or of all. A number's messages below the roll mark are found in message_numbers,
+    those above it by reading the ids above it; the mark is read first, so that a step of the
+    roller in between finds a message twice, never not at all."""
     found: dict[int, Any] = {}
     owned = [messages.c.partner_id == partner_id] if partner_id is not None else []
     if message_id is not None:
         for row in conn.execute(select(*_LISTED).where(messages.c.id == message_id, *owned)).all():
             found[row.id] = row
     if msisdn is not None:
-        query = select(*_LISTED).where(messages.c.msisdn == msisdn, *owned).order_by(messages.c.id.desc()).limit(limit)
-        for row in conn.execute(query).all():
+        mark = rollups.mark(conn)
+        recent = select(*_LISTED).where(messages.c.id >= mark, messages.c.msisdn == msisdn, *owned).order_by(messages.c.id.desc()).limit(limit)
+        for row in conn.execute(recent).all():
             found[row.id] = row
+        numbered = select(message_numbers.c.message_id).where(message_numbers.c.msisdn == msisdn)
+        if partner_id is not None:
+            numbered = numbered.where(message_numbers.c.partner_id == partner_id)
+        ids = list(conn.execute(numbered.order_by(message_numbers.c.message_id.desc()).limit(limit)).scalars())
+        if ids:
+            for row in conn.execute(select(*_LISTED).where(messages.c.id.in_(ids), *owned)).all():
+                found[row.id] = row
     return [found[i] for i in sorted(found, reverse=True)[:limit]]
 
 
