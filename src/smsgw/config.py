@@ -136,6 +136,9 @@ class Settings:
     # (doubling while its probes fail), and the routes of the next priority take its traffic.
     route_failure_threshold: int = 5
     route_probe_seconds: float = 5.0
+    # getdlr requests per second one upstream route sends at most, for the messages it carried
+    # that are not final (a route's own poll_rate= replaces it).
+    upstream_poll_rate: float = 20.0
     callback_timeout_seconds: float = 10.0
     callback_concurrency: int = 64
     callback_concurrency_per_partner: int = 16
@@ -226,6 +229,7 @@ class Settings:
             receipt_grace_seconds=_int(env, "SMSGW_RECEIPT_GRACE_SECONDS", 24 * 3600, minimum=0),
             route_failure_threshold=_int(env, "SMSGW_ROUTE_FAILURE_THRESHOLD", 5, minimum=1),
             route_probe_seconds=_float(env, "SMSGW_ROUTE_PROBE_SECONDS", 5.0, minimum=0.1),
+            upstream_poll_rate=_float(env, "SMSGW_UPSTREAM_POLL_RATE", 20.0, minimum=0.1),
             callback_timeout_seconds=_float(env, "SMSGW_CALLBACK_TIMEOUT_SECONDS", 10.0, minimum=0.1),
             callback_concurrency=_int(env, "SMSGW_CALLBACK_CONCURRENCY", 64, minimum=1),
             callback_concurrency_per_partner=_int(env, "SMSGW_CALLBACK_CONCURRENCY_PER_PARTNER", 16, minimum=1),
