@@ -390,8 +390,11 @@ class UpstreamConnector:
                     await asyncio.sleep(min(0.2, self.poll_interval))
                     continue
                 due = await self._still_open(due)
-            except StoreUnavailable as exc:
-                log.warning("upstream %s: cannot read the messages to follow: %s", self.name, exc)
+            except Exception as exc:  # the store away, or a bug: the poller must go on either way
+                if isinstance(exc, StoreUnavailable):
+                    log.warning("upstream %s: cannot read the messages to follow: %s", self.name, exc)
+                else:
+                    log.exception("upstream %s: reading the messages to follow failed", self.name)
                 for item in due:
                     heapq.heappush(self._due, item)
                 await asyncio.sleep(1.0)
