@@ -195,6 +195,9 @@ class Settings:
     # (doubling while its probes fail), and the routes of the next priority take its traffic.
     route_failure_threshold: int = setting("SMSGW_ROUTE_FAILURE_THRESHOLD", 5, minimum=1)
     route_probe_seconds: float = setting("SMSGW_ROUTE_PROBE_SECONDS", 5.0, minimum=0.1)
+    # getdlr requests per second one upstream route sends at most, for the messages it carried
+    # that are not final (a route's own poll_rate= replaces it).
+    upstream_poll_rate: float = setting("SMSGW_UPSTREAM_POLL_RATE", 20.0, minimum=0.1)
     callback_timeout_seconds: float = setting("SMSGW_CALLBACK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
     callback_concurrency: int = setting("SMSGW_CALLBACK_CONCURRENCY", 64, minimum=1)
     callback_concurrency_per_partner: int = setting("SMSGW_CALLBACK_CONCURRENCY_PER_PARTNER", 16, minimum=1)

@@ -34,6 +34,7 @@ from .inbox import getinbox_handler
 from .operations import add_operations_routes
 from .optouts import checkoptout_handler
 from .responses import answer, bare
+from .upstream_receipts import add_upstream_receipt_routes
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,13 @@ def create_app(
     routed_networks: frozenset[int] | None = None,
     delivery: Delivery | None = None,
     alongside: Alongside | None = None,
+    upstream_secrets: dict[str, str] | None = None,
 ) -> FastAPI:
     """The ASGI app. Without `store`, one is opened from settings when the app starts.
     With `delivery`, the dispatcher runs in this process too (the embedded default).
     `alongside` runs for the app's lifetime with its acceptance service (the partner SMPP
-    server), after the dispatcher starts and before it stops."""
+    server), after the dispatcher starts and before it stops. `upstream_secrets` (route name ->
+    secret) are the upstream routes whose delivery reports may be pushed to /upstream/NAME/dlr."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,6 +94,7 @@ def create_app(
     app.add_middleware(metrics.RequestMetrics)
     add_operations_routes(app, settings)
     add_console_routes(app, settings)
+    add_upstream_receipt_routes(app, settings, upstream_secrets or {})
     legacy = settings.legacy_respose_code
     limit = settings.max_body_bytes
 
@@ -441,11 +445,13 @@ def create_app(
 
 ROUTED_NETWORKS_ENV = "SMSGW_ROUTED_NETWORKS"
 WORKER_LOG_LEVEL_ENV = "SMSGW_WORKER_LOG_LEVEL"
+UPSTREAM_SECRETS_ENV = "SMSGW_UPSTREAM_SECRETS"  # JSON route name -> secret, set by `smsgw serve` for its workers
 
 
 def app_from_env() -> FastAPI:
     """The app for `uvicorn --factory` (several API worker processes): settings from the
     environment, routed networks from SMSGW_ROUTED_NETWORKS (set by `smsgw serve`)."""
+    import json
     import os
 
     from ..config import ConfigError
@@ -457,7 +463,8 @@ def app_from_env() -> FastAPI:
     configure_logging(os.environ.get(WORKER_LOG_LEVEL_ENV) or "info", settings.log_format)
     routed = os.environ.get(ROUTED_NETWORKS_ENV)
     networks = frozenset(int(n) for n in routed.split(",") if n) if routed else None
-    return create_app(settings, routed_networks=networks)
+    upstream_secrets = json.loads(os.environ.get(UPSTREAM_SECRETS_ENV) or "{}")
+    return create_app(settings, routed_networks=networks, upstream_secrets=upstream_secrets)
 
 
 def _check_count(count: Any, length: int) -> None:

@@ -16,7 +16,7 @@ import orjson
 import uvicorn
 
 from ..api.acceptance import Acceptance
-from ..api.app import ROUTED_NETWORKS_ENV, WORKER_LOG_LEVEL_ENV, create_app
+from ..api.app import ROUTED_NETWORKS_ENV, UPSTREAM_SECRETS_ENV, WORKER_LOG_LEVEL_ENV, create_app
 from ..api.auto_reply import AutoReplies
 from ..api.http import install_accept_error_throttle, server_options
 from ..api.operations import operations_app
@@ -147,6 +147,7 @@ async def run_server(
             settings,
             store=store,
             routed_networks=plan.routed_networks(settings),
+            upstream_secrets=plan.upstream_secrets(),
             delivery=delivery if role == "all" else None,
             alongside=smpp_server if smpp_listen is not None else None,
         )
@@ -193,6 +194,7 @@ def run_api_workers(settings: Settings, plan: DeliveryPlan, host: str, port: int
         fail(str(exc))
     os.environ[ROUTED_NETWORKS_ENV] = ",".join(str(n) for n in sorted(plan.routed_networks(settings)))
     os.environ[WORKER_LOG_LEVEL_ENV] = log_level
+    os.environ[UPSTREAM_SECRETS_ENV] = orjson.dumps(plan.upstream_secrets()).decode()
     # Every worker writes its counters here, so that one scrape of /metrics sums them all.
     metrics_dir = tempfile.mkdtemp(prefix="smsgw-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir

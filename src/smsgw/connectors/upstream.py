@@ -2,27 +2,36 @@
 connector like an SMPP bind: the dispatcher does not know which kind it drives.
 
 - Submits that arrive within `linger` seconds of each other go out as one sendbulk request of
-  at most `batch_size` entries. Each request carries an Idempotency-Key derived from the
-  route and the message ids of its batch, and a request that got no readable answer (a
-  transport error, a dropped connection, 4090) is sent again with the same key and body, so
-  the upstream charges and sends it once.
+  at most `batch_size` entries, under a new Idempotency-Key. The request (key and entries,
+  without the credentials) is written to the store before it is sent, with the request each
+  message belongs to. A request that got no readable answer (a transport error, a dropped
+  connection, 4090) is sent again with the same key and body; and a message that comes back
+  to the connector later (its answer was lost, the dispatcher was killed, its lease ran out)
+  goes again in the request the store says it belongs to, byte for byte, so the upstream
+  answers it from its idempotency record instead of storing it twice. A message the upstream
+  answered with a refusal or a retry loses its request: nothing of it is stored there, and its
+  next attempt goes in a new one.
 - The upstream's answer codes become verdicts (`verdict_of`): 200 accepted with its
   `messageid`; a refusal of the number (1002, 1003, 1009, 1011) failed, so that another route
   may try; everything about the route itself (credentials, sender id, its credit, its store)
   retried, which takes the route out after a few and lets the next priority take over.
 - Receipts: every accepted message's upstream id is polled with `getdlr`, at most
   `poll_rate` requests per second in all, each id again every `poll_interval` seconds until
-  its status is final; the final status goes to `on_receipt` like an SMSC's receipt. Ids are
-  kept in memory: after a restart, messages still waiting end by the dispatcher's receipt
-  sweep (final SentToNetwork).
+  its status is final; the final status goes to `on_receipt` like an SMSC's receipt. The
+  upstream ids are in the store (the message's part, as an SMSC's id): a connector that
+  starts reads, page by page, the route's messages still waiting and follows them too. Before
+  asking, it drops the ids whose message became final meanwhile (by the upstream's push to
+  api/upstream_receipts.py, or by the receipt sweep).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import hashlib
+import contextlib
+import heapq
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +41,9 @@ import orjson
 
 from ..domain.codes import Code
 from ..domain.states import DeliveryState
+from ..store import upstream as journal
+from ..store.errors import StoreUnavailable
+from ..store.store import Store, now_ms
 from .base import OutboundMessage, Receipt, ReceiptSink, SubmitOutcome
 
 log = logging.getLogger(__name__)
@@ -86,6 +98,24 @@ def state_of(answer: Any) -> DeliveryState | None:
     return state if state is not None and state.is_final else None
 
 
+def state_of_report(report: Any) -> tuple[str, DeliveryState] | None:
+    """(the upstream's messageid, the final state) of a delivery-report callback it pushed
+    (spec/CONTRACT.md, "Delivery report callback"), or None when it names no final state."""
+    if not isinstance(report, dict) or not report.get("messageid"):
+        return None
+    state: DeliveryState | None = _STATES_BY_DESCRIPTION.get(str(report.get("description", "")))
+    if state is DeliveryState.SENT_TO_NETWORK and _code(report.get("status")) == DeliveryState.NO_RECEIPT:
+        state = DeliveryState.NO_RECEIPT
+    if state is None or not state.is_final:
+        return None
+    return str(report["messageid"])[:80], state
+
+
+def receipt_of(upstream_id: str, state: DeliveryState, how: str) -> Receipt:
+    """A final status learnt from the upstream, as an SMSC's receipt for its id."""
+    return Receipt(upstream_id, state, _STATS.get(state, "UNKNOWN"), None, time.time(), "", "", how)
+
+
 def _code(value: Any) -> int | None:
     try:
         return int(value)
@@ -99,6 +129,14 @@ class _Waiting:
     done: asyncio.Future[SubmitOutcome]
 
 
+# Ids of still-waiting messages read from the store at a time, and how few followed ids make
+# the poller read the next page.
+_BACKLOG_PAGE = 1000
+# Followed ids whose message is looked up at once before they are asked (final ones are dropped).
+_CHECK_BATCH = 50
+_PURGE_INTERVAL = 3600.0
+
+
 class UpstreamConnector:
     def __init__(
         self,
@@ -108,6 +146,7 @@ class UpstreamConnector:
         api_key: str,
         shortcode: str | None,
         *,
+        store: Store | None = None,
         on_receipt: ReceiptSink | None = None,
         batch_size: int = 1000,
         linger: float = 0.02,
@@ -122,6 +161,7 @@ class UpstreamConnector:
         self.partner_id = partner_id
         self.api_key = api_key
         self.shortcode = shortcode
+        self.store = store  # None: requests and followed ids are kept in memory only
         self.on_receipt = on_receipt
         self.batch_size = max(1, min(batch_size, 1000))
         self.linger = linger
@@ -135,13 +175,17 @@ class UpstreamConnector:
         self._queue: list[_Waiting] = []
         self._flush: asyncio.TimerHandle | None = None
         self._batches: set[asyncio.Task[None]] = set()
-        self._polled: dict[str, float] = {}  # upstream id -> when to ask again (monotonic)
+        # Upstream ids followed by getdlr: a heap of (when to ask, upstream id, message id), and the ids in it.
+        self._due: list[tuple[float, str, int]] = []
+        self._followed: set[str] = set()
+        self._backlog_after: int | None = 0  # the store's waiting messages read up to this id; None: all read
         self._poller: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.timeout, transport=self._transport)
         if self._poller is None or self._poller.done():
+            self._backlog_after = 0 if self.store is not None else None
             self._poller = asyncio.create_task(self._poll_loop(), name=f"upstream {self.name} getdlr")
 
     async def stop(self) -> None:
@@ -153,6 +197,8 @@ class UpstreamConnector:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
             self._poller = None
+        self._due.clear()
+        self._followed.clear()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -184,40 +230,82 @@ class UpstreamConnector:
             self._batches.add(task)
             task.add_done_callback(self._batches.discard)
 
-    def idempotency_key(self, batch: list[_Waiting]) -> str:
-        ids = ",".join(str(w.message.message_id) for w in batch)
-        return hashlib.sha256(f"{self.name}\n{ids}".encode()).hexdigest()[:40]
-
     async def _send_batch(self, batch: list[_Waiting]) -> None:
         try:
-            outcomes = await self._request_batch(batch)
+            outcomes = await self._send_requests(batch)
         except Exception as exc:  # the dispatcher must get an outcome for every message
             log.exception("upstream %s: batch of %d failed", self.name, len(batch))
-            outcomes = [SubmitOutcome.retry(f"connector error: {type(exc).__name__}", unanswered=True)] * len(batch)
-        for waiting, outcome in zip(batch, outcomes, strict=True):
+            outcomes = {w.message.message_id: SubmitOutcome.retry(f"connector error: {type(exc).__name__}", unanswered=True) for w in batch}
+        for waiting in batch:
+            outcome = outcomes[waiting.message.message_id]
             if outcome.ok:
-                self._polled[outcome.smsc_message_ids[0]] = time.monotonic() + self.poll_interval
+                self._follow(outcome.smsc_message_ids[0], waiting.message.message_id, time.monotonic() + self.poll_interval)
             if not waiting.done.done():
                 waiting.done.set_result(outcome)
 
-    async def _request_batch(self, batch: list[_Waiting]) -> list[SubmitOutcome]:
+    def _entry(self, message: OutboundMessage) -> dict[str, Any]:
+        return {
+            "clientsmsid": message.message_id,
+            "mobile": message.destination,
+            "message": message.text,
+            "shortcode": self.shortcode or message.source,
+        }
+
+    async def _send_requests(self, batch: list[_Waiting]) -> dict[int, SubmitOutcome]:
+        """Sends the batch: messages that already went out in a request the upstream may have
+        stored go again in that one; the others in a new one, written to the store first."""
+        ids = [w.message.message_id for w in batch]
+        try:
+            earlier = await self.store.read(journal.requests_of, ids, now_ms()) if self.store is not None else {}
+        except StoreUnavailable as exc:
+            return dict.fromkeys(ids, SubmitOutcome.retry(f"upstream {self.name}: cannot read its requests: {exc}"))
+        requests: dict[str, bytes] = {}
+        fresh = [w for w in batch if w.message.message_id not in earlier]
+        outcomes: dict[int, SubmitOutcome] = {}
+        if fresh:
+            key = secrets.token_hex(16)
+            entries = orjson.dumps([self._entry(w.message) for w in fresh])
+            try:
+                if self.store is not None:
+                    await self.store.write(
+                        journal.remember_request, key, self.name, entries.decode(), [w.message.message_id for w in fresh], now_ms()
+                    )
+                requests[key] = entries
+            except StoreUnavailable as exc:
+                outcomes.update((w.message.message_id, SubmitOutcome.retry(f"upstream {self.name}: cannot write its request: {exc}")) for w in fresh)
+        for key, entries_json in earlier.values():
+            requests[key] = entries_json.encode()
+        if earlier:
+            self.stats["requests sent again"] += len({key for key, _ in earlier.values()})
+        answers = await asyncio.gather(*(self._request(key, entries) for key, entries in requests.items()))
+        wanted = set(ids)
+        settled = []
+        for answer, answered in answers:
+            for message_id, outcome in answer.items():
+                if message_id in wanted:
+                    outcomes[message_id] = outcome
+                    # Answered and not taken: whatever the upstream keeps of it is that answer;
+                    # its next attempt is a new request.
+                    if answered and not outcome.ok:
+                        settled.append(message_id)
+        for message_id in ids:
+            outcomes.setdefault(message_id, SubmitOutcome.retry(f"upstream {self.name}: its answer did not name the message", unanswered=True))
+        if settled and self.store is not None:
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.write(journal.forget_messages, settled)
+        return outcomes
+
+    async def _request(self, key: str, entries_json: bytes) -> tuple[dict[int, SubmitOutcome], bool]:
+        """One sendbulk request, sent again with the same key and body while no readable
+        answer comes: message id -> outcome, and whether the upstream gave a readable answer."""
+        entries = orjson.loads(entries_json)
+        message_ids = [int(entry["clientsmsid"]) for entry in entries]
         client = self._client
         if client is None:
-            return [SubmitOutcome.retry("the upstream route stopped")] * len(batch)
-        entries = [
-            {
-                "partnerID": self.partner_id,
-                "apikey": self.api_key,
-                "pass_type": "plain",
-                "clientsmsid": w.message.message_id,
-                "mobile": w.message.destination,
-                "message": w.message.text,
-                "shortcode": self.shortcode or w.message.source,
-            }
-            for w in batch
-        ]
-        body = orjson.dumps({"count": len(entries), "smslist": entries})
-        headers = {"Content-Type": "application/json", "Idempotency-Key": self.idempotency_key(batch)}
+            return dict.fromkeys(message_ids, SubmitOutcome.retry("the upstream route stopped")), False
+        credentials = {"partnerID": self.partner_id, "apikey": self.api_key, "pass_type": "plain"}
+        body = orjson.dumps({"count": len(entries), "smslist": [{**credentials, **entry} for entry in entries]})
+        headers = {"Content-Type": "application/json", "Idempotency-Key": key}
         # Whether the last attempt may have been stored upstream (no readable answer came). The
         # last answer decides: with the same key, a request stored before is answered as such.
         maybe_stored = False
@@ -240,9 +328,9 @@ class UpstreamConnector:
                 maybe_stored, problem = True, f"HTTP {response.status_code}, not JSON"
                 continue
             responses = answer.get("responses") if isinstance(answer, dict) else None
-            if isinstance(responses, list) and len(responses) == len(batch):
+            if isinstance(responses, list) and len(responses) == len(entries):
                 self.stats["batches"] += 1
-                return [verdict_of(entry) for entry in responses]
+                return {message_id: verdict_of(entry) for message_id, entry in zip(message_ids, responses, strict=True)}, True
             code = _code(answer.get("response-code")) if isinstance(answer, dict) else None
             problem = f"answered {code}: {str(answer.get('response-description', ''))[:120] if isinstance(answer, dict) else ''}"
             if code in _SEND_AGAIN:
@@ -250,29 +338,77 @@ class UpstreamConnector:
                 maybe_stored = False
                 continue
             # A refusal of the whole request (credentials, sender id): nothing was stored.
-            return [SubmitOutcome.retry(f"upstream {self.name} {problem}", code)] * len(batch)
+            return dict.fromkeys(message_ids, SubmitOutcome.retry(f"upstream {self.name} {problem}", code)), True
         self.stats["batches given back"] += 1
-        return [SubmitOutcome.retry(f"upstream {self.name}: {problem}", unanswered=maybe_stored)] * len(batch)
+        # A request the upstream may have stored goes again with its key and body, which the
+        # store keeps: sending it again is then no duplicate, unlike an unanswered submit_sm.
+        unanswered = maybe_stored and self.store is None
+        return dict.fromkeys(message_ids, SubmitOutcome.retry(f"upstream {self.name}: {problem}", unanswered=unanswered)), False
 
     # -- receipts --------------------------------------------------------------------------
 
+    def _follow(self, upstream_id: str, message_id: int, when: float) -> None:
+        if upstream_id not in self._followed:
+            self._followed.add(upstream_id)
+            heapq.heappush(self._due, (when, upstream_id, message_id))
+
+    async def _read_backlog(self) -> None:
+        """The next page of this route's messages waiting in the store (those of a run before)."""
+        if self.store is None or self._backlog_after is None or len(self._followed) >= _BACKLOG_PAGE:
+            return
+        page = await self.store.read(journal.waiting_for_receipts, self.name, self._backlog_after, _BACKLOG_PAGE)
+        now = time.monotonic()
+        for message_id, upstream_id in page:
+            self._follow(upstream_id, message_id, now)
+        self._backlog_after = page[-1][0] if len(page) == _BACKLOG_PAGE else None
+
+    async def _still_open(self, due: list[tuple[float, str, int]]) -> list[tuple[float, str, int]]:
+        if self.store is None:
+            return due
+        open_ids = await self.store.read(journal.open_messages, [message_id for _, _, message_id in due])
+        for _, upstream_id, message_id in due:
+            if message_id not in open_ids:
+                self._followed.discard(upstream_id)
+                self.stats["final before asked"] += 1
+        return [item for item in due if item[2] in open_ids]
+
     async def _poll_loop(self) -> None:
         gap = 1.0 / self.poll_rate if self.poll_rate > 0 else 0.05
+        purge_at = time.monotonic()
         while True:
-            now = time.monotonic()
-            due = next((upstream_id for upstream_id, when in self._polled.items() if when <= now), None)
-            if due is None:
-                await asyncio.sleep(min(0.2, self.poll_interval))
-                continue
-            self._polled.pop(due)
+            due: list[tuple[float, str, int]] = []
             try:
-                final = await self._ask(due)
-            except Exception as exc:
-                log.warning("upstream %s: getdlr %s failed: %s", self.name, due, exc)
-                final = False
-            if not final:
-                self._polled[due] = time.monotonic() + self.poll_interval
-            await asyncio.sleep(gap)
+                if self.store is not None and time.monotonic() >= purge_at:
+                    await self.store.write(journal.purge, now_ms())
+                    purge_at = time.monotonic() + _PURGE_INTERVAL
+                await self._read_backlog()
+                now = time.monotonic()
+                while self._due and self._due[0][0] <= now and len(due) < _CHECK_BATCH:
+                    due.append(heapq.heappop(self._due))
+                if not due:
+                    await asyncio.sleep(min(0.2, self.poll_interval))
+                    continue
+                due = await self._still_open(due)
+            except Exception as exc:  # the store away, or a bug: the poller must go on either way
+                if isinstance(exc, StoreUnavailable):
+                    log.warning("upstream %s: cannot read the messages to follow: %s", self.name, exc)
+                else:
+                    log.exception("upstream %s: reading the messages to follow failed", self.name)
+                for item in due:
+                    heapq.heappush(self._due, item)
+                await asyncio.sleep(1.0)
+                continue
+            for _, upstream_id, message_id in due:
+                try:
+                    final = await self._ask(upstream_id)
+                except Exception as exc:
+                    log.warning("upstream %s: getdlr %s failed: %s", self.name, upstream_id, exc)
+                    final = False
+                if final:
+                    self._followed.discard(upstream_id)
+                else:
+                    heapq.heappush(self._due, (time.monotonic() + self.poll_interval, upstream_id, message_id))
+                await asyncio.sleep(gap)
 
     async def _ask(self, upstream_id: str) -> bool:
         """Asks for one message's status; True once its final status was handed on."""
@@ -288,9 +424,6 @@ class UpstreamConnector:
         if state is None:
             return False
         if self.on_receipt is not None:
-            receipt = Receipt(
-                upstream_id, state, _STATS.get(state, "UNKNOWN"), None, time.time(), "", "", f"getdlr {answer.get('delivery-description')}"
-            )
-            await self.on_receipt(receipt)
+            await self.on_receipt(receipt_of(upstream_id, state, f"getdlr {answer.get('delivery-description')}"))
         self.stats["receipts"] += 1
         return True

@@ -4,6 +4,7 @@ CLI" and "SMPP conventions")."""
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -60,8 +61,10 @@ class UpstreamConfig:
     networks: frozenset[int] | None = None
     priority: int = 1
     weight: int = 1
-    poll_rate: float = 20.0  # getdlr requests per second, at most
+    poll_rate: float | None = None  # getdlr requests per second, at most; None: Settings.upstream_poll_rate
     poll_interval: float = 5.0  # seconds between two getdlr of one message
+    # Authenticates the upstream's delivery-report pushes to /upstream/NAME/dlr; None: polling only.
+    secret: str | None = field(default=None, repr=False)
 
     def serves(self, network_id: int) -> bool:
         return self.networks is None or network_id in self.networks
@@ -84,7 +87,7 @@ def parse_route_url(url: str, known_networks: set[int] | None = None) -> RouteCo
 
 def parse_upstream_url(url: str, known_networks: set[int] | None = None) -> UpstreamConfig:
     """`sendbulk+https://PARTNER_ID:API_KEY@HOST[:PORT]/?shortcode=S` and the options networks,
-    priority, weight, window, poll_rate, poll_interval and name (default PARTNER_ID@HOST)."""
+    priority, weight, window, poll_rate, poll_interval, secret and name (default PARTNER_ID@HOST)."""
     parts = urlsplit(url)
     scheme = UPSTREAM_SCHEMES.get(parts.scheme)
     if scheme is None or not parts.hostname:
@@ -97,7 +100,7 @@ def parse_upstream_url(url: str, known_networks: set[int] | None = None) -> Upst
     if not partner_id or not api_key:
         raise RouteError(f"--smsc {_masked(url)}: give the upstream's credentials as sendbulk+https://PARTNER_ID:API_KEY@HOST/")
     options = {key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
-    unknown = set(options) - {"shortcode", "networks", "priority", "weight", "window", "poll_rate", "poll_interval", "name"}
+    unknown = set(options) - {"shortcode", "networks", "priority", "weight", "window", "poll_rate", "poll_interval", "secret", "name"}
     if unknown:
         raise RouteError(f"--smsc {_masked(url)}: unknown options {', '.join(sorted(unknown))}")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
@@ -112,8 +115,9 @@ def parse_upstream_url(url: str, known_networks: set[int] | None = None) -> Upst
         networks=_networks(options, url, known_networks),
         priority=_number(options, "priority", 1, int, url, minimum=1, maximum=100),
         weight=_number(options, "weight", 1, int, url, minimum=1, maximum=1000),
-        poll_rate=_number(options, "poll_rate", 20.0, float, url, minimum=0.1, maximum=10_000),
+        poll_rate=_number(options, "poll_rate", None, float, url, minimum=0.1, maximum=10_000),
         poll_interval=_number(options, "poll_interval", 5.0, float, url, minimum=0.1, maximum=3600),
+        secret=options.get("secret") or None,
     )
 
 
@@ -293,5 +297,5 @@ def _number(options: dict[str, str], key: str, default, kind, url: str, minimum,
 def _masked(url: str) -> str:
     parts = urlsplit(url)
     if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
+        url = url.replace(f":{parts.password}@", ":***@", 1)
+    return re.sub(r"([?&]secret=)[^&]*", r"\1***", url)

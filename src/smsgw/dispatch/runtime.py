@@ -48,6 +48,10 @@ class DeliveryPlan:
             raise RouteError(f"two --smsc connections share the name {sorted(duplicates)[0]}; give each a name=...")
         return cls(configs, simulated=not configs)
 
+    def upstream_secrets(self) -> dict[str, str]:
+        """Route name -> secret of the upstream routes whose delivery reports may be pushed to us."""
+        return {c.name: c.secret for c in self.connectors if isinstance(c, UpstreamConfig) and c.secret}
+
     def routed_networks(self, settings: Settings) -> frozenset[int]:
         table = set(settings.networks.networks)
         if self.simulated:
@@ -89,9 +93,10 @@ async def run_delivery(
                 config.partner_id,
                 config.api_key,
                 config.shortcode,
+                store=store,
                 on_receipt=dispatcher.receipt_sink(config.name),
                 batch_size=min(1000, config.window),
-                poll_rate=config.poll_rate,
+                poll_rate=config.poll_rate or settings.upstream_poll_rate,
                 poll_interval=config.poll_interval,
             )
             dispatcher.lanes.append(Lane(config, upstream))

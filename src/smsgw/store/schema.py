@@ -546,3 +546,26 @@ smpp_inbound = Table(
         "ix_smpp_inbound_owed", "partner_id", "inbound_id", sqlite_where=text("delivered_at IS NULL"), postgresql_where=text("delivered_at IS NULL")
     ),
 )
+
+# Requests to an upstream provider (connectors/upstream.py), written before they are sent: a
+# message whose answer was lost goes again in the same request, with the same
+# Idempotency-Key and the same body, so the upstream answers it as it did the first time.
+upstream_requests = Table(
+    "upstream_requests",
+    metadata,
+    Column("idempotency_key", String(64), primary_key=True),
+    Column("route", String(64), nullable=False),
+    Column("entries", Text, nullable=False),  # the smslist as JSON, without the route's credentials
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_upstream_requests_created", "created_at"),
+)
+
+# Which request each message of an upstream route last went out in, while its answer there
+# may matter: dropped once the upstream answered it with a refusal or a retry.
+upstream_request_messages = Table(
+    "upstream_request_messages",
+    metadata,
+    Column("message_id", BigInteger, primary_key=True),
+    Column("idempotency_key", String(64), nullable=False),
+    Index("ix_upstream_request_messages_key", "idempotency_key"),
+)
