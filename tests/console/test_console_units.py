@@ -124,6 +124,12 @@ LEASE_MS = make_settings("sqlite:///unused.db").bind_lease_seconds * 1000
             id="a-holder-that-stopped-reporting",
         ),
         pytest.param(
+            [_report("a", reported_at=NOW - 10 * LEASE_MS, state="down")],
+            {},
+            {"a": ("down", None, None)},
+            id="left-down-by-a-clean-stop",
+        ),
+        pytest.param(
             [_report("a", reported_at=NOW, state="probing")],
             {},
             {"a": ("probing", None, None)},

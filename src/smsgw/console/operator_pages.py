@@ -345,7 +345,9 @@ def route_rows(reports: list[Any], leases: dict[str, tuple[str, int]], settings:
                 networks=", ".join(names) if names else "every network",
                 priority=r.priority,
                 weight=r.weight,
-                state=r.state if current else "unknown",
+                # A route its holder left down (a clean stop) stays down; one it said was up
+                # is unknown once its holder stops reporting.
+                state=r.state if current or r.state == "down" else "unknown",
                 bound=bool(r.bound) and current,
                 holder=holder if holder and lease_until >= now else None,
                 share=(r.accepted_recent / recent_total) if current and recent_total else None,
