@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from . import web
 from .schema import campaign_ranges, campaigns, form_submissions, messages
 
 PREVIEW = "preview"
@@ -26,22 +27,6 @@ STOPPED = "stopped"
 EXPIRED = "expired"  # a preview never confirmed: its upload is dropped
 PREVIEW_KEPT_MS = 24 * 3600 * 1000
 FORM_IDS_KEPT_MS = 7 * 24 * 3600 * 1000
-
-# The columns of a delivery report's rows, as the portal's message listing has them.
-_REPORTED = (
-    messages.c.id,
-    messages.c.partner_id,
-    messages.c.shortcode,
-    messages.c.msisdn,
-    messages.c.network_id,
-    messages.c.text,
-    messages.c.parts,
-    messages.c.cost,
-    messages.c.state,
-    messages.c.created_at,
-    messages.c.done_at,
-    messages.c.clientsmsid,
-)
 
 _SUMMARY = (
     campaigns.c.id,
@@ -251,7 +236,7 @@ def campaign_messages(conn: Connection, partner_id: str, campaign_id: int, after
             continue
         start = first if after is None else max(first, after + 1)
         query = (
-            select(*_REPORTED)
+            select(*web.LISTED_COLUMNS)
             .where(messages.c.id >= start, messages.c.id <= last, messages.c.partner_id == partner_id)
             .order_by(messages.c.id)
             .limit(limit - len(found))

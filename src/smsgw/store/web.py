@@ -171,7 +171,8 @@ def accepted_per_hour(conn: Connection, partner_id: str | None, since: int, cap:
 
 # -- messages -----------------------------------------------------------------------------------
 
-_LISTED = (
+# The columns of a message as the console, the portal and delivery reports list it.
+LISTED_COLUMNS = (
     messages.c.id,
     messages.c.partner_id,
     messages.c.shortcode,
@@ -190,7 +191,7 @@ _LISTED = (
 def recent_messages(conn: Connection, limit: int, before: int | None = None) -> list[Any]:
     """The newest messages of all partners (highest ids); with `before`, those older than that
     id (the next page)."""
-    query = select(*_LISTED).order_by(messages.c.id.desc()).limit(limit)
+    query = select(*LISTED_COLUMNS).order_by(messages.c.id.desc()).limit(limit)
     if before is not None:
         query = query.where(messages.c.id < before)
     return list(conn.execute(query).all())
@@ -224,7 +225,7 @@ def partner_messages(conn: Connection, partner_id: str, limit: int, after: PageC
         charges = conn.execute(query).all()
         for charge in charges:
             batch = (
-                select(*_LISTED)
+                select(*LISTED_COLUMNS)
                 .where(messages.c.id >= charge.batch_id, messages.c.batch_id == charge.batch_id, messages.c.partner_id == partner_id)
                 .order_by(messages.c.id)
                 .limit(charge.message_count)
@@ -248,11 +249,11 @@ def find_messages(conn: Connection, partner_id: str | None, message_id: int | No
     found: dict[int, Any] = {}
     owned = [messages.c.partner_id == partner_id] if partner_id is not None else []
     if message_id is not None:
-        for row in conn.execute(select(*_LISTED).where(messages.c.id == message_id, *owned)).all():
+        for row in conn.execute(select(*LISTED_COLUMNS).where(messages.c.id == message_id, *owned)).all():
             found[row.id] = row
     if msisdn is not None:
         mark = rollups.mark(conn)
-        recent = select(*_LISTED).where(messages.c.id >= mark, messages.c.msisdn == msisdn, *owned).order_by(messages.c.id.desc()).limit(limit)
+        recent = select(*LISTED_COLUMNS).where(messages.c.id >= mark, messages.c.msisdn == msisdn, *owned).order_by(messages.c.id.desc()).limit(limit)
         for row in conn.execute(recent).all():
             found[row.id] = row
         numbered = select(message_numbers.c.message_id).where(message_numbers.c.msisdn == msisdn)
@@ -260,7 +261,7 @@ def find_messages(conn: Connection, partner_id: str | None, message_id: int | No
             numbered = numbered.where(message_numbers.c.partner_id == partner_id)
         ids = list(conn.execute(numbered.order_by(message_numbers.c.message_id.desc()).limit(limit)).scalars())
         if ids:
-            for row in conn.execute(select(*_LISTED).where(messages.c.id.in_(ids), *owned)).all():
+            for row in conn.execute(select(*LISTED_COLUMNS).where(messages.c.id.in_(ids), *owned)).all():
                 found[row.id] = row
     return [found[i] for i in sorted(found, reverse=True)[:limit]]
 
