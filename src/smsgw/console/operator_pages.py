@@ -22,13 +22,15 @@ from ..store.errors import AlreadyExists
 from ..store.figures import scrape_figures
 from ..store.store import now_ms
 from .charts import bar_chart, line_chart
-from .search import MessageQuery
+from .search import MAX_MESSAGE_ID_DIGITS, MessageQuery
 from .web import Refusal, Web, guarded, seconds_ago
 
 AREA = web_store.CONSOLE
 LIST_LIMIT = 500
 LEDGER_ROWS = 50
 AUDIT_ROWS = 200
+LEDGER_ROWS = 200
+UNMATCHED_ROWS = 200
 CHART_DAYS = 30
 CHART_POINTS = 2000
 # The dashboard's counts stop here (a bounded index range each), whatever the store's size.
@@ -269,6 +271,19 @@ def router(web: Web) -> APIRouter:
         rows = route_rows(reports, leases, web.settings, now_ms())
         return web.page("console_routes.html", area=AREA, session=session, routes=rows)
 
+    async def ledger(request: Request) -> Response:
+        session = await web.session(request, AREA)
+        raw = request.query_params.get("before", "")
+        before = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= MAX_MESSAGE_ID_DIGITS else None
+        rows = await web.store(request).read(web_store.ledger_entries, LEDGER_ROWS, before)
+        older = rows[-1].id if len(rows) == LEDGER_ROWS else None
+        return web.page("console_ledger.html", area=AREA, session=session, ledger=rows, older=older)
+
+    async def unmatched(request: Request) -> Response:
+        session = await web.session(request, AREA)
+        rows = await web.store(request).read(web_store.unmatched_receipts_page, UNMATCHED_ROWS)
+        return web.page("console_unmatched.html", area=AREA, session=session, receipts=rows, limit=UNMATCHED_ROWS)
+
     async def audit_log(request: Request) -> Response:
         session = await web.session(request, AREA)
         rows = await web.store(request).read(web_store.audit_entries, AUDIT_ROWS)
@@ -290,6 +305,8 @@ def router(web: Web) -> APIRouter:
     add("/console/messages", messages)
     add("/console/messages/{message_id}", message)
     add("/console/routes", routes_page)
+    add("/console/ledger", ledger)
+    add("/console/unmatched", unmatched)
     add("/console/audit", audit_log)
     return routes
 

@@ -28,6 +28,7 @@ from .schema import (
     partners,
     portal_passwords,
     shortcodes,
+    unmatched_receipts,
     web_sessions,
 )
 
@@ -142,6 +143,21 @@ def partner_page(conn: Connection, partner_id: str, ledger_rows: int) -> tuple[A
 
 def ledger_page(conn: Connection, partner_id: str, limit: int) -> list[Any]:
     return list(conn.execute(select(ledger).where(ledger.c.partner_id == partner_id).order_by(ledger.c.id.desc()).limit(limit)).all())
+
+
+def ledger_entries(conn: Connection, limit: int, before: int | None = None) -> list[Any]:
+    """Every partner's ledger, newest first by the primary key; with `before`, the entries
+    older than that id (the next page)."""
+    query = select(ledger).order_by(ledger.c.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(ledger.c.id < before)
+    return list(conn.execute(query).all())
+
+
+def unmatched_receipts_page(conn: Connection, limit: int) -> list[Any]:
+    """The newest receipts that arrived before (or without) their submit_sm_resp, matched
+    since or still open, by the primary key."""
+    return list(conn.execute(select(unmatched_receipts).order_by(unmatched_receipts.c.id.desc()).limit(limit)).all())
 
 
 def balance_points(conn: Connection, partner_id: str, since: int, limit: int) -> list[tuple[int, int]]:
