@@ -18,6 +18,7 @@ from ..domain.apikeys import generate_api_key
 from ..domain.callback_urls import BadCallbackUrl, check_callback_url
 from ..domain.money import format_units
 from ..domain.states import DeliveryState
+from ..store import inbound as inbound_store
 from ..store import web as web_store
 from ..store.campaigns import AlreadySubmitted, claim_form
 from ..store.store import now_ms
@@ -145,11 +146,15 @@ def router(web: Web) -> APIRouter:
         headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{session.subject}-delivery-report.csv"'}
         return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers=headers)
 
+    async def account_page(session: Any, store: Any, status: int = 200, **context: Any) -> Response:
+        partner = await store.get_partner(session.subject)
+        forwarding = await store.read(inbound_store.endpoint, session.subject)
+        context = {"shown": None, "error": None, **context}
+        return web.page("portal_account.html", status, area=AREA, session=session, partner=partner, inbound=forwarding, **context)
+
     async def account(request: Request) -> Response:
         session = await web.session(request, AREA)
-        partner = await web.store(request).get_partner(session.subject)
-        again = request.query_params.get("done") == "again"
-        return web.page("portal_account.html", area=AREA, session=session, partner=partner, shown=None, error=None, again=again)
+        return await account_page(session, web.store(request), again=request.query_params.get("done") == "again")
 
     async def rotate_key(request: Request) -> Response:
         """As `smsgw partner rotate-key`: the old key stops working, the new one is shown once.
@@ -162,8 +167,7 @@ def router(web: Web) -> APIRouter:
         key = generate_api_key()
         hasher = await store.api_key_hasher(web.settings.api_key_secret)
         await store.set_api_key_hash(session.subject, hasher.hash(key))
-        partner = await store.get_partner(session.subject)
-        return web.page("portal_account.html", area=AREA, session=session, partner=partner, shown=("API key", key), error=None)
+        return await account_page(session, store, shown=("API key", key))
 
     async def callback(request: Request) -> Response:
         """As `smsgw partner callback`: the URL is checked for form here; whether its host is a
@@ -174,18 +178,46 @@ def router(web: Web) -> APIRouter:
         url = fields.get("url", "").strip()
         if not await first_post(store, session, fields, "/portal/account?done=again"):
             return web.redirect("/portal/account?done=again")
-        partner = await store.get_partner(session.subject)
         if not url:
             await store.set_callback(session.subject, None, None)
             return web.redirect("/portal/account")
         try:
             check_callback_url(url)
         except BadCallbackUrl as exc:
-            return web.page("portal_account.html", 400, area=AREA, session=session, partner=partner, shown=None, error=str(exc))
+            return await account_page(session, store, 400, error=str(exc))
         secret = secrets.token_hex(32)
         await store.set_callback(session.subject, url, secret)
-        partner = await store.get_partner(session.subject)
-        return web.page("portal_account.html", area=AREA, session=session, partner=partner, shown=("callback signing secret", secret), error=None)
+        return await account_page(session, store, shown=("callback signing secret", secret))
+
+    async def inbound(request: Request) -> Response:
+        """As `smsgw partner inbound`: a URL (GET or POST, with or without auto-reply), `smpp`
+        for deliver_sm to the partner's receiver binds, or empty for none. Signed with the
+        callback secret; a private address is refused by the forwarder before each send, as
+        for callbacks."""
+        session = await web.session(request, AREA)
+        fields = await web.form_of(request, session)
+        store = web.store(request)
+        url = fields.get("url", "").strip()
+        method = fields.get("method", "POST").upper()
+        auto_reply = fields.get("auto_reply") == "on"
+        if not await first_post(store, session, fields, "/portal/account?done=again"):
+            return web.redirect("/portal/account?done=again")
+        if not url:
+            await store.write(inbound_store.set_endpoint, session.subject, None, None, False)
+            return web.redirect("/portal/account")
+        if url.lower() == "smpp":
+            if auto_reply:
+                return await account_page(session, store, 400, error="an ESME answers with submit_sm: auto-reply is for URLs")
+            await store.write(inbound_store.set_endpoint, session.subject, None, inbound_store.INBOUND_BY_SMPP, False)
+            return web.redirect("/portal/account")
+        if method not in ("GET", "POST"):
+            return await account_page(session, store, 400, error="the method is GET or POST")
+        try:
+            check_callback_url(url)
+        except BadCallbackUrl as exc:
+            return await account_page(session, store, 400, error=str(exc))
+        await store.write(inbound_store.set_endpoint, session.subject, url, method, auto_reply)
+        return web.redirect("/portal/account")
 
     async def statement(request: Request) -> Response:
         session = await web.session(request, AREA)
@@ -215,4 +247,5 @@ def router(web: Web) -> APIRouter:
     add("/portal/account", account)
     add("/portal/account/key", rotate_key, "POST")
     add("/portal/account/callback", callback, "POST")
+    add("/portal/account/inbound", inbound, "POST")
     return routes

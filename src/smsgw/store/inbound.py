@@ -471,6 +471,23 @@ def list_blacklisted(conn: Connection, finished: Sequence[int], now: int) -> int
     return added
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a partner's inbound messages go: a URL by GET or POST, SMPP (method
+    INBOUND_BY_SMPP, no URL), or nowhere (both None)."""
+
+    url: str | None
+    method: str | None
+    auto_reply: bool
+
+
+def endpoint(conn: Connection, partner_id: str) -> Endpoint | None:
+    row = conn.execute(
+        select(partners.c.inbound_url, partners.c.inbound_method, partners.c.inbound_auto_reply).where(partners.c.id == partner_id)
+    ).one_or_none()
+    return None if row is None else Endpoint(row.inbound_url, row.inbound_method, bool(row.inbound_auto_reply))
+
+
 def set_endpoint(conn: Connection, partner_id: str, url: str | None, method: str | None, auto_reply: bool) -> None:
     from .errors import NotFound
 
