@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import os
 import re
 import time
 
@@ -29,6 +30,8 @@ REACHED_A_CARRIER = {DELIVERED, int(DeliveryState.SENT_TO_NETWORK)}
 # Simulator test number (only with test_numbers=True): refused at submit_sm with ESME_RINVDSTADR.
 REFUSED_NUMBER = "0712340002"
 UPSTREAM_KEY = "upstream-key-for-the-downstream-gateway"
+# The failover run's size: 1,500 in the suite; SMSGW_FAILOVER_MESSAGES=20000 for the long run.
+FAILOVER_MESSAGES = int(os.environ.get("SMSGW_FAILOVER_MESSAGES", "1500"))
 
 
 # -- pure parts --------------------------------------------------------------------------------
@@ -140,13 +143,13 @@ async def test_the_next_priority_takes_over_when_a_route_dies_and_gives_back_whe
     dispatch = DispatchSettings(retry_base_seconds=0.1, retry_max_seconds=1.0, route_probe_seconds=0.5)
     async with run_delivery(rig.store, rig.settings, plan, dispatch) as dispatcher:
         await wait_for(lambda: all(lane.usable(0) for lane in dispatcher.lanes))
-        answers = await send_all(rig, 1500)
-        await wait_for(lambda: len(rig.simulator.received) >= 300)
+        answers = await send_all(rig, FAILOVER_MESSAGES)
+        await wait_for(lambda: len(rig.simulator.received) >= FAILOVER_MESSAGES // 5, timeout=60)
         await rig.simulator.stop()  # the carrier's end goes away mid-run
         stopped = time.monotonic()
         await wait_for(lambda: dispatcher.route_states() == {"main": "down", "backup": "up"})
         main_before = await accepted_by(rig.simulator)
-        await wait_for(lambda: _all_in(rig, answers, REACHED_A_CARRIER), timeout=60)
+        await wait_for(lambda: _all_in(rig, answers, REACHED_A_CARRIER), timeout=60 + FAILOVER_MESSAGES / 100)
         print(f"every message with a carrier {time.monotonic() - stopped:.1f} s after the main route died")
         assert sum((await accepted_by(backup)).values()) > 0
         # The main route returns: once its probe is answered, its priority takes the traffic back.
@@ -154,9 +157,9 @@ async def test_the_next_priority_takes_over_when_a_route_dies_and_gives_back_whe
         main = dispatcher.lanes[0]
         await wait_for(lambda: main.connector.bound, timeout=60)
         await wait_for(lambda: main.usable(time.monotonic()))
-        probe = await send_all(rig, 1, start=1999)
+        probe = await send_all(rig, 1, start=FAILOVER_MESSAGES + 999)
         await wait_for(lambda: _all_in(rig, probe, REACHED_A_CARRIER))
-        later = await send_all(rig, 200, start=2000)
+        later = await send_all(rig, 200, start=FAILOVER_MESSAGES + 1000)
         await wait_for(lambda: _all_in(rig, later, REACHED_A_CARRIER), timeout=60)
         assert dispatcher.route_states() == {"main": "up", "backup": "up"}
     main_after = await accepted_by(rig.simulator) - main_before
