@@ -88,3 +88,24 @@ def make_partners_unreadable(operator: Operator) -> None:
         operator.sql("UPDATE partners SET balance = 'not a number' WHERE id = 'p1'")
     else:
         operator.sql("ALTER TABLE partners RENAME COLUMN balance TO balance_lost")
+
+
+class LoopbackProxy:
+    """A TCP proxy on loopback to `target_port`; subclasses say in `_serve` what each
+    connection does on its way through (drop an answer, hold answers back...)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError

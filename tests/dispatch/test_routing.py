@@ -21,7 +21,7 @@ from smsgw.dispatch.runtime import DeliveryPlan, run_delivery
 from smsgw.domain.states import DeliveryState
 
 from ..console.conftest import signed_in
-from ..faults import write_lock_held
+from ..faults import LoopbackProxy, write_lock_held
 from ..helpers import LiveServer, Operator, entry, make_settings, wait_for
 from .conftest import Rig, number
 
@@ -217,26 +217,16 @@ async def test_refused_by_every_route_fails_once_and_is_refunded(rig: Rig, smsc_
     assert [e["amount"] for e in refunds] == [100]
 
 
-class DroppingProxy:
+class DroppingProxy(LoopbackProxy):
     """A TCP proxy on loopback that forwards to `target` but, for the first `drops`
     connections, closes the client's side as the answer starts to come back: the request
     reached the upstream, the client never learns its answer."""
 
     def __init__(self, target_port: int, drops: int) -> None:
-        self.target_port = target_port
+        super().__init__(target_port)
         self.drops = drops
         self.dropped = 0
         self.chosen = 0  # connections chosen to be dropped
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self.server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)

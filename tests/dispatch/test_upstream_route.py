@@ -23,6 +23,7 @@ from smsgw.domain.states import DeliveryState
 from smsgw.store import delivery
 from smsgw.store.store import now_ms
 
+from ..faults import LoopbackProxy
 from ..helpers import DEFAULT_KEY, LiveServer, Operator, make_settings, wait_for
 from .conftest import Rig, number
 from .test_routing import UPSTREAM_KEY, accepted_by, send_all
@@ -58,25 +59,15 @@ async def counts_by_state(rig: Rig) -> dict[int, int]:
     return dict(await rig.store.read(lambda conn: conn.exec_driver_sql("SELECT state, count(*) FROM messages GROUP BY state").all()))
 
 
-class HoldingProxy:
+class HoldingProxy(LoopbackProxy):
     """A TCP proxy on loopback to `target_port`. While `holding`, the upstream's answers are
     kept from the client: a request reaches the upstream, which stores it, and its answer
     never comes back. `held_sendbulk` counts the sendbulk answers kept back so."""
 
     def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
+        super().__init__(target_port)
         self.holding = False
         self.held_sendbulk = 0
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self.server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
