@@ -223,12 +223,13 @@ class Store:
         """Makes the store usable by this version: the embedded SQLite store migrates itself;
         a shared PostgreSQL store is migrated only by `smsgw migrate`, so that an operator
         decides when, and this raises SchemaOutOfDate if that has not happened."""
+        current = await self.read(current_revision)
+        if current == head_revision():
+            return
         if self.is_sqlite:
             await self.migrate()
             return
-        current = await self.read(current_revision)
-        if current != head_revision():
-            raise SchemaOutOfDate(f"the database schema is at {current or 'nothing'}, this version needs {head_revision()}: run `smsgw migrate`")
+        raise SchemaOutOfDate(f"the database schema is at {current or 'nothing'}, this version needs {head_revision()}: run `smsgw migrate`")
 
     # -- partners and shortcodes -------------------------------------------------------------
 
