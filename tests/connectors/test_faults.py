@@ -370,7 +370,7 @@ async def test_sequence_numbers_wrap_to_one(simulator_factory: SimulatorFactory,
     connector = await started(connector_factory(simulator.port))
     session = connector._transmitter.session
     assert session is not None
-    session._sequence = 0x7FFFFFFE
+    session.last_sequence = 0x7FFFFFFE
     for index in range(3):
         assert (await connector.submit(message(index))).ok
     assert [record.sequence_number for record in simulator.received] == [0x7FFFFFFF, 1, 2]

@@ -48,9 +48,9 @@ class ReceiptLongBeforeResponse(Behaviour):
         self.delay = delay
 
     def handle(self, context: SubmitContext) -> None:
-        message_id = context.sim._new_message_id()
+        message_id = context.sim.new_message_id()
         context.record.message_id = message_id
-        context.sim._schedule_receipt(context.session, context.pdu, context.record, "DELIVRD", "000", 0.0)
+        context.sim.schedule_receipt(context.session, context.pdu, context.record, "DELIVRD", "000", 0.0)
         context.session.call_later(self.delay, context.session.answer_submit, context.pdu, context.record, ESME_ROK, message_id)
 
 

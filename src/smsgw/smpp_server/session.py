@@ -1,5 +1,6 @@
 """One ESME connection to the partner SMPP server, from bind to unbind.
 
+It runs on the session core (`connectors/smpp/channel.py`) the carrier-side client shares.
 Reading never waits on the store: a submit_sm is admitted (bound as a transmitter, within
 the account's window and rate) at once and decided by a task of its own, so enquire_link and
 the responses to our deliver_sm keep flowing while the store commits. The ESME gets
@@ -18,6 +19,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .. import metrics
+from ..connectors.smpp.channel import DEFAULT_MAX_WRITE_BUFFER, PduChannel
 from ..connectors.smpp.pdu import (
     DEFAULT_MAX_PDU_LENGTH,
     ESME_RALYBND,
@@ -28,24 +30,18 @@ from ..connectors.smpp.pdu import (
     ESME_RSYSERR,
     ESME_RTHROTTLED,
     INTERFACE_VERSION_34,
-    PDU_CLASSES,
-    RESPONSE_BIT,
     TLV_SC_INTERFACE_VERSION,
     BindReceiver,
     BindTransceiver,
     BindTransmitter,
     DataSm,
     EnquireLink,
-    GenericNack,
     Pdu,
     PduError,
     SubmitSm,
     SubmitSmResp,
     Unbind,
     UnbindResp,
-    decode_pdu,
-    encode_pdu,
-    read_frame,
     response_to,
 )
 from .assembly import Assembler, Refused, Whole
@@ -57,33 +53,32 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("smsgw.smpp_server")
 
-SEQUENCE_MAX = 0x7FFFFFFF
 # Past this many octets of answers the ESME has not read, it is not read either.
-MAX_WRITE_BUFFER = 256 * 1024
+MAX_WRITE_BUFFER = DEFAULT_MAX_WRITE_BUFFER
 # The longest PDU an ESME may send: a submit_sm with a 64 KiB message_payload.
 MAX_PDU_LENGTH = DEFAULT_MAX_PDU_LENGTH
 
 
-class PartnerSession:
+class PartnerSession(PduChannel):
+    """One ESME's connection, on the session core shared with the carrier-side client."""
+
     def __init__(self, server: PartnerSmppServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.server = server
-        self.reader = reader
-        self.writer = writer
         peer = writer.get_extra_info("peername")
-        self.address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        super().__init__(
+            reader, writer, name=f"unbound@{address}", log=log, max_pdu_length=MAX_PDU_LENGTH, max_write_buffer=MAX_WRITE_BUFFER, answer_in_kind=True
+        )
+        self.server = server
+        self.address = address
         self.account: SmppAccount | None = None
         self.partner: Partner | None = None
         self.can_transmit = False
         self.can_receive = False
         self.bind_type = ""
-        self.open = True
         self.unbinding = False
         self.unanswered = 0  # submit_sm not yet answered, held parts included
         self.deliver_sm_unanswered = 0  # deliver_sm (receipts, inbound messages) sent, not yet answered
         self.assembler = Assembler(server.settings.smpp_idle_seconds)
-        self.last_heard = time.monotonic()
-        self._pending: dict[int, asyncio.Future[Pdu]] = {}
-        self._sequence = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
         self._unbind_sequence = 0
@@ -92,100 +87,30 @@ class PartnerSession:
     def bound(self) -> bool:
         return self.account is not None
 
-    @property
-    def name(self) -> str:
-        return f"{self.account.system_id if self.account else 'unbound'}@{self.address}"
-
-    # -- writing ---------------------------------------------------------------------------
-
-    def send(self, pdu: Pdu) -> None:
-        if self.open:
-            self.writer.write(encode_pdu(pdu))
-
-    async def request(self, pdu: Pdu, timeout: float) -> Pdu:
-        """Sends `pdu` (deliver_sm, enquire_link) and returns the ESME's response; TimeoutError
-        or ConnectionError when none comes."""
-        if not self.open:
-            raise ConnectionError(f"{self.name} is closed")
-        while True:
-            self._sequence = self._sequence % SEQUENCE_MAX + 1
-            if self._sequence not in self._pending:
-                break
-        pdu.sequence_number = self._sequence
-        future: asyncio.Future[Pdu] = self._loop.create_future()
-        self._pending[pdu.sequence_number] = future
-        try:
-            self.writer.write(encode_pdu(pdu))
-            async with asyncio.timeout(timeout):
-                return await future
-        finally:
-            self._pending.pop(pdu.sequence_number, None)
-
     def close(self, reason: str) -> None:
         if self.open:
             log.info("%s: closing: %s", self.name, reason)
-            self.open = False
-            self.writer.close()
-
-    # -- reading ---------------------------------------------------------------------------
+        super().close(reason)
 
     async def run(self) -> None:
         watchdog = self._loop.create_task(self._watch())
         try:
-            while self.open and not self.unbinding:
-                try:
-                    frame = await read_frame(self.reader, MAX_PDU_LENGTH)
-                except PduError as exc:
-                    self.server.stats["garbled_pdus"] += 1
-                    self.send(GenericNack(sequence_number=exc.sequence_number, command_status=exc.status))
-                    self.close(f"{exc} (framing lost)")
-                    break
-                self.last_heard = time.monotonic()
-                try:
-                    pdu = decode_pdu(frame)
-                except PduError as exc:
-                    self.server.stats["garbled_pdus"] += 1
-                    self._answer_garbled(exc)
-                    continue
-                await self._dispatch(pdu)
-                if self.writer.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
-                    await self.writer.drain()
-            if self.unbinding:
-                await self._finish_in_flight()
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            pass
+            await super().run()
         finally:
             watchdog.cancel()
-            self.open = False
-            self.writer.close()
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_exception(ConnectionError(f"{self.name} closed"))
-            self._pending.clear()
             self.assembler.drop_all()
             self.server.detach(self)
 
-    def _answer_garbled(self, exc: PduError) -> None:
-        command_id = exc.command_id or 0
-        if command_id & RESPONSE_BIT and command_id != GenericNack.command_id:
-            future = self._pending.pop(exc.sequence_number, None)
-            if future is not None and not future.done():
-                future.set_exception(exc)
-            return
-        cls = PDU_CLASSES.get(command_id)
-        response = cls.response_class if cls is not None else None
-        if response is not None:
-            # The request's own response with the error: an ESME waits for that, not a nack.
-            self.send(response(sequence_number=exc.sequence_number, command_status=exc.status))
-        else:
-            self.send(GenericNack(sequence_number=exc.sequence_number, command_status=exc.status))
+    def on_garbled(self, exc: PduError, answer: Pdu | None, *, framing_lost: bool) -> None:  # noqa: ARG002 - counted alike
+        self.server.stats["garbled_pdus"] += 1
+
+    async def handle_request(self, pdu: Pdu) -> None:
+        await self._dispatch(pdu)
+        if self.unbinding:
+            # Nothing more is read: what is being decided is answered, then unbind_resp.
+            await self._finish_in_flight()
 
     async def _dispatch(self, pdu: Pdu) -> None:
-        if pdu.command_id & RESPONSE_BIT:
-            future = self._pending.pop(pdu.sequence_number, None)
-            if future is not None and not future.done():
-                future.set_result(pdu)
-            return
         if isinstance(pdu, EnquireLink):
             self.send(response_to(pdu))
         elif isinstance(pdu, (BindTransmitter, BindReceiver, BindTransceiver)):
@@ -214,6 +139,8 @@ class PartnerSession:
             if close:
                 self.close("bind refused")
             return
+        if self.account is not None:
+            self.name = f"{self.account.system_id}@{self.address}"
         self.can_transmit = pdu.can_transmit
         self.can_receive = pdu.can_receive
         self.send(response_to(pdu, ESME_ROK, system_id=self.server.system_id, tlvs={TLV_SC_INTERFACE_VERSION: bytes((INTERFACE_VERSION_34,))}))
