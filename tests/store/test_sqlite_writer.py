@@ -16,8 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from smsgw.store import queue
+from smsgw.store.acceptance import NewMessage
 from smsgw.store.database import SqliteDatabase
-from smsgw.store.store import NewMessage, Store
+from smsgw.store.store import Store
 from smsgw.store.urls import StoreUrl
 
 

@@ -18,9 +18,10 @@ from sqlalchemy.exc import IntegrityError
 
 from ..domain.money import units_for_amount
 from ..domain.states import DeliveryState
+from .acceptance import remember_answer
 from .errors import IdempotencyConflict, NotFound
 from .schema import ledger, messages, partners, rate_buckets
-from .store import Store, now_ms, remember_answer
+from .store import Store, now_ms
 
 SCHEDULED = int(DeliveryState.SCHEDULED)
 CANCELLED = int(DeliveryState.CANCELLED)

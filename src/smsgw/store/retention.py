@@ -10,6 +10,7 @@ from sqlalchemy import delete, literal_column, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from ..domain.states import DeliveryState
+from .acceptance import IDEMPOTENCY_TTL_MS
 from .callbacks import queue_callbacks
 from .delivery_common import NO_RECEIPT, SCHEDULED, SENT
 from .outcomes import EXPIRED, Failure, fail_unsent
@@ -21,7 +22,6 @@ from .schema import (
     unmatched_receipt_keys,
     unmatched_receipts,
 )
-from .store import IDEMPOTENCY_TTL_MS
 
 
 def expire_overdue(conn: Connection, now: int, limit: int) -> list[int]:
