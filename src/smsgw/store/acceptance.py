@@ -17,8 +17,9 @@ from sqlalchemy.util import await_only
 
 from .database import is_unavailable
 from .errors import IdempotencyConflict
+from .ledger_entries import ledger_entry, write_entries
 from .prepared import Prepared, PreparedIn
-from .schema import id_blocks, idempotency_keys, ledger, partners, smpp_receipts
+from .schema import id_blocks, idempotency_keys, partners, smpp_receipts
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 
@@ -129,16 +130,16 @@ def _charge_and_store(conn: Connection, requests: list[AcceptRequest], insert_me
         account[0] -= request.cost
         debits[request.partner_id] = debits.get(request.partner_id, 0) + request.cost
         entries.append(
-            {
-                "partner_id": request.partner_id,
-                "amount": -request.cost,
-                "balance_after": account[0],
-                "kind": "charge",
-                "reference": request.reference,
-                "message_count": len(request.rows),
-                "batch_id": request.batch_id,
-                "created_at": now,
-            }
+            ledger_entry(
+                request.partner_id,
+                -request.cost,
+                account[0],
+                "charge",
+                request.reference,
+                now,
+                message_count=len(request.rows),
+                batch_id=request.batch_id,
+            )
         )
         rows.extend(request.rows)
         if request.smpp_account is not None:
@@ -153,7 +154,7 @@ def _charge_and_store(conn: Connection, requests: list[AcceptRequest], insert_me
     for partner_id, debit in debits.items():
         if not _DEBIT.all(conn, partner_id=partner_id, at_least=debit, debit=debit):
             raise RuntimeError(f"the balance of {partner_id} changed under its row lock")
-    _CHARGE_ENTRY.many(conn, entries)
+    write_entries(conn, entries)
     if conn.dialect.name == "postgresql":
         # COPY is about twice as fast as a multi-row insert on PostgreSQL.
         driver: Any = conn.connection.driver_connection  # asyncpg's connection: no stubs
@@ -210,10 +211,5 @@ _DEBIT = Prepared(
         .where(partners.c.id == bindparam("partner_id"), partners.c.balance >= bindparam("at_least"))
         .values(balance=partners.c.balance - bindparam("debit"))
         .returning(partners.c.id)
-    )
-)
-_CHARGE_ENTRY = Prepared(
-    lambda: insert(ledger).values(
-        {c: bindparam(c) for c in ("partner_id", "amount", "balance_after", "kind", "reference", "message_count", "batch_id", "created_at")}
     )
 )

@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, literal, update
+from sqlalchemy import bindparam, func, literal, update
 from sqlalchemy.engine import Connection
 
 from . import inbound
 from .callbacks import queue_callbacks
 from .delivery_common import BLACKLISTED, SCHEDULED, SENT, insert_ignoring_duplicates
+from .ledger_entries import ledger_entry, write_entry
 from .prepared import Prepared
 from .receipts import IncomingReceipt, ReceiptOutcome, apply_receipts, match_waiting
 from .schema import (
-    ledger,
     message_parts,
     messages,
     partners,
@@ -159,17 +159,8 @@ def fail_unsent(conn: Connection, items: Sequence[Failure], now: int) -> list[in
             balance = conn.execute(
                 update(partners).where(partners.c.id == row.partner_id).values(balance=partners.c.balance + row.cost).returning(partners.c.balance)
             ).scalar_one()
-            conn.execute(
-                insert(ledger).values(
-                    partner_id=row.partner_id,
-                    amount=row.cost,
-                    balance_after=balance,
-                    kind="refund",
-                    reference=f"message {item.message_id} not delivered: {item.error}"[:200],
-                    message_count=1,
-                    created_at=now,
-                )
-            )
+            reference = f"message {item.message_id} not delivered: {item.error}"[:200]
+            write_entry(conn, ledger_entry(row.partner_id, row.cost, balance, "refund", reference, now, message_count=1))
     return changed
 
 

@@ -36,6 +36,7 @@ from .acceptance import (
 from .database import Database, PostgresDatabase, SqliteDatabase, is_unavailable
 from .errors import AlreadyExists, CommitOutcomeUnknown, IdempotencyConflict, NotFound, OutcomeUnknown, SchemaOutOfDate, StoreUnavailable
 from .grouping import GroupCommit
+from .ledger_entries import ledger_entry, write_entry
 from .migrate import current_revision, head_revision, upgrade_to_head
 from .prepared import Prepared
 from .schema import idempotency_keys, ledger, messages, partners, server_secrets, shortcodes
@@ -207,11 +208,7 @@ class Store:
                 )
             )
             if credits:
-                conn.execute(
-                    insert(ledger).values(
-                        partner_id=partner_id, amount=credits, balance_after=credits, kind="topup", reference="initial credit", created_at=now
-                    )
-                )
+                write_entry(conn, ledger_entry(partner_id, credits, credits, "topup", "initial credit", now))
 
         try:
             await self.write(create)
@@ -252,11 +249,7 @@ class Store:
                 if exists is None:
                     raise NotFound(f"partner {partner_id} does not exist")
                 raise ValueError(f"a change of {amount / 100:.2f} would take the balance {exists.balance / 100:.2f} below zero")
-            conn.execute(
-                insert(ledger).values(
-                    partner_id=partner_id, amount=amount, balance_after=row.balance, kind="topup", reference=reference, created_at=now_ms()
-                )
-            )
+            write_entry(conn, ledger_entry(partner_id, amount, row.balance, "topup", reference, now_ms()))
             if audit is not None:
                 audit(conn, row.balance)
             return row.balance
