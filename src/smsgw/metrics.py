@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from .connectors.base import SubmitOutcome
-    from .store.delivery import ReceiptOutcome
     from .store.figures import ScrapeFigures
+    from .store.receipts import ReceiptOutcome
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 ROUTE_STATES = ("up", "down", "probing")

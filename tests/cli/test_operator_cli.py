@@ -195,15 +195,15 @@ def test_status_counts_queue_and_unmatched_receipts(tmp_path, database_url):
     assert smsgw(tmp_path, database_url, "migrate").returncode == 0  # only serve and migrate create a store
     smsgw(tmp_path, database_url, "partner", "create", "acme")
     from smsgw.domain.states import DeliveryState
-    from smsgw.store import delivery
-    from smsgw.store.delivery import IncomingReceipt
+    from smsgw.store import receipts
+    from smsgw.store.receipts import IncomingReceipt
 
     from ..helpers import Operator, make_settings
 
     operator = Operator(make_settings(database_url))
     operator._with_store(
         lambda store: store.write(
-            delivery.apply_receipts,
+            receipts.apply_receipts,
             [IncomingReceipt("carrier", "ffff", ["s:ffff"], int(DeliveryState.DELIVERED), "DELIVRD", None, None)],
             int(time.time() * 1000),
         )

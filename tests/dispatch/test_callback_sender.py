@@ -18,7 +18,7 @@ import pytest
 
 from smsgw.dispatch.inbound import InboundForwarder
 from smsgw.dispatch.webhooks import CallbackSender, signature_v2
-from smsgw.store import delivery
+from smsgw.store import callbacks, queue
 
 from ..helpers import entry, wait_for
 from .conftest import Rig, number
@@ -30,7 +30,7 @@ async def queue_reports(rig: Rig, partner_id: str, count: int, first: int) -> li
     outbox (as a receipt would), without an SMSC: only the sender is under test."""
     answers = await rig.send([entry(number(first + i), partner=partner_id, shortcode=f"SC{partner_id.upper()}") for i in range(count)])
     ids = [int(a["messageid"]) for a in answers]
-    queued = await rig.store.write(delivery.queue_callbacks, ids, int(time.time() * 1000), rig.settings.timezone)
+    queued = await rig.store.write(callbacks.queue_callbacks, ids, int(time.time() * 1000), rig.settings.timezone)
     assert queued == count
     return [str(i) for i in ids]
 
@@ -125,7 +125,7 @@ async def test_a_callback_past_its_limit_is_given_up_with_the_reason(rig_factory
         ((attempts, error, delivered),) = rig.operator.sql("SELECT attempts, last_error, delivered_at FROM callbacks")
         assert delivered is None and attempts == attempts_when_given_up == len(failing.received) >= 1
         assert error.startswith("given up after") and "HTTP 500" in error
-        counts = await rig.store.read(delivery.delivery_counts)
+        counts = await rig.store.read(queue.delivery_counts)
         assert counts["pending callbacks"] == 0 and counts["given-up callbacks"] == 1
     finally:
         failing.close()

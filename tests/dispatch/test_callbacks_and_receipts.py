@@ -12,8 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import orjson
 
 from smsgw.domain.states import DeliveryState
-from smsgw.store import delivery
-from smsgw.store.delivery import IncomingReceipt, Submitted
+from smsgw.store import outcomes, queue, receipts
+from smsgw.store.outcomes import Submitted
+from smsgw.store.receipts import IncomingReceipt
 
 from ..helpers import entry, wait_for
 from .conftest import Rig, number
@@ -104,15 +105,15 @@ async def test_unmatched_receipts_are_kept_and_matched_when_the_id_is_recorded(r
     now = int(time.time() * 1000)
     early = IncomingReceipt("carrier", "00002587", ["s:00002587", "n:2587", "n:9607"], int(DeliveryState.DELIVERED), "DELIVRD", None, None)
     stray = IncomingReceipt("carrier", "ffff", ["s:ffff", "n:65535"], int(DeliveryState.DELIVERED), "DELIVRD", None, None)
-    outcome = await rig.store.write(delivery.apply_receipts, [early, stray], now)
+    outcome = await rig.store.write(receipts.apply_receipts, [early, stray], now)
     assert (outcome.matched, outcome.unmatched) == (0, 2)
     # The submit_sm_resp (hex 0A1B = decimal 2587) is recorded afterwards.
-    await rig.store.write(delivery.claim_due, "me", now, 10, 60_000, None)
-    again = await rig.store.write(delivery.record_submitted, [Submitted(message_id, "carrier", ["0A1B"], [["s:0a1b", "n:2587"]])], now)
+    await rig.store.write(queue.claim_due, "me", now, 10, 60_000, None)
+    again = await rig.store.write(outcomes.record_submitted, [Submitted(message_id, "carrier", ["0A1B"], [["s:0a1b", "n:2587"]])], now)
     assert again.matched == 1 and again.finished == [message_id]
     assert (await rig.states())[message_id] == int(DeliveryState.DELIVERED)
     # The stray one stays, counted, never dropped.
-    counts = await rig.store.read(delivery.delivery_counts)
+    counts = await rig.store.read(queue.delivery_counts)
     assert counts["unmatched receipts"] == 1
 
 
@@ -120,20 +121,20 @@ async def test_a_long_message_takes_one_status_from_all_its_parts(rig: Rig):
     (answer,) = await rig.send([entry(number(8), "x" * 400)])  # three parts
     message_id = int(answer["messageid"])
     now = int(time.time() * 1000)
-    await rig.store.write(delivery.claim_due, "me", now, 10, 60_000, None)
+    await rig.store.write(queue.claim_due, "me", now, 10, 60_000, None)
     ids = ["A1", "A2", "A3"]
-    await rig.store.write(delivery.record_submitted, [Submitted(message_id, "carrier", ids, [[f"s:{i.lower()}"] for i in ids])], now)
+    await rig.store.write(outcomes.record_submitted, [Submitted(message_id, "carrier", ids, [[f"s:{i.lower()}"] for i in ids])], now)
 
     def receipt(smsc_id: str, state: DeliveryState, stat: str) -> IncomingReceipt:
         return IncomingReceipt("carrier", smsc_id, [f"s:{smsc_id.lower()}"], int(state), stat, None, None)
 
     first = await rig.store.write(
-        delivery.apply_receipts,
+        receipts.apply_receipts,
         [receipt("A1", DeliveryState.DELIVERED, "DELIVRD"), receipt("A3", DeliveryState.DELIVERED, "DELIVRD")],
         now,
     )
     assert first.matched == 2 and first.finished == []
     assert (await rig.states())[message_id] == int(DeliveryState.SENT_TO_NETWORK)
-    last = await rig.store.write(delivery.apply_receipts, [receipt("A2", DeliveryState.DELIVERY_IMPOSSIBLE, "UNDELIV")], now)
+    last = await rig.store.write(receipts.apply_receipts, [receipt("A2", DeliveryState.DELIVERY_IMPOSSIBLE, "UNDELIV")], now)
     assert last.finished == [message_id]
     assert (await rig.states())[message_id] == int(DeliveryState.DELIVERY_IMPOSSIBLE)

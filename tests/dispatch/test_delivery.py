@@ -145,12 +145,12 @@ async def test_dropped_connection_with_a_full_window_delivers_everything(rig_fac
 async def test_lease_of_a_vanished_dispatcher_runs_out_and_another_sends(rig: Rig):
     """A dispatcher claims messages and dies before sending them: after the lease another
     dispatcher takes them over."""
-    from smsgw.store import delivery
+    from smsgw.store import queue
 
     answers = await rig.send([entry(number(i)) for i in range(20)])
     lease_ms = 1500
     claimed_at_ms = int(time.time() * 1000)
-    claimed = await rig.store.write(delivery.claim_due, "dead-dispatcher", claimed_at_ms, 100, lease_ms, None)
+    claimed = await rig.store.write(queue.claim_due, "dead-dispatcher", claimed_at_ms, 100, lease_ms, None)
     assert len(claimed) == 20
     async with rig.delivering():
         await wait_for(lambda: all_final(rig, 20), timeout=20)

@@ -13,8 +13,8 @@ from smsgw.connectors.smpp.pdu import ESME_ROK
 from smsgw.connectors.smpp.simulator import Behaviour, Happy, SubmitContext
 from smsgw.dispatch.dispatcher import DispatchSettings
 from smsgw.domain.states import DeliveryState
-from smsgw.store import delivery
-from smsgw.store.delivery import IncomingReceipt
+from smsgw.store import outcomes, receipts
+from smsgw.store.receipts import IncomingReceipt
 
 from ..helpers import entry, wait_for
 from .conftest import Rig, number
@@ -100,7 +100,7 @@ async def test_an_early_receipt_is_matched_when_its_response_is_recorded_whateve
     rig: Rig = await rig_factory(behaviour=ReceiptLongBeforeResponse(delay=1.0))
     now = int(time.time() * 1000)
     strays = [IncomingReceipt("carrier", f"stray{i}", [f"s:stray{i}"], int(DeliveryState.DELIVERED), "DELIVRD", None, None) for i in range(3_500)]
-    stored = await rig.store.write(delivery.apply_receipts, strays, now - 60_000)
+    stored = await rig.store.write(receipts.apply_receipts, strays, now - 60_000)
     assert stored.unmatched == 3_500
     async with rig.delivering():
         (answer,) = await rig.send([entry(number(3))])
@@ -140,6 +140,6 @@ async def test_a_message_whose_receipt_never_comes_ends_sent_to_network_after_va
     # No longer tracked: a receipt that comes after all changes nothing and reports nothing.
     (smsc_id,) = rig.operator.sql(f"SELECT smsc_message_id FROM message_parts WHERE message_id = {message_id}")[0]
     late = IncomingReceipt("carrier", smsc_id, [f"s:{smsc_id.lower()}"], int(DeliveryState.DELIVERED), "DELIVRD", None, None)
-    outcome = await rig.store.write(delivery.record_outcomes, [], [], [], [late], int(time.time() * 1000), rig.settings.timezone)
+    outcome = await rig.store.write(outcomes.record_outcomes, [], [], [], [late], int(time.time() * 1000), rig.settings.timezone)
     assert (outcome.matched, outcome.finished, outcome.callbacks) == (1, [], 0)
     assert (await rig.dlr(answer["messageid"]))["delivery-description"] == "SentToNetwork"

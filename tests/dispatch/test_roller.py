@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 from smsgw.dispatch.roller import Roller
 from smsgw.store import rollups
 from smsgw.store import store as store_module
+from smsgw.store.acceptance import NewMessage
 from smsgw.store.schema import message_numbers, message_rollups, messages, roll_marks
-from smsgw.store.store import NewMessage, Store, now_ms
+from smsgw.store.store import Store, now_ms
 from smsgw.store.urls import StoreUrl
 
 

@@ -20,7 +20,7 @@ from smsgw.connectors.base import smsc_id_keys
 from smsgw.dispatch.runtime import DeliveryPlan, run_delivery
 from smsgw.dispatch.webhooks import SIGNATURE_V2_HEADER, TIMESTAMP_HEADER, signature_v2
 from smsgw.domain.states import DeliveryState
-from smsgw.store import delivery
+from smsgw.store import outcomes
 from smsgw.store.store import now_ms
 
 from ..faults import LoopbackProxy
@@ -297,5 +297,5 @@ async def _submitted_on_route(rig: Rig, upstream_id: str) -> int:
     """A message the route `up` took as `upstream_id`, as its connector records it."""
     (accepted,) = await send_all(rig, 1)
     message_id = int(accepted["messageid"])
-    await rig.store.write(delivery.record_submitted, [delivery.Submitted(message_id, "up", [upstream_id], [smsc_id_keys(upstream_id)])], now_ms())
+    await rig.store.write(outcomes.record_submitted, [outcomes.Submitted(message_id, "up", [upstream_id], [smsc_id_keys(upstream_id)])], now_ms())
     return message_id

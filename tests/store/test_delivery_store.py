@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 from smsgw.domain.states import DeliveryState
-from smsgw.store import delivery
-from smsgw.store.delivery import IncomingReceipt, Submitted
+from smsgw.store import outcomes, queue, retention
+from smsgw.store.outcomes import Submitted
+from smsgw.store.receipts import IncomingReceipt
 
 from ..helpers import LiveServer, Operator, bulk, entry, make_settings
 
@@ -31,11 +32,11 @@ def test_a_receipt_sent_twice_reports_once(database_url):
     receipt = IncomingReceipt("c", "A1", ["s:a1"], int(DeliveryState.DELIVERED), "DELIVRD", None, None)
 
     def record(conn, receipts):
-        return delivery.record_outcomes(conn, [], [], [], receipts, now, settings.timezone)
+        return outcomes.record_outcomes(conn, [], [], [], receipts, now, settings.timezone)
 
     def submit(conn):
-        delivery.claim_due(conn, "me", now, 10, 60_000, None)
-        delivery.record_submitted(conn, [Submitted(message_id, "c", ["A1"], [["s:a1"]])], now)
+        queue.claim_due(conn, "me", now, 10, 60_000, None)
+        outcomes.record_submitted(conn, [Submitted(message_id, "c", ["A1"], [["s:a1"]])], now)
 
     operator._with_store(lambda store: store.write(submit))
     first = operator._with_store(lambda store: store.write(record, [receipt]))
@@ -76,7 +77,7 @@ def test_purge_drops_only_what_is_past_its_time(database_url):
             "INSERT INTO unmatched_receipts (connector, smsc_message_id, keys, state, received_at) VALUES ('c', :i, 's:x', 3, :r)",
             {"i": smsc_id, "r": now - age},
         )
-    operator._with_store(lambda store: store.write(delivery.purge, now))
+    operator._with_store(lambda store: store.write(retention.purge, now))
     assert operator.sql("SELECT key FROM idempotency_keys") == [("fresh",)]
     # A callback never delivered is kept, however old: it is still owed.
     assert sorted(operator.sql("SELECT message_id FROM callbacks")) == [(2,), (3,), (5,)]

@@ -17,8 +17,9 @@ from sqlalchemy import func, select
 from smsgw.store import rollups
 from smsgw.store import store as store_module
 from smsgw.store import web as web_store
+from smsgw.store.acceptance import NewMessage
 from smsgw.store.schema import id_blocks, message_numbers, message_rollups, messages
-from smsgw.store.store import ID_BLOCK_SIZE, NewMessage, Store, now_ms
+from smsgw.store.store import ID_BLOCK_SIZE, Store, now_ms
 from smsgw.store.urls import StoreUrl
 
 HOUR_MS = rollups.HOUR_MS

@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from smsgw.store import delivery
+from smsgw.store import queue
+from smsgw.store.acceptance import NewMessage
 from smsgw.store.database import SqliteDatabase
-from smsgw.store.store import NewMessage, Store
+from smsgw.store.store import Store
 from smsgw.store.urls import StoreUrl
 
 
@@ -81,7 +82,7 @@ async def test_a_dispatcher_write_queued_behind_acceptance_shares_its_commit(tmp
         def claim(conn):
             # Runs after the acceptance group in the same transaction: it sees the group's
             # rows, which no other connection sees yet.
-            claimed = delivery.claim_due(conn, "dispatcher", now, 100, 60_000, None)
+            claimed = queue.claim_due(conn, "dispatcher", now, 100, 60_000, None)
             return len(claimed), _visible_elsewhere(path, "SELECT count(*) FROM messages")
 
         claiming = asyncio.create_task(store.write(claim))

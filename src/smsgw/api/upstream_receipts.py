@@ -24,8 +24,8 @@ from ..connectors.base import smsc_id_keys
 from ..connectors.upstream import receipt_of, state_of_report
 from ..dispatch.webhooks import SIGNATURE_V2_HEADER, TIMESTAMP_HEADER, signature_v2
 from ..store import upstream
-from ..store.delivery import IncomingReceipt
 from ..store.errors import StoreUnavailable
+from ..store.receipts import IncomingReceipt
 from ..store.store import now_ms
 from .responses import answer
 

@@ -47,9 +47,9 @@ async def migrate(store: Store, settings: Settings) -> None:
 async def status(store: Store, settings: Settings) -> None:
     """Queue and delivery figures: messages by status, unmatched receipts, pending
     callbacks, and which dispatcher holds which SMSC bind."""
-    from ..store import binds, delivery
+    from ..store import binds, queue
 
-    counts = await store.read(delivery.delivery_counts)
+    counts = await store.read(queue.delivery_counts)
     holders = await store.read(binds.lease_holders)
     click.echo(f"store: {settings.database_url.display}")
     for name, count in counts.items():

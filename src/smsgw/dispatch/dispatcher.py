@@ -48,9 +48,11 @@ from ..config import Settings, setting_defaults
 from ..connectors.base import Connector, OutboundMessage, Receipt, ReceiptSink, SubmitOutcome, Verdict, smsc_id_keys
 from ..domain.encoding import Encoding
 from ..domain.states import DeliveryState
-from ..store import binds, delivery
-from ..store.delivery import EXPIRED, Claimed, Failure, IncomingReceipt, Retry, Submitted
+from ..store import binds, outcomes, queue, retention
 from ..store.errors import StoreUnavailable
+from ..store.outcomes import EXPIRED, Failure, Retry, Submitted
+from ..store.queue import Claimed
+from ..store.receipts import IncomingReceipt, ReceiptOutcome
 from ..store.store import Store, now_ms
 from .backoff import backoff_ms
 from .routing import RouteConfig, RouteHealth, RouteState, UpstreamConfig
@@ -223,7 +225,7 @@ class Dispatcher:
             self._sends[mid].cancel()
         if waiting:
             with contextlib.suppress(StoreUnavailable):
-                await self.store.write(delivery.release, self.owner, waiting)
+                await self.store.write(queue.release, self.owner, waiting)
         if self._sends:
             await asyncio.wait(list(self._sends.values()), timeout=self.settings.stop_grace_seconds)
         for task in self._tasks:
@@ -268,7 +270,7 @@ class Dispatcher:
             now = now_ms()
             try:
                 claimed = await self.store.write(
-                    delivery.claim_due, self.owner, now, min(room, self.settings.batch_size), int(self.settings.lease_seconds * 1000), networks
+                    queue.claim_due, self.owner, now, min(room, self.settings.batch_size), int(self.settings.lease_seconds * 1000), networks
                 )
             except StoreUnavailable as exc:
                 log.warning("cannot claim messages: %s", exc)
@@ -501,7 +503,7 @@ class Dispatcher:
                 continue
             until = now_ms() + lease_ms
             try:
-                await self.store.write(delivery.renew_leases, self.owner, ids, until)
+                await self.store.write(queue.renew_leases, self.owner, ids, until)
             except StoreUnavailable as exc:
                 log.warning("cannot renew message leases: %s", exc)
                 continue
@@ -570,15 +572,15 @@ class Dispatcher:
         batch.settle()
         await self._finished(outcome)
 
-    async def _record(self, batch: _Pending) -> delivery.ReceiptOutcome:
+    async def _record(self, batch: _Pending) -> ReceiptOutcome:
         submitted, retries, failures, receipts = batch.by_kind()
-        outcome = await self.store.write(delivery.record_outcomes, submitted, retries, failures, receipts, now_ms(), self.zone)
+        outcome = await self.store.write(outcomes.record_outcomes, submitted, retries, failures, receipts, now_ms(), self.zone)
         self.stats["receipts matched"] += outcome.matched
         self.stats["receipts unmatched"] += outcome.unmatched
         metrics.receipts_recorded(outcome)
         return outcome
 
-    async def _finished(self, outcome: delivery.ReceiptOutcome) -> None:
+    async def _finished(self, outcome: ReceiptOutcome) -> None:
         if outcome.callbacks and self.on_callbacks_queued is not None:
             await self.on_callbacks_queued()
 
@@ -675,7 +677,7 @@ class Dispatcher:
             if time.monotonic() < next_expiry:
                 continue
             try:
-                outcome = await self.store.write(delivery.sweep, now_ms(), self.zone, grace_ms, limit)
+                outcome = await self.store.write(retention.sweep, now_ms(), self.zone, grace_ms, limit)
                 # A full batch may leave more behind: look again at the next sweep.
                 if len(outcome.finished) < limit:
                     next_expiry = time.monotonic() + self.settings.expire_interval

@@ -18,8 +18,8 @@ import httpx
 from .. import metrics
 from ..domain.callback_urls import BadCallbackUrl, UnresolvedHost, check_callback_url, host_and_port, refuse_private
 from ..domain.identifiers import parse_ip_address
-from ..store import delivery
-from ..store.delivery import DueCallback
+from ..store import callbacks
+from ..store.callbacks import DueCallback
 from ..store.errors import StoreUnavailable
 from ..store.store import Store, now_ms
 from .backoff import backoff_ms
@@ -168,8 +168,8 @@ class CallbackSender:
 
     # The outbox this sender works through, one transaction each; the inbound forwarder has
     # its own outbox and the same loop.
-    record_and_claim = staticmethod(delivery.record_and_claim_callbacks)
-    record_results = staticmethod(delivery.record_callback_results)
+    record_and_claim = staticmethod(callbacks.record_and_claim_callbacks)
+    record_results = staticmethod(callbacks.record_callback_results)
 
     async def _send(self, callback: DueCallback) -> None:
         try:

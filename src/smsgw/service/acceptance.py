@@ -28,8 +28,9 @@ from ..domain.money import format_units
 from ..domain.schedule import BadSchedule, parse_time_to_send
 from ..domain.states import PRIORITY_OTP, DeliveryState
 from ..store import accounts, optout
+from ..store.acceptance import LowCredit, PartnerInactive
 from ..store.errors import IdempotencyConflict, OutcomeUnknown, StoreUnavailable
-from ..store.store import LowCredit, Partner, PartnerInactive, Shortcode, Store
+from ..store.store import Partner, Shortcode, Store
 from .errors import BadRequest, InexactNumber, RateLimited, is_inexact
 
 log = logging.getLogger(__name__)

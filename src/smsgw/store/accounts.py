@@ -18,9 +18,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ..domain.money import units_for_amount
 from ..domain.states import DeliveryState
+from .acceptance import remember_answer
 from .errors import IdempotencyConflict, NotFound
+from .ledger_entries import ledger_entry, write_entry
 from .schema import ledger, messages, partners, rate_buckets
-from .store import Store, now_ms, remember_answer
+from .store import Store, now_ms
 
 SCHEDULED = int(DeliveryState.SCHEDULED)
 CANCELLED = int(DeliveryState.CANCELLED)
@@ -155,31 +157,8 @@ async def transfer(
         credited = conn.execute(
             update(partners).where(partners.c.id == child_id).values(balance=partners.c.balance + units).returning(partners.c.balance)
         ).scalar_one()
-        out_id = conn.execute(
-            insert(ledger)
-            .values(
-                partner_id=reseller_id,
-                amount=-units,
-                balance_after=debited.balance,
-                kind="transfer_out",
-                reference=f"credit to {child_id}",
-                created_at=now,
-            )
-            .returning(ledger.c.id)
-        ).scalar_one()
-        in_id = conn.execute(
-            insert(ledger)
-            .values(
-                partner_id=child_id,
-                amount=units,
-                balance_after=credited,
-                kind="transfer_in",
-                reference=f"credit from {reseller_id}",
-                counterpart_id=out_id,
-                created_at=now,
-            )
-            .returning(ledger.c.id)
-        ).scalar_one()
+        out_id = write_entry(conn, ledger_entry(reseller_id, -units, debited.balance, "transfer_out", f"credit to {child_id}", now))
+        in_id = write_entry(conn, ledger_entry(child_id, units, credited, "transfer_in", f"credit from {reseller_id}", now, counterpart_id=out_id))
         conn.execute(update(ledger).where(ledger.c.id == out_id).values(counterpart_id=in_id))
         done = Transferred(units, credited - units, credited, debited.balance)
         body = render(done)
@@ -222,17 +201,7 @@ def cancel_scheduled(conn: Connection, partner_id: str, message_id: int) -> Canc
         update(partners).where(partners.c.id == partner_id).values(balance=partners.c.balance + row.cost).returning(partners.c.balance)
     ).scalar_one()
     if row.cost:
-        conn.execute(
-            insert(ledger).values(
-                partner_id=partner_id,
-                amount=row.cost,
-                balance_after=balance,
-                kind="refund",
-                reference=f"message {message_id} cancelled",
-                message_count=1,
-                created_at=now,
-            )
-        )
+        write_entry(conn, ledger_entry(partner_id, row.cost, balance, "refund", f"message {message_id} cancelled", now, message_count=1))
     return Cancelled(message_id, row.cost, balance)
 
 

@@ -19,6 +19,9 @@ A lookup (`lookup`) is a single indexed query of a small table, asked on every r
 partner, a shortcode). On SQLite it runs on the caller's thread, on a connection of its own
 outside any transaction: the hop to a reader thread costs ten times the query, and a WAL
 reader never waits for a writer.
+
+`is_unavailable` tells an error that means "the database is not there right now" from a bug or
+bad data, for both drivers.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import QueuePool
 
@@ -46,6 +52,25 @@ _LOOKUP_BUSY_TIMEOUT_MS = 50
 # A turn stops growing here so that one commit stays short; the writes queued behind it go
 # into the next turn, in order.
 _WRITES_PER_TURN = 64
+
+
+# Errors that mean "the database is not there right now", as opposed to a bug or bad data.
+_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, OSError, asyncio.TimeoutError)
+# PostgreSQL reports the same through SQLSTATE: connection exceptions, insufficient resources,
+# shutdown or not yet accepting connections, a lock not obtained within lock_timeout, a
+# cancelled statement, and the transient serialization and deadlock failures.
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "55P03", "57014", "40001", "40P01")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    # Through SQLAlchemy the driver's error is `orig`; the COPY path meets asyncpg's directly.
+    driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
+    sqlstate = getattr(driver_error, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+        return True
+    return isinstance(exc, _UNAVAILABLE) or isinstance(driver_error, asyncpg.InterfaceError)
 
 
 class SqliteDatabase:

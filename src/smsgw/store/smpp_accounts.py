@@ -1,7 +1,7 @@
 """Partners' SMPP accounts and what is owed to their binds (the partner SMPP server).
 
 A message accepted over SMPP gets its `smpp_receipts` row in the accepting transaction
-(store.py, `_charge_and_store`); once the message is final, its receipt is owed to a receiver
+(acceptance.py, `_charge_and_store`); once the message is final, its receipt is owed to a receiver
 bind of the account until the ESME answers the deliver_sm ESME_ROK. An inbound message of a
 partner that takes them over SMPP gets its `smpp_inbound` row in the transaction that
 receives it (inbound.py) and is owed to a receiver bind of any of the partner's accounts.

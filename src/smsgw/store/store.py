@@ -15,22 +15,31 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.util import await_only
+from sqlalchemy.exc import IntegrityError
 
 from ..domain.apikeys import KeyHasher
-from .database import Database, PostgresDatabase, SqliteDatabase
+from .acceptance import (
+    IDEMPOTENCY_TTL_MS,
+    Accepted,
+    AcceptOutcome,
+    AcceptRequest,
+    LowCredit,
+    NewMessage,
+    PartnerInactive,
+    accept_group,
+    reserve_id_block,
+)
+from .database import Database, PostgresDatabase, SqliteDatabase, is_unavailable
 from .errors import AlreadyExists, CommitOutcomeUnknown, IdempotencyConflict, NotFound, OutcomeUnknown, SchemaOutOfDate, StoreUnavailable
 from .grouping import GroupCommit
+from .ledger_entries import ledger_entry, write_entry
 from .migrate import current_revision, head_revision, upgrade_to_head
-from .prepared import Prepared, PreparedIn
-from .schema import id_blocks, idempotency_keys, ledger, messages, partners, server_secrets, shortcodes, smpp_receipts
+from .prepared import Prepared
+from .schema import idempotency_keys, ledger, messages, partners, server_secrets, shortcodes
 from .urls import StoreUrl
 
 if TYPE_CHECKING:
@@ -38,7 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 ID_BLOCK_SIZE = 100_000
 # A process hands out ids from a block for at most this long, then reserves a fresh one: every
 # id below the counter read at time T is handed out by T plus this, which is what lets the
@@ -81,44 +89,6 @@ class Shortcode:
     promotional: bool = False
 
 
-class NewMessage(NamedTuple):
-    """One accepted message as the acceptance path hands it to `Store.accept`: the field
-    order is the column order of the insert, so rows go to the driver as they are (the hot
-    path builds plain tuples in this order)."""
-
-    id: int
-    partner_id: str
-    shortcode: str
-    msisdn: str
-    network_id: int
-    text: str
-    data_coding: int
-    parts: int
-    cost: int
-    clientsmsid: str | None
-    priority: int
-    state: int
-    due_at: int
-    created_at: int
-    batch_id: int
-    expires_at: int
-
-
-@dataclass(frozen=True)
-class Accepted:
-    batch_id: int
-
-
-@dataclass(frozen=True)
-class LowCredit:
-    balance: int
-
-
-@dataclass(frozen=True)
-class PartnerInactive:
-    """The partner was suspended (or removed) after its request was authenticated."""
-
-
 @dataclass(frozen=True)
 class StoredAnswer:
     body_sha256: str
@@ -138,31 +108,12 @@ class MessageView:
     clientsmsid: str | None
 
 
-# Errors that mean "the database is not there right now", as opposed to a bug or bad data.
-_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, OSError, asyncio.TimeoutError)
-# PostgreSQL reports the same through SQLSTATE: connection exceptions, insufficient resources,
-# shutdown or not yet accepting connections, a lock not obtained within lock_timeout, a
-# cancelled statement, and the transient serialization and deadlock failures.
-_UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "55P03", "57014", "40001", "40P01")
-
-
-def _is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    # Through SQLAlchemy the driver's error is `orig`; the COPY path meets asyncpg's directly.
-    driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
-    sqlstate = getattr(driver_error, "sqlstate", None)
-    if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
-        return True
-    return isinstance(exc, _UNAVAILABLE) or isinstance(driver_error, asyncpg.InterfaceError)
-
-
 @contextlib.asynccontextmanager
 async def _availability() -> AsyncIterator[None]:
     try:
         yield
     except Exception as exc:
-        if _is_unavailable(exc):
+        if is_unavailable(exc):
             raise StoreUnavailable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
         raise
 
@@ -186,7 +137,7 @@ class Store:
         # accepting requests that arrive while one transaction is being written share the next.
         # PostgreSQL overlaps concurrent connections' commits too, but measured, sharing still
         # halved the time per message there (docs/performance.md).
-        self.accept_groups: GroupCommit[_AcceptRequest, AcceptOutcome] = GroupCommit(self._write_accept_group, max_weight=ACCEPT_GROUP_ROWS)
+        self.accept_groups: GroupCommit[AcceptRequest, AcceptOutcome] = GroupCommit(self._write_accept_group, max_weight=ACCEPT_GROUP_ROWS)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -258,11 +209,7 @@ class Store:
                 )
             )
             if credits:
-                conn.execute(
-                    insert(ledger).values(
-                        partner_id=partner_id, amount=credits, balance_after=credits, kind="topup", reference="initial credit", created_at=now
-                    )
-                )
+                write_entry(conn, ledger_entry(partner_id, credits, credits, "topup", "initial credit", now))
 
         try:
             await self.write(create)
@@ -303,11 +250,7 @@ class Store:
                 if exists is None:
                     raise NotFound(f"partner {partner_id} does not exist")
                 raise ValueError(f"a change of {amount / 100:.2f} would take the balance {exists.balance / 100:.2f} below zero")
-            conn.execute(
-                insert(ledger).values(
-                    partner_id=partner_id, amount=amount, balance_after=row.balance, kind="topup", reference=reference, created_at=now_ms()
-                )
-            )
+            write_entry(conn, ledger_entry(partner_id, amount, row.balance, "topup", reference, now_ms()))
             if audit is not None:
                 audit(conn, row.balance)
             return row.balance
@@ -401,7 +344,7 @@ class Store:
                 # The rest of the old block is given up: a few ids, against a range split in two.
                 size = max(ID_BLOCK_SIZE, count)
                 reserved_at = time.monotonic()
-                end = await self.write(_reserve_id_block, size)
+                end = await self.write(reserve_id_block, size)
                 self._id_next, self._id_end, self._id_reserved_at = end - size, end, reserved_at
             first = self._id_next
             self._id_next += count
@@ -428,7 +371,7 @@ class Store:
         in fact land). `smpp_account`: the messages came over the partner SMPP server through
         that account, and their receipts are owed to its binds (smpp_receipts).
         """
-        request = _AcceptRequest(partner_id, cost, rows, batch_id, reference, idempotency, smpp_account)
+        request = AcceptRequest(partner_id, cost, rows, batch_id, reference, idempotency, smpp_account)
         try:
             async with _availability():
                 return await self.accept_groups.submit(request, len(rows))
@@ -451,8 +394,8 @@ class Store:
                 raise StoreUnavailable(f"commit failed and did not land: {exc}") from exc
             raise OutcomeUnknown(str(exc)) from exc
 
-    async def _write_accept_group(self, requests: list[_AcceptRequest]) -> list[AcceptOutcome | BaseException]:
-        return await self.db.write(_accept_group, requests, self._message_insert_sql)
+    async def _write_accept_group(self, requests: list[AcceptRequest]) -> list[AcceptOutcome | BaseException]:
+        return await self.db.write(accept_group, requests, self._message_insert_sql, now_ms())
 
     async def find_answer(self, partner_id: str, key: str) -> StoredAnswer | None:
         """The stored answer of an earlier request with this Idempotency-Key, if within 24 h."""
@@ -499,146 +442,6 @@ class Store:
         )
 
 
-class _AcceptRequest(NamedTuple):
-    partner_id: str
-    cost: int
-    rows: Sequence[tuple]
-    batch_id: int
-    reference: str
-    idempotency: tuple[str, str, bytes] | None  # key, SHA-256 of the body, answer
-    smpp_account: str | None = None
-
-
-AcceptOutcome = Accepted | LowCredit | PartnerInactive
-
-
-def _accept_group(conn: Connection, requests: list[_AcceptRequest], insert_messages: str) -> list[AcceptOutcome | BaseException]:
-    """One transaction for several accepting requests, one outcome per request: each is
-    charged whole or not at all, and one that the database refuses (a repeated idempotency
-    key, a refused row) fails alone."""
-    if len(requests) == 1:
-        # Alone in its transaction: a refusal rolls the whole of it back, no savepoint needed.
-        return _charge_and_store(conn, requests, insert_messages)
-    try:
-        with conn.begin_nested():
-            return _charge_and_store(conn, requests, insert_messages)
-    except Exception as exc:
-        if _is_unavailable(exc):
-            raise
-    # Rare (the whole group was rolled back to its savepoint): each request again on its own,
-    # to find the one the database refuses.
-    outcomes: list[AcceptOutcome | BaseException] = []
-    for request in requests:
-        try:
-            with conn.begin_nested():
-                outcomes.extend(_charge_and_store(conn, [request], insert_messages))
-        except Exception as exc:
-            if _is_unavailable(exc):
-                raise
-            outcomes.append(exc)
-    return outcomes
-
-
-def _charge_and_store(conn: Connection, requests: list[_AcceptRequest], insert_messages: str) -> list[AcceptOutcome | BaseException]:
-    """Decides each request in order against the balances read (and locked) once, then
-    writes every charge, ledger entry, message and idempotency record with one statement per
-    table: several requests of one partner see each other's debits."""
-    now = now_ms()
-    accounts = {partner_id: [balance, status] for partner_id, balance, status in _ACCOUNTS.rows(conn, sorted({r.partner_id for r in requests}))}
-    outcomes: list[AcceptOutcome | BaseException] = []
-    debits: dict[str, int] = {}
-    entries: list[dict[str, Any]] = []
-    rows: list[tuple] = []
-    answers: list[dict[str, Any]] = []
-    owed_receipts: list[dict[str, Any]] = []
-    keys_taken: set[tuple[str, str]] = set()
-    for request in requests:
-        account = accounts.get(request.partner_id)
-        if account is None or account[1] != "active":
-            outcomes.append(PartnerInactive())
-            continue
-        if request.idempotency is not None and (request.partner_id, request.idempotency[0]) in keys_taken:
-            # An earlier request of this group with the same key is accepted: this one gets
-            # its answer once the group is committed.
-            outcomes.append(IdempotencyConflict(request.idempotency[0]))
-            continue
-        if account[0] < request.cost:
-            outcomes.append(LowCredit(account[0]))
-            continue
-        account[0] -= request.cost
-        debits[request.partner_id] = debits.get(request.partner_id, 0) + request.cost
-        entries.append(
-            {
-                "partner_id": request.partner_id,
-                "amount": -request.cost,
-                "balance_after": account[0],
-                "kind": "charge",
-                "reference": request.reference,
-                "message_count": len(request.rows),
-                "batch_id": request.batch_id,
-                "created_at": now,
-            }
-        )
-        rows.extend(request.rows)
-        if request.smpp_account is not None:
-            owed_receipts.extend({"message_id": row[0], "system_id": request.smpp_account} for row in request.rows)
-        if request.idempotency is not None:
-            key, body_sha256, response = request.idempotency
-            keys_taken.add((request.partner_id, key))
-            answers.append(_answer_row(request.partner_id, key, body_sha256, response, now))
-        outcomes.append(Accepted(request.batch_id))
-    if not entries:
-        return outcomes
-    for partner_id, debit in debits.items():
-        if not _DEBIT.all(conn, partner_id=partner_id, at_least=debit, debit=debit):
-            raise RuntimeError(f"the balance of {partner_id} changed under its row lock")
-    _CHARGE_ENTRY.many(conn, entries)
-    if conn.dialect.name == "postgresql":
-        # COPY is about twice as fast as a multi-row insert on PostgreSQL.
-        driver: Any = conn.connection.driver_connection  # asyncpg's connection: no stubs
-        await_only(driver.copy_records_to_table("messages", records=rows, columns=NewMessage._fields))
-    else:
-        conn.exec_driver_sql(insert_messages, rows)
-    remember_answers(conn, answers, now)
-    if owed_receipts:
-        conn.execute(insert(smpp_receipts), owed_receipts)
-    return outcomes
-
-
-def remember_answer(conn: Connection, partner_id: str, idempotency: tuple[str, str, bytes], now: int) -> None:
-    """Stores the answer of a request with an Idempotency-Key, inside the transaction that did
-    what it answers; a second request with the key fails on the primary key and rolls back."""
-    key, body_sha256, response = idempotency
-    remember_answers(conn, [_answer_row(partner_id, key, body_sha256, response, now)], now)
-
-
-def remember_answers(conn: Connection, answers: list[dict[str, Any]], now: int) -> None:
-    """`remember_answer` for several requests with one statement per table (an expired record
-    of the same key is replaced)."""
-    if not answers:
-        return
-    conn.execute(
-        delete(idempotency_keys).where(
-            idempotency_keys.c.partner_id == bindparam("old_partner"),
-            idempotency_keys.c.key == bindparam("old_key"),
-            idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL_MS,
-        ),
-        [{"old_partner": a["partner_id"], "old_key": a["key"]} for a in answers],
-    )
-    conn.execute(insert(idempotency_keys), answers)
-
-
-def _answer_row(partner_id: str, key: str, body_sha256: str, response: bytes, now: int) -> dict[str, Any]:
-    # Compressed: a 1000-entry answer is ~130 KB of JSON and ~12 KB so.
-    return {"partner_id": partner_id, "key": key, "body_sha256": body_sha256, "response": zlib.compress(response, 1), "created_at": now}
-
-
-def _reserve_id_block(conn: Connection, size: int) -> int:
-    return conn.execute(
-        update(id_blocks).where(id_blocks.c.name == "message").values(next_value=id_blocks.c.next_value + size).returning(id_blocks.c.next_value)
-    ).scalar_one()
-
-
 def _shortcode(shortcode: str, partner_id: str, network_text: str | None, promotional: int) -> Shortcode:
     networks = frozenset(int(n) for n in network_text.split(",") if n) if network_text is not None else None
     return Shortcode(shortcode, partner_id, networks, bool(promotional))
@@ -660,21 +463,6 @@ _PARTNER_BY_ID = Prepared(
         partners.c.allowed_ips,
         partners.c.callback_allow_private,
     ).where(partners.c.id == bindparam("partner_id"))
-)
-# The accepting transaction's statements (one set per group of requests).
-_ACCOUNTS = PreparedIn(lambda ids: select(partners.c.id, partners.c.balance, partners.c.status).where(partners.c.id.in_(ids)).with_for_update())
-_DEBIT = Prepared(
-    lambda: (
-        update(partners)
-        .where(partners.c.id == bindparam("partner_id"), partners.c.balance >= bindparam("at_least"))
-        .values(balance=partners.c.balance - bindparam("debit"))
-        .returning(partners.c.id)
-    )
-)
-_CHARGE_ENTRY = Prepared(
-    lambda: insert(ledger).values(
-        {c: bindparam(c) for c in ("partner_id", "amount", "balance_after", "kind", "reference", "message_count", "batch_id", "created_at")}
-    )
 )
 _SHORTCODE_BY_NAME = Prepared(
     lambda: select(shortcodes.c.shortcode, shortcodes.c.partner_id, shortcodes.c.networks, shortcodes.c.promotional).where(

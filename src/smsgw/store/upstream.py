@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
-from . import delivery
-from .delivery import OPEN_STATES, SENT, IncomingReceipt, ReceiptOutcome
+from . import outcomes
+from .acceptance import IDEMPOTENCY_TTL_MS
+from .delivery_common import OPEN_STATES, SENT
+from .receipts import IncomingReceipt, ReceiptOutcome
 from .schema import message_parts, messages, receipt_keys, upstream_request_messages, upstream_requests
-from .store import IDEMPOTENCY_TTL_MS
 
 # A request is sent again only while the upstream still keeps its answer for the key (24 h by
 # the contract); older ones are purged, a little before that.
@@ -86,4 +87,4 @@ def record_pushed_receipt(conn: Connection, receipt: IncomingReceipt, now: int, 
     ).first()
     if known is None:
         return None
-    return delivery.record_outcomes(conn, [], [], [], [receipt], now, zone)
+    return outcomes.record_outcomes(conn, [], [], [], [receipt], now, zone)
