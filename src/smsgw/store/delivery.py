@@ -18,7 +18,7 @@ from sqlalchemy.sql import ClauseElement
 
 from ..domain.reports import callback_body
 from ..domain.states import DeliveryState
-from . import inbound
+from . import inbound, rollups
 from .prepared import Prepared, PreparedIn
 from .schema import (
     callbacks,
@@ -650,6 +650,7 @@ def record_outcomes(
     first, so that receipts in the same batch find their ids and receipts that came earlier
     are matched; then the reports of every message that became final go to the callback
     outbox."""
+    rollups.count_sent(conn, submitted, now)  # before the move: it counts the messages that move
     early = record_submitted(conn, submitted, now)
     reschedule(conn, retries)
     finished = fail_unsent(conn, failures, now)
@@ -658,6 +659,7 @@ def record_outcomes(
     outcome.receipts.update(early.receipts)
     outcome.submit_to_final_ms += early.submit_to_final_ms
     outcome.finished = early.finished + finished + outcome.finished
+    rollups.count_finished(conn, outcome.finished, now)
     outcome.callbacks = queue_callbacks(conn, outcome.finished, now, zone)
     if any(f.state == BLACKLISTED for f in failures) or any(r.state == BLACKLISTED for r in receipts):
         inbound.list_blacklisted(conn, outcome.finished, now)
@@ -690,6 +692,7 @@ def sweep(conn: Connection, now: int, zone: ZoneInfo, receipt_grace_ms: int, lim
     outcome = ReceiptOutcome()
     outcome.finished = expire_overdue(conn, now, limit) + close_unreceipted(conn, now, receipt_grace_ms, limit)
     purge(conn, now)
+    rollups.count_finished(conn, outcome.finished, now)
     outcome.callbacks = queue_callbacks(conn, outcome.finished, now, zone)
     return outcome
 
