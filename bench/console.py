@@ -45,6 +45,7 @@ PREFIXES = ["70", "71", "72", "79", "11", "73", "75", "78", "77"]
 FIRST_ID = 10_000_000
 CHUNK = 50_000
 HOUR_MS = 3600_000
+SMSCS = ("smsc-a", "smsc-b")
 
 
 def fill(path: Path, messages: int, partners: int) -> tuple[int, str]:
@@ -57,8 +58,11 @@ def fill(path: Path, messages: int, partners: int) -> tuple[int, str]:
     conn.execute("DROP INDEX ix_messages_msisdn")
     conn.execute("DROP INDEX ix_messages_partner")
     names = [f"p{n:02d}" for n in range(partners)]
-    columns = "id, partner_id, shortcode, msisdn, network_id, text, data_coding, parts, cost, priority, state, due_at, created_at, batch_id, expires_at, done_at, attempts"
-    insert = f"INSERT INTO messages ({columns}) VALUES ({', '.join('?' * 17)})"
+    columns = (
+        "id, partner_id, shortcode, msisdn, network_id, text, data_coding, parts, cost, priority, state, due_at, created_at, batch_id, expires_at,"
+        " done_at, attempts, submitted_at, connector"
+    )
+    insert = f"INSERT INTO messages ({columns}) VALUES ({', '.join('?' * 19)})"
     ledger_rows = []
     sample = (FIRST_ID, "")
     written = 0
@@ -72,13 +76,17 @@ def fill(path: Path, messages: int, partners: int) -> tuple[int, str]:
             number = "254" + rng.choice(PREFIXES) + f"{rng.randrange(10**7):07d}"
             state = 3 if rng.random() < 0.9 else rng.choice((1, 2, 4, 5))
             done = created + 5000 if state in (3, 4, 5) else None
+            # A carrier took all but the scheduled and a fifth of the failed (refused at submit),
+            # over two SMSCs: migration 0021 counts these into outcome_rollups.
+            taken = state in (2, 3, 4) or (state == 5 and rng.random() < 0.8)
+            smsc = SMSCS[i % len(SMSCS)] if taken else None
             rows.append(
                 (
                     mid,
                     partner,
                     partner.upper(),
                     number,
-                    1,
+                    1 + i % 3,
                     f"Dear customer {i}, your statement is ready.",
                     0,
                     1,
@@ -91,6 +99,8 @@ def fill(path: Path, messages: int, partners: int) -> tuple[int, str]:
                     created + 48 * HOUR_MS,
                     done,
                     1,
+                    created + 1000 if taken else None,
+                    smsc,
                 )
             )
             if i % 1000 == 0:
@@ -119,6 +129,8 @@ def fill(path: Path, messages: int, partners: int) -> tuple[int, str]:
             now + HOUR_MS,
             now,
             1,
+            now,
+            "smsc-a",
         )
         for i in range(50)
     ]

@@ -63,3 +63,40 @@ def test_a_partner_or_a_stranger_gets_neither_page(console):
     with signed_in(console.url, "portal", "acme", PARTNER_PASSWORDS["acme"]) as partner:
         for path in ("/console/ledger", "/console/unmatched"):
             assert partner.get(path).status_code == 303
+
+
+def test_the_dashboard_shows_outcomes_by_window_and_smsc_from_the_rollups(console):
+    import json
+    import time
+
+    hour = int(time.time() * 1000) // 3600_000 * 3600_000
+    day = 86_400_000
+    rows = [
+        # (hour, partner, network, smsc, state, messages): this hour, earlier today, last week, 40 days ago
+        (hour, "acme", 1, "smsc-a", 2, 7),
+        (hour, "acme", 1, "smsc-a", 3, 5),
+        (hour, "rival", 2, "smsc-b", 5, 2),
+        (hour - 5 * 3600_000, "acme", 1, "smsc-b", 3, 11),
+        (hour - 5 * 3600_000, "acme", 1, "", 9, 1),
+        (hour - 7 * day, "rival", 2, "smsc-a", 8, 13),
+        (hour - 40 * day, "rival", 2, "smsc-a", 3, 1000),
+    ]
+    for h, partner, network, smsc, state, count in rows:
+        console.gateway.operator.sql(
+            "INSERT INTO outcome_rollups (hour, partner_id, network_id, smsc, state, messages, parts) VALUES (:h, :p, :n, :s, :st, :m, :m)",
+            {"h": h, "p": partner, "n": network, "s": smsc, "st": state, "m": count},
+        )
+    console.send("acme", "0712345678", "accepted now")
+    with signed_in(console.url, "console", OPERATOR, OPERATOR_PASSWORD) as client:
+        page = client.get("/console/dashboard").text
+    data = json.loads(re.search(r'<script type="application/json" id="traffic-data">(.*?)</script>', page, re.S).group(1))
+    assert data["totals"]["sent"] == [7, 7, 7]
+    assert data["totals"]["delivered"] == [5, 16, 16]
+    assert data["totals"]["failed"] == [2, 2, 15]  # DeliveryImpossible, then NoReceipt last week
+    assert data["totals"]["cancelled"] == [0, 1, 1]
+    assert data["totals"]["accepted"] == [1, 1, 1]
+    assert data["by_smsc"]["smsc-a"] == {"sent": [7, 7, 7], "delivered": [5, 5, 5], "failed": [0, 0, 13]}
+    assert data["by_smsc"]["smsc-b"] == {"delivered": [0, 11, 11], "failed": [2, 2, 2]}
+    cells = dict(re.findall(r'<tr data-kind="(\w+)"><td>\w+</td><td class="num">(\d+)</td>', page))
+    assert cells["delivered"] == "5" and cells["failed"] == "2"
+    assert '<tr data-name="smsc-b">' in page and '<tr data-name="rival">' in page

@@ -131,3 +131,75 @@ def test_the_upgrade_from_0015_indexes_and_counts_the_messages_stored_and_drops_
     assert mark == stored[-1][0] + 1
     assert "ix_messages_msisdn" not in indexes and "ix_messages_partner" not in indexes
     assert "ix_messages_due" in indexes
+
+
+def test_the_upgrade_from_0020_counts_the_outcomes_of_the_messages_stored(empty_database):
+    """Migration 0021 counts each stored message's submit (at submitted_at) and final state (at
+    done_at) as the gateway counts them as they happen; open messages count no final state."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from smsgw.store.migrate import alembic_config
+
+    hour = 3600_000
+    start = 1_700_000_000_000
+    # (state, connector, submitted, done): delivered, failed at the carrier, refused before any
+    # carrier took it, still waiting for a receipt, still scheduled, cancelled.
+    kinds = [
+        (3, "smsc-a", True, True),
+        (5, "smsc-b", True, True),
+        (5, None, False, True),
+        (2, "smsc-a", True, False),
+        (1, None, False, False),
+        (9, None, False, True),
+    ]
+    stored = []
+    for i in range(60):
+        state, connector, submitted, done = kinds[i % len(kinds)]
+        created = start + (i % 4) * hour
+        stored.append(
+            (
+                10_000 + i,
+                "acme" if i % 2 else "rival",
+                1 + i % 3,
+                1 + i % 2,
+                state,
+                connector,
+                created + 600_000 if submitted else None,
+                created + 2 * hour if done else None,
+            )
+        )
+
+    async def scenario():
+        store = Store.open(StoreUrl.parse(empty_database))
+        try:
+            await store.write(lambda conn: command.upgrade(alembic_config(conn), "0020"))
+
+            def fill(conn):
+                for mid, partner, network, parts, state, connector, submitted_at, done_at in stored:
+                    conn.execute(
+                        text(
+                            "INSERT INTO messages (id, partner_id, shortcode, msisdn, network_id, text, data_coding, parts, cost, priority, state,"
+                            " due_at, created_at, batch_id, connector, submitted_at, done_at)"
+                            " VALUES (:id, :p, 'SC', '254712345678', :net, 'x', 0, :parts, 100, 1, :state, 0, 0, :id, :c, :s, :d)"
+                        ),
+                        {"id": mid, "p": partner, "net": network, "parts": parts, "state": state, "c": connector, "s": submitted_at, "d": done_at},
+                    )
+
+            await store.write(fill)
+            await store.migrate()
+            return await store.read(
+                lambda conn: conn.execute(text("SELECT hour, partner_id, network_id, smsc, state, messages, parts FROM outcome_rollups")).all()
+            )
+        finally:
+            await store.close()
+
+    found = {(int(r[0]), r[1], int(r[2]), r[3], int(r[4])): (int(r[5]), int(r[6])) for r in asyncio.run(scenario())}
+    expected: dict[tuple, list[int]] = {}
+    for _, partner, network, parts, state, connector, submitted_at, done_at in stored:
+        moves = ([(submitted_at, 2)] if submitted_at else []) + ([(done_at, state)] if state not in (1, 2) else [])
+        for at, moved_to in moves:
+            total = expected.setdefault((at // hour * hour, partner, network, connector or "", moved_to), [0, 0])
+            total[0] += 1
+            total[1] += parts
+    assert found == {key: tuple(value) for key, value in expected.items()}

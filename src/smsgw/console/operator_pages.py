@@ -35,6 +35,10 @@ CHART_DAYS = 30
 CHART_POINTS = 2000
 # The dashboard's counts stop here (a bounded index range each), whatever the store's size.
 DASHBOARD_COUNT_CAP = 100_000
+# The dashboard's traffic windows, in whole hours: this hour so far, and with the 23 and the
+# 719 hours before it.
+TRAFFIC_WINDOW_HOURS = (0, 23, 719)
+TRAFFIC_WINDOW_NAMES = ("this hour", "24 hours", "30 days")
 
 
 def router(web: Web) -> APIRouter:
@@ -66,7 +70,11 @@ def router(web: Web) -> APIRouter:
         figures = await store.read(scrape_figures, now, DASHBOARD_COUNT_CAP)
         by_hour = dict(await store.read(web_store.accepted_per_hour, None, now - 24 * web_store.HOUR_MS, DASHBOARD_COUNT_CAP))
         first = (now // web_store.HOUR_MS - 23) * web_store.HOUR_MS
-        series = [(web.local_time(first + i * web_store.HOUR_MS)[11:16], by_hour.get(first + i * web_store.HOUR_MS, 0)) for i in range(24)]
+        hours = [first + i * web_store.HOUR_MS for i in range(24)]
+        series = [(web.local_time(hour)[11:16], by_hour.get(hour, 0)) for hour in hours]
+        outcomes = await store.read(web_store.outcomes_per_hour, first)
+        windows = tuple(now - span * web_store.HOUR_MS for span in TRAFFIC_WINDOW_HOURS)
+        traffic = await store.read(web_store.traffic, windows, DASHBOARD_COUNT_CAP)
         return web.page(
             "console_dashboard.html",
             area=AREA,
@@ -74,7 +82,13 @@ def router(web: Web) -> APIRouter:
             figures=figures,
             cap=DASHBOARD_COUNT_CAP,
             bars=bar_chart(series),
-            hourly_data=[{"hour": label, "accepted": value} for label, value in series],
+            hourly_data=[
+                {"hour": label, "accepted": value, **{kind: outcomes.get(hour, {}).get(kind, 0) for kind in ("sent", "delivered", "failed")}}
+                for hour, (label, value) in zip(hours, series)
+            ],
+            traffic=traffic,
+            kinds=web_store.TRAFFIC_KINDS,
+            window_names=TRAFFIC_WINDOW_NAMES,
         )
 
     async def partners(request: Request) -> Response:

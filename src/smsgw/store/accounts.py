@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..domain.money import units_for_amount
 from ..domain.states import DeliveryState
+from . import rollups
 from .acceptance import remember_answer
 from .errors import IdempotencyConflict, NotFound
 from .ledger_entries import ledger_entry, write_entry
@@ -197,6 +198,7 @@ def cancel_scheduled(conn: Connection, partner_id: str, message_id: int) -> Canc
     ).first()
     if row is None:
         return None
+    rollups.count_finished(conn, [message_id], now)
     balance = conn.execute(
         update(partners).where(partners.c.id == partner_id).values(balance=partners.c.balance + row.cost).returning(partners.c.balance)
     ).scalar_one()

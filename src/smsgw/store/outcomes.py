@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func, literal, update
 from sqlalchemy.engine import Connection
 
-from . import inbound
+from . import inbound, rollups
 from .callbacks import queue_callbacks
 from .delivery_common import BLACKLISTED, SCHEDULED, SENT, insert_ignoring_duplicates
 from .ledger_entries import ledger_entry, write_entry
@@ -177,6 +177,7 @@ def record_outcomes(
     first, so that receipts in the same batch find their ids and receipts that came earlier
     are matched; then the reports of every message that became final go to the callback
     outbox."""
+    rollups.count_sent(conn, submitted, now)  # before the move: it counts the messages that move
     early = record_submitted(conn, submitted, now)
     reschedule(conn, retries)
     finished = fail_unsent(conn, failures, now)
@@ -185,6 +186,7 @@ def record_outcomes(
     outcome.receipts.update(early.receipts)
     outcome.submit_to_final_ms += early.submit_to_final_ms
     outcome.finished = early.finished + finished + outcome.finished
+    rollups.count_finished(conn, outcome.finished, now)
     outcome.callbacks = queue_callbacks(conn, outcome.finished, now, zone)
     if any(f.state == BLACKLISTED for f in failures) or any(r.state == BLACKLISTED for r in receipts):
         inbound.list_blacklisted(conn, outcome.finished, now)

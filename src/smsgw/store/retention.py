@@ -10,6 +10,7 @@ from sqlalchemy import delete, literal_column, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from ..domain.states import DeliveryState
+from . import rollups
 from .acceptance import IDEMPOTENCY_TTL_MS
 from .callbacks import queue_callbacks
 from .delivery_common import NO_RECEIPT, SCHEDULED, SENT
@@ -106,5 +107,6 @@ def sweep(conn: Connection, now: int, zone: ZoneInfo, receipt_grace_ms: int, lim
     outcome = ReceiptOutcome()
     outcome.finished = expire_overdue(conn, now, limit) + close_unreceipted(conn, now, receipt_grace_ms, limit)
     purge(conn, now)
+    rollups.count_finished(conn, outcome.finished, now)
     outcome.callbacks = queue_callbacks(conn, outcome.finished, now, zone)
     return outcome

@@ -1,6 +1,8 @@
-"""The roller: indexes messages by number (message_numbers) and counts them per hour, partner
-and network (message_rollups), off the acceptance path, so that accepting a message writes no
-index the console needs.
+"""The console's figures kept apart from messages. The roller indexes messages by number
+(message_numbers) and counts them per hour, partner and network (message_rollups), off the
+acceptance path, so that accepting a message writes no index the console needs. Delivery
+outcomes (outcome_rollups) are counted instead by the transactions that move the messages
+(count_sent, count_finished), at the end of this module.
 
 Its mark (roll_marks) says how far it got: every message with an id below `next_id` is indexed
 and counted, once. Each step rolls the next id range up to a chunk and moves the mark in the
@@ -17,16 +19,16 @@ above it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import bindparam, case, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from .prepared import Prepared
-from .schema import id_blocks, message_numbers, message_rollups, messages, roll_marks
+from .schema import id_blocks, message_numbers, message_rollups, messages, outcome_rollups, roll_marks
 from .store import ID_BLOCK_SECONDS
 
 MARK = "messages"
@@ -142,3 +144,115 @@ def accepted_per_hour(conn: Connection, partner_id: str | None, since: int) -> l
     if partner_id is not None:
         query = query.where(message_rollups.c.partner_id == partner_id)
     return [(int(h), int(m), int(p), int(c)) for h, m, p, c in conn.execute(query).all()]
+
+
+# -- delivery outcomes ----------------------------------------------------------------------------
+
+SCHEDULED = 1  # DeliveryState.SCHEDULED: the only state a submit moves a message from
+SENT = 2  # DeliveryState.SENT_TO_NETWORK: the state of a count_sent row
+_OUTCOME_KEY = ("hour", "partner_id", "network_id", "smsc", "state")
+
+
+def _add_outcomes(conn: Connection, source: Any) -> Any:
+    """INSERT of `source`'s rows (the key, messages, parts) that adds to the counts already there."""
+    dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(outcome_rollups)
+    if source is not None:
+        statement = statement.from_select([*_OUTCOME_KEY, "messages", "parts"], source)
+    return statement.on_conflict_do_update(
+        index_elements=[outcome_rollups.c[name] for name in _OUTCOME_KEY],
+        set_={
+            "messages": outcome_rollups.c.messages + statement.excluded.messages,
+            "parts": outcome_rollups.c.parts + statement.excluded.parts,
+        },
+    )
+
+
+def count_sent(conn: Connection, submitted: Iterable[Any], now: int) -> None:
+    """Counts, in the hour of `now`, the messages of these submits (anything with `message_id`
+    and `connector`) that a carrier's acceptance is about to move from Scheduled to
+    SentToNetwork: called in the moving transaction just before the move, so a message
+    submitted twice (a lease ran out mid-send) is counted once, by the move that happens. On
+    PostgreSQL the rows are locked as they are read, so a concurrent move of the same message
+    waits and then finds it moved."""
+    connectors: dict[int, str] = {}
+    for item in submitted:
+        connectors.setdefault(item.message_id, item.connector)
+    if not connectors:
+        return
+    rows = conn.execute(
+        select(messages.c.id, messages.c.partner_id, messages.c.network_id, messages.c.parts)
+        .where(messages.c.id.in_(sorted(connectors)), messages.c.state == SCHEDULED)
+        .with_for_update()
+    ).all()
+    hour = now // HOUR_MS * HOUR_MS
+    sums: dict[tuple[str, int, str], list[int]] = {}
+    for message_id, partner_id, network_id, parts in rows:
+        total = sums.setdefault((partner_id, network_id, connectors[message_id][:64]), [0, 0])
+        total[0] += 1
+        total[1] += parts
+    if sums:
+        # In key order, as every writer of these rows takes them, so that two writers never wait
+        # for each other in a circle.
+        conn.execute(
+            _add_outcomes(conn, None),
+            [
+                {"hour": hour, "partner_id": p, "network_id": n, "smsc": c, "state": SENT, "messages": m, "parts": parts}
+                for (p, n, c), (m, parts) in sorted(sums.items())
+            ],
+        )
+
+
+def count_finished(conn: Connection, message_ids: Sequence[int], now: int) -> None:
+    """Counts, in the hour of `now`, these messages under the final state they have: called in
+    the transaction that made them final, with exactly the ids it moved (whose UPDATEs
+    required them open), so each final state is counted once. One INSERT ... SELECT."""
+    if not message_ids:
+        return
+    smsc = func.coalesce(messages.c.connector, literal_column("''"))
+    key = (messages.c.partner_id, messages.c.network_id, smsc, messages.c.state)
+    source = (
+        select(literal_column(str(now // HOUR_MS * HOUR_MS)), *key, func.count(), func.sum(messages.c.parts))
+        .where(messages.c.id.in_(sorted(set(message_ids))))
+        .group_by(*key)
+        .order_by(*key)  # the rows' lock order (count_sent)
+    )
+    conn.execute(_add_outcomes(conn, source))
+
+
+@dataclass(frozen=True)
+class OutcomeCount:
+    partner_id: str
+    network_id: int
+    smsc: str
+    state: int
+    messages: tuple[int, ...]  # one per window asked for, in their order
+
+
+def outcome_counts(conn: Connection, windows: Sequence[int]) -> list[OutcomeCount]:
+    """The outcome counts per partner, network, SMSC and state, summed over each window (the
+    hours from that hour's start on): one read of the rows of the widest window."""
+    sums = [func.sum(case((outcome_rollups.c.hour >= since // HOUR_MS * HOUR_MS, outcome_rollups.c.messages), else_=0)) for since in windows]
+    key = (outcome_rollups.c.partner_id, outcome_rollups.c.network_id, outcome_rollups.c.smsc, outcome_rollups.c.state)
+    query = select(*key, *sums).where(outcome_rollups.c.hour >= min(windows) // HOUR_MS * HOUR_MS).group_by(*key)
+    return [OutcomeCount(p, int(n), c, int(s), tuple(int(v) for v in values)) for p, n, c, s, *values in conn.execute(query).all()]
+
+
+def outcomes_per_hour(conn: Connection, since: int) -> list[tuple[int, int, int]]:
+    """(hour start, state, messages) from `since`'s hour on, every partner, network and SMSC."""
+    query = (
+        select(outcome_rollups.c.hour, outcome_rollups.c.state, func.sum(outcome_rollups.c.messages))
+        .where(outcome_rollups.c.hour >= since // HOUR_MS * HOUR_MS)
+        .group_by(outcome_rollups.c.hour, outcome_rollups.c.state)
+        .order_by(outcome_rollups.c.hour)
+    )
+    return [(int(h), int(s), int(m)) for h, s, m in conn.execute(query).all()]
+
+
+def accepted_counts(conn: Connection, windows: Sequence[int]) -> list[tuple[str, int, tuple[int, ...]]]:
+    """(partner, network, messages accepted in each window) from message_rollups: the messages
+    below the roll mark."""
+    sums = [func.sum(case((message_rollups.c.hour >= since // HOUR_MS * HOUR_MS, message_rollups.c.messages), else_=0)) for since in windows]
+    key = (message_rollups.c.partner_id, message_rollups.c.network_id)
+    query = select(*key, *sums).where(message_rollups.c.hour >= min(windows) // HOUR_MS * HOUR_MS).group_by(*key)
+    return [(p, int(n), tuple(int(v) for v in values)) for p, n, *values in conn.execute(query).all()]

@@ -156,6 +156,22 @@ message_rollups = Table(
     Column("cost", BigInteger, nullable=False),
 )
 
+# Messages that moved, counted per hour of the move, partner, network, SMSC (the connector
+# that took it; '' for one no carrier took) and the state it moved to: SentToNetwork when a
+# carrier took it, or its final state. Written in the transaction that moves the messages
+# (store/rollups.py: count_sent, count_finished), so a count is neither lost nor made twice.
+outcome_rollups = Table(
+    "outcome_rollups",
+    metadata,
+    Column("hour", BigInteger, primary_key=True),  # the hour's start, Unix ms
+    Column("partner_id", String(64), primary_key=True),
+    Column("network_id", Integer, primary_key=True),
+    Column("smsc", String(64), primary_key=True),
+    Column("state", SmallInteger, primary_key=True),
+    Column("messages", BigInteger, nullable=False),
+    Column("parts", BigInteger, nullable=False),
+)
+
 # How far the roller got: every message with an id below next_id is in message_numbers and
 # message_rollups. pending_limit is the id counter read at pending_since; ids below it are
 # rolled once that has settled. The lease lets one dispatcher roll at a time.

@@ -4,12 +4,14 @@ the reads its pages show. Each function is one transaction's work on a Connectio
 Every read of messages goes through the primary key and stops at a limit, so a page costs
 the same on a store of ten million messages as on an empty one: a number's messages are found
 in message_numbers (and by a scan of the few ids above the roll mark, store/rollups.py), a
-partner's newest through its ledger charges, the hourly figures in message_rollups. Reads for a partner's portal take the partner id and filter on it
+partner's newest through its ledger charges, the hourly figures in message_rollups and
+outcome_rollups. Reads for a partner's portal take the partner id and filter on it
 in SQL: another partner's message is not found, the same answer as one that does not exist.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -183,6 +185,57 @@ def accepted_per_hour(conn: Connection, partner_id: str | None, since: int, cap:
         hour = created_at // HOUR_MS * HOUR_MS
         counts[hour] = counts.get(hour, 0) + 1
     return sorted(counts.items())
+
+
+# What the dashboard counts, each over its windows: accepted (message_rollups and the messages
+# above the roll mark), sent (a carrier took it), delivered, failed (every other final state
+# but a cancel), cancelled (outcome_rollups).
+TRAFFIC_KINDS = ("accepted", "sent", "delivered", "failed", "cancelled")
+_KIND_OF_STATE = {2: "sent", 3: "delivered", 4: "failed", 5: "failed", 6: "failed", 7: "failed", 8: "failed", 9: "cancelled"}
+
+
+@dataclass
+class Traffic:
+    windows: tuple[int, ...]  # the first hour of each window
+    totals: dict[str, list[int]] = field(default_factory=dict)  # kind -> messages per window
+    by_smsc: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # SMSC ('' none) -> kind -> per window
+    by_network: dict[int, dict[str, list[int]]] = field(default_factory=dict)
+    by_partner: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+
+    def add(self, kind: str, partner_id: str, network_id: int, smsc: str | None, counts: tuple[int, ...]) -> None:
+        groups: list[dict[str, list[int]]] = [self.totals, self.by_network.setdefault(network_id, {}), self.by_partner.setdefault(partner_id, {})]
+        if smsc is not None:
+            groups.append(self.by_smsc.setdefault(smsc, {}))
+        for group in groups:
+            total = group.setdefault(kind, [0] * len(counts))
+            for index, value in enumerate(counts):
+                total[index] += value
+
+
+def traffic(conn: Connection, windows: tuple[int, ...], cap: int) -> Traffic:
+    """Messages accepted, sent, delivered, failed and cancelled over each window (from its
+    hour's start), in all and by SMSC, network and partner: one read of each rollup, and of
+    the messages above the roll mark at most `cap`."""
+    found = Traffic(tuple(w // HOUR_MS * HOUR_MS for w in windows))
+    for partner_id, network_id, counts in rollups.accepted_counts(conn, found.windows):
+        found.add("accepted", partner_id, network_id, None, counts)
+    tail = select(messages.c.created_at, messages.c.partner_id, messages.c.network_id).where(
+        messages.c.id >= rollups.mark(conn), messages.c.created_at >= min(found.windows)
+    )
+    for created_at, partner_id, network_id in conn.execute(tail.limit(cap)).all():
+        found.add("accepted", partner_id, network_id, None, tuple(int(created_at >= w) for w in found.windows))
+    for row in rollups.outcome_counts(conn, found.windows):
+        found.add(_KIND_OF_STATE.get(row.state, "failed"), row.partner_id, row.network_id, row.smsc, row.messages)
+    return found
+
+
+def outcomes_per_hour(conn: Connection, since: int) -> dict[int, dict[str, int]]:
+    """hour start -> kind (sent, delivered, failed, cancelled) -> messages, from `since`'s hour on."""
+    hours: dict[int, dict[str, int]] = {}
+    for hour, state, count in rollups.outcomes_per_hour(conn, since):
+        kind = _KIND_OF_STATE.get(state, "failed")
+        hours.setdefault(hour, {})[kind] = hours.get(hour, {}).get(kind, 0) + count
+    return hours
 
 
 # -- messages -----------------------------------------------------------------------------------
