@@ -23,6 +23,7 @@ from ..store.store import Partner, Store
 from .bodies import BadRequest
 from .controls import ensure_allowed_address, request_client
 from .guard import FailureThrottle, ScryptChecks
+from .responses import Responder
 
 __all__ = ["Acceptance", "Credentials", "id_text", "idempotency_key", "read_credentials"]
 
@@ -66,10 +67,10 @@ def read_credentials(fields: dict[str, Any]) -> Credentials:
 
 
 class Acceptance(service_acceptance.Acceptance):
-    """The acceptance service with the HTTP API's authentication."""
+    """The acceptance service with the HTTP API's authentication, its answers spelled by `responder`."""
 
-    def __init__(self, settings: Settings, store: Store, routed_networks: frozenset[int] | None = None) -> None:
-        super().__init__(settings, store, routed_networks)
+    def __init__(self, settings: Settings, store: Store, routed_networks: frozenset[int] | None = None, responder: Responder | None = None) -> None:
+        super().__init__(settings, store, routed_networks, render=(responder or Responder.of(settings)).entries)
         self._hasher: KeyHasher | None = None
         self._absent_hash = ""
         self.throttle = FailureThrottle()

@@ -33,7 +33,7 @@ from .controls import RequestScope
 from .inbox import getinbox_handler
 from .operations import add_operations_routes
 from .optouts import checkoptout_handler
-from .responses import answer, bare
+from .responses import Responder, status_answer
 from .upstream_receipts import add_upstream_receipt_routes
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def create_app(
         own_store = store is None
         active = store or open_store(settings)
         app.state.store = active
-        app.state.acceptance = Acceptance(settings, active, routed_networks)
+        app.state.acceptance = Acceptance(settings, active, routed_networks, app.state.responder)
         app.state.dispatcher = None
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -95,7 +95,7 @@ def create_app(
     add_operations_routes(app, settings)
     add_console_routes(app, settings)
     add_upstream_receipt_routes(app, settings, upstream_secrets or {})
-    legacy = settings.legacy_respose_code
+    responder = app.state.responder = Responder.of(settings)
     limit = settings.max_body_bytes
 
     def guarded(handler: Handler) -> Handler:
@@ -109,12 +109,12 @@ def create_app(
                     with exact_numbers():  # rare: once more, keeping the digits of a huge number
                         return await handler(request)
             except BadRequest as exc:
-                return bare(exc.code, exc.detail, legacy, exc.http_status, exc.retry_after)
+                return responder.bare(exc.code, exc.detail, exc.http_status, exc.retry_after)
             except StoreUnavailable:
-                return bare(Code.TRY_AGAIN_LATER, None, legacy)
+                return responder.bare(Code.TRY_AGAIN_LATER, None)
             except Exception:
                 log.exception("%s %s failed", request.method, request.url.path)
-                return bare(Code.REQUEST_SYSTEM_ERROR, None, legacy)
+                return responder.bare(Code.REQUEST_SYSTEM_ERROR, None)
 
         return run
 
@@ -210,9 +210,8 @@ def create_app(
         """The partner's credit balance."""
         fields = await parameters(request, limit)
         partner = await acceptance(request).authenticate(fields)
-        return answer(
-            {"response-code": 200, "response-description": "Success", "credit": format_units(partner.balance), "partner-id": partner.id},
-            legacy,
+        return responder.answer(
+            {"response-code": 200, "response-description": "Success", "credit": format_units(partner.balance), "partner-id": partner.id}
         )
 
     async def getdlr(request: Request) -> Response:
@@ -231,7 +230,7 @@ def create_app(
             reached = message.submitted_at
         else:
             reached = message.created_at
-        return answer(
+        return responder.answer(
             {
                 "response-code": 200,
                 "response-description": "Success",
@@ -241,8 +240,7 @@ def create_app(
                 "delivery-tat": duration(reached - message.created_at),
                 "delivery-networkid": message.network_id,
                 "delivery-time": local_time(reached, settings.timezone),
-            },
-            legacy,
+            }
         )
 
     def answer_bytes(body: bytes) -> Response:
@@ -294,7 +292,7 @@ def create_app(
         True,
         schemas.answer_doc(schemas.DlrResponse, "The report."),
     )
-    for path, handler, summary, model, docs in reseller.routes(settings):
+    for path, handler, summary, model, docs in reseller.routes(settings, responder):
         route(path, ["POST"], handler, summary, model, True, docs)
     app.add_middleware(RequestScope)
     route(
@@ -336,7 +334,7 @@ def create_app(
         if partner is None:
             raise BadRequest(Code.DETAILS_NOT_FOUND, f"no partner {partner_id}")
         codes = await store.list_shortcodes(partner_id)
-        return answer(
+        return responder.answer(
             {
                 "response-code": 200,
                 "response-description": "Success",
@@ -345,8 +343,7 @@ def create_app(
                 "status": partner.status,
                 "credit": format_units(partner.balance),
                 "shortcodes": [c.shortcode for c in codes],
-            },
-            legacy,
+            }
         )
 
     async def admin_topup(request: Request) -> Response:
@@ -376,7 +373,7 @@ def create_app(
             balance = await store.top_up(partner_id, amount, reference or "admin api top-up", once=reference is not None)
         except NotFound:
             raise BadRequest(Code.DETAILS_NOT_FOUND, f"no partner {partner_id}") from None
-        return answer({"response-code": 200, "response-description": "Success", "partner-id": partner_id, "credit": format_units(balance)}, legacy)
+        return responder.answer({"response-code": 200, "response-description": "Success", "partner-id": partner_id, "credit": format_units(balance)})
 
     app.add_api_route(
         "/api/admin/partners/{partner_id}",
@@ -401,11 +398,11 @@ def create_app(
         try:
             await request.app.state.store.count_partners()
         except StoreUnavailable:
-            return answer({"status": "store unavailable"}, False, status_code=503)
+            return status_answer({"status": "store unavailable"}, status_code=503)
         except Exception:
             log.exception("health check failed")
-            return answer({"status": "store not usable"}, False, status_code=503)
-        return answer({"status": "ok"}, False)
+            return status_answer({"status": "store not usable"}, status_code=503)
+        return status_answer({"status": "ok"})
 
     app.add_api_route(
         "/health", health, methods=["GET"], summary="Store health", tags=["operations"], response_class=Response, responses=schemas.health_doc()
@@ -416,12 +413,12 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 405:
-            refused = bare(Code.UNSUPPORTED_REQUEST_TYPE, f"method {request.method} not allowed here", legacy, 405)
+            refused = responder.bare(Code.UNSUPPORTED_REQUEST_TYPE, f"method {request.method} not allowed here", 405)
             refused.headers["Allow"] = ", ".join(allowed_methods(request))
             return refused
         if exc.status_code == 404:
-            return bare(Code.UNSUPPORTED_REQUEST_TYPE, f"no such path {request.url.path}", legacy, 404)
-        return bare(Code.UNSUPPORTED_REQUEST_TYPE, str(exc.detail), legacy, exc.status_code)
+            return responder.bare(Code.UNSUPPORTED_REQUEST_TYPE, f"no such path {request.url.path}", 404)
+        return responder.bare(Code.UNSUPPORTED_REQUEST_TYPE, str(exc.detail), exc.status_code)
 
     def allowed_methods(request: Request) -> list[str]:
         """Every method some route of this path takes (each route here has one method)."""

@@ -28,7 +28,7 @@ from uvicorn.server import ServerState
 
 from ..config import Settings
 from ..domain.codes import Code
-from .responses import bare
+from .responses import Responder
 
 log = logging.getLogger("smsgw.http")
 
@@ -49,7 +49,7 @@ class HttpLimits:
     max_header_line_bytes: int
     keep_alive: float
     max_connections: int
-    legacy_respose_code: bool = False
+    responder: Responder
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HttpLimits:
@@ -61,7 +61,7 @@ class HttpLimits:
             max_header_line_bytes=settings.http_max_header_line_bytes,
             keep_alive=settings.http_keep_alive_seconds,
             max_connections=settings.http_max_connections,
-            legacy_respose_code=settings.legacy_respose_code,
+            responder=Responder.of(settings),
         )
 
 
@@ -358,7 +358,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def raw_answer(self, status: int, code: Code, detail: str, retry_after: int | None = None) -> bytes:
         """A complete HTTP/1.1 answer with the contract's bare body, closing the connection."""
-        response = bare(code, detail, self.limits.legacy_respose_code, status, retry_after)
+        response = self.limits.responder.bare(code, detail, status, retry_after)
         lines = [STATUS_LINE[status]]
         for name, value in [*self.server_state.default_headers, *response.raw_headers, (b"connection", b"close")]:
             lines.append(name + b": " + value + b"\r\n")

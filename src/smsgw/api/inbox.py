@@ -14,7 +14,7 @@ from ..domain.reports import local_time
 from ..store import inbound
 from .acceptance import Acceptance, id_text
 from .bodies import BadRequest, parameters
-from .responses import answer
+from .state import responder_of
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -54,6 +54,6 @@ def getinbox_handler(settings: Settings, acceptance: Callable[[Request], Accepta
             }
             for e in entries
         ]
-        return answer({"response-code": 200, "response-description": "Success", "messages": messages}, settings.legacy_respose_code)
+        return responder_of(request).answer({"response-code": 200, "response-description": "Success", "messages": messages})
 
     return getinbox

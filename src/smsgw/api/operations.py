@@ -22,7 +22,7 @@ from ..store.figures import scrape_figures
 from ..store.migrate import current_revision, head_revision
 from ..store.store import Store, now_ms
 from . import schemas
-from .responses import answer
+from .responses import status_answer
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def add_operations_routes(app: FastAPI, settings: Settings, docs: bool = True) -
 
     async def live(_request: Request) -> Response:
         """200 while the process runs and answers HTTP."""
-        return answer({"status": "live"}, False)
+        return status_answer({"status": "live"})
 
     async def ready(request: Request) -> Response:
         """200 when this process can do its work: the store answers, its schema is the one
@@ -71,8 +71,8 @@ def add_operations_routes(app: FastAPI, settings: Settings, docs: bool = True) -
         if bound is not None and not any(bound.values()):
             problems.append("no SMSC bound")
         if problems:
-            return answer({"status": "not ready", "problems": problems}, False, status_code=503)
-        return answer({"status": "ready"}, False)
+            return status_answer({"status": "not ready", "problems": problems}, status_code=503)
+        return status_answer({"status": "ready"})
 
     async def scrape(request: Request) -> Response:
         """Prometheus text format; with SMSGW_METRICS_TOKEN set, only with that bearer token."""

@@ -18,7 +18,7 @@ from ..store import optout
 from ..store.store import Shortcode
 from .acceptance import Acceptance
 from .bodies import mobile_numbers, parameters
-from .responses import answer
+from .state import responder_of
 
 
 def promotional_footers(settings: Settings, shortcode: Shortcode) -> dict[int, str]:
@@ -50,7 +50,7 @@ def checkoptout_handler(settings: Settings, acceptance: Callable[[Request], Acce
         listed = await gateway.store.read(optout.listed, partner.id, shortcode.shortcode, [digits for _, digits in asked])
         opted_out = [number for number, digits in asked if digits in listed]
         footers = {str(network_id): footer for network_id, footer in promotional_footers(settings, shortcode).items()}
-        return answer(
+        return responder_of(request).answer(
             {
                 "response-code": 200,
                 "response-description": "Success",
@@ -58,8 +58,7 @@ def checkoptout_handler(settings: Settings, acceptance: Callable[[Request], Acce
                 "optedout": opted_out,
                 "promotional": shortcode.promotional,
                 "footers": footers,
-            },
-            settings.legacy_respose_code,
+            }
         )
 
     return checkoptout

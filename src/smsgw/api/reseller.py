@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,7 +25,7 @@ from ..store.errors import IdempotencyConflict
 from . import schemas
 from .acceptance import Acceptance, id_text, idempotency_key
 from .bodies import BadRequest, parameters
-from .responses import JSONBytes
+from .responses import JSONBytes, Responder
 
 Handler = Callable[[Request], Awaitable[Response]]
 # The providers' own wording, spelling included.
@@ -49,15 +48,10 @@ def message_id_field(fields: dict[str, Any]) -> int | None:
     return int(text)
 
 
-def routes(settings: Settings) -> list[tuple[str, Handler, str, type, dict[Any, Any]]]:
+def routes(settings: Settings, responder: Responder) -> list[tuple[str, Handler, str, type, dict[Any, Any]]]:
     """(path, handler, summary, request model, answer docs) of each route, all POST."""
-    legacy = settings.legacy_respose_code
     limit = settings.max_body_bytes
-
-    def render(payload: dict[str, Any]) -> bytes:
-        if legacy:
-            payload["respose-code"] = payload["response-code"]
-        return orjson.dumps(payload)
+    render = responder.render
 
     def acceptance(request: Request) -> Acceptance:
         return request.app.state.acceptance

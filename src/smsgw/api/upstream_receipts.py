@@ -27,7 +27,7 @@ from ..store import upstream
 from ..store.errors import StoreUnavailable
 from ..store.receipts import IncomingReceipt
 from ..store.store import now_ms
-from .responses import answer
+from .responses import status_answer
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +53,20 @@ def add_upstream_receipt_routes(app: FastAPI, settings: Settings, secrets: dict[
         route = request.path_params["route"]
         secret = secrets.get(route)
         if secret is None:
-            return answer({"status": "no upstream route of that name takes pushed reports"}, False, status_code=404)
+            return status_answer({"status": "no upstream route of that name takes pushed reports"}, status_code=404)
         body = await request.body()
         if len(body) > MAX_REPORT_BYTES:
-            return answer({"status": "report too large"}, False, status_code=413)
+            return status_answer({"status": "report too large"}, status_code=413)
         given = request.headers
         if not authentic(secret, request.query_params.get("secret"), given.get(TIMESTAMP_HEADER), given.get(SIGNATURE_V2_HEADER), body, time.time()):
-            return answer({"status": "not authenticated"}, False, status_code=401)
+            return status_answer({"status": "not authenticated"}, status_code=401)
         try:
             report = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return answer({"status": "body must be a JSON delivery report"}, False, status_code=400)
+            return status_answer({"status": "body must be a JSON delivery report"}, status_code=400)
         final = state_of_report(report)
         if final is None:
-            return answer({"status": "ignored: no final state"}, False)
+            return status_answer({"status": "ignored: no final state"})
         upstream_id, state = final
         receipt = receipt_of(upstream_id, state, f"pushed {report.get('description')}")
         now = now_ms()
@@ -75,10 +75,10 @@ def add_upstream_receipt_routes(app: FastAPI, settings: Settings, secrets: dict[
             outcome = await request.app.state.store.write(upstream.record_pushed_receipt, incoming, now, settings.timezone)
         except StoreUnavailable:
             # Not recorded: the upstream sends it again (its callbacks are retried until a 2xx).
-            return answer({"status": "store unavailable"}, False, status_code=503)
+            return status_answer({"status": "store unavailable"}, status_code=503)
         if outcome is None:
-            return answer({"status": "no message of this route has that messageid (yet)"}, False, status_code=503, headers={"Retry-After": "5"})
-        return answer({"status": "recorded", "matched": outcome.matched}, False)
+            return status_answer({"status": "no message of this route has that messageid (yet)"}, status_code=503, headers={"Retry-After": "5"})
+        return status_answer({"status": "recorded", "matched": outcome.matched})
 
     app.add_api_route(
         "/upstream/{route}/dlr", upstream_dlr, methods=["POST"], summary="Delivery report pushed by an upstream provider", include_in_schema=False

@@ -54,10 +54,23 @@ def id_text(value: Any) -> str | None:
     raise TypeError
 
 
+# Writes one answer per entry as the bytes a transport hands on (and stores for a replay).
+AnswerRenderer = Callable[[list[dict[str, Any]]], bytes]
+
+
+def plain_answer(responses: list[dict[str, Any]]) -> bytes:
+    """`{"responses": [...]}` as the entries are; the HTTP API passes its own renderer, which
+    decides the spelling of the codes."""
+    return orjson.dumps({"responses": responses})
+
+
 class Acceptance:
-    def __init__(self, settings: Settings, store: Store, routed_networks: frozenset[int] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, routed_networks: frozenset[int] | None = None, *, render: AnswerRenderer = plain_answer
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.render = render
         self.networks = settings.networks
         # None: every network of the table has a route (the embedded simulated carrier).
         self.routed_networks = routed_networks
@@ -366,10 +379,7 @@ class Acceptance:
 
     def _render(self, responses: list[dict[str, Any]]) -> bytes:
         metrics.messages_answered(responses)
-        if self.settings.legacy_respose_code:
-            for entry in responses:
-                entry["respose-code"] = entry["response-code"]
-        return orjson.dumps({"responses": responses})
+        return self.render(responses)
 
 
 class _Absent:
